@@ -1,0 +1,114 @@
+// Package config holds Myelin's configuration: its defaults, the documented
+// YAML file, and the flags and MYELIN_* environment variables that override
+// it. Precedence, lowest first: defaults, config file, environment, flags.
+//
+// Every setting is described once, in the option table of options.go, which
+// drives the YAML file and its comments, the flags, the environment variables
+// and docs/configuration.md (printed by `myelin generate-config --markdown`).
+// Server names are validated per the spec's appendices, "Server Name".
+package config
+
+import (
+	"path/filepath"
+	"time"
+)
+
+// Config is the whole server configuration. Every field has a yaml key, a
+// --flag and a MYELIN_* environment variable (see docs/configuration.md).
+type Config struct {
+	// ConfigPath is the YAML file the configuration was read from (flag
+	// --config, MYELIN_CONFIG); default DataDir/myelin.yaml. Not a YAML key.
+	ConfigPath string `yaml:"-"`
+
+	// ServerName is the Matrix server name (the part after ':' in user IDs).
+	ServerName string `yaml:"server_name"`
+	// DataDir holds the config, signing key, SQLite database, NATS store and media.
+	DataDir string `yaml:"data_dir"`
+
+	ClientListen     string `yaml:"client_listen"`     // client API, plain HTTP (":8008")
+	FederationListen string `yaml:"federation_listen"` // federation API, HTTPS (":8448")
+
+	TLSCert string     `yaml:"tls_cert"` // federation certificate (PEM); empty = ACME or self-signed
+	TLSKey  string     `yaml:"tls_key"`
+	ACME    ACMEConfig `yaml:"acme"`
+
+	FederationTrustCA            string `yaml:"federation_trust_ca"`             // extra CA (PEM) for outbound federation
+	FederationInsecureSkipVerify bool   `yaml:"federation_insecure_skip_verify"` // development only
+
+	Database string `yaml:"database"` // "sqlite:PATH" or a postgres:// URL
+	NATS     string `yaml:"nats"`     // empty = embedded JetStream in DataDir
+
+	RegistrationSharedSecret string `yaml:"registration_shared_secret"`
+	OpenRegistration         bool   `yaml:"open_registration"`
+	NoRateLimit              bool   `yaml:"no_rate_limit"`
+
+	// SigningKeyPath is the ed25519 signing key file; default DataDir/signing.key.
+	SigningKeyPath string `yaml:"signing_key_path"`
+
+	// WellKnownClientBaseURL is served as m.homeserver.base_url in
+	// /.well-known/matrix/client; empty = not served (404).
+	WellKnownClientBaseURL string `yaml:"well_known_client_base_url"`
+	// WellKnownServer is served as m.server in /.well-known/matrix/server;
+	// empty = not served (404).
+	WellKnownServer string `yaml:"well_known_server"`
+
+	MaxRequestBodyBytes int64  `yaml:"max_request_body_bytes"` // for non-media requests
+	LogLevel            string `yaml:"log_level"`              // debug, info, warn, error
+	LogFormat           string `yaml:"log_format"`             // text or json
+	BcryptCost          int    `yaml:"bcrypt_cost"`
+	ShutdownTimeout     string `yaml:"shutdown_timeout"` // Go duration, e.g. "10s"
+}
+
+// ACMEConfig enables certificates from an ACME CA (Let's Encrypt) through
+// golang.org/x/crypto/acme/autocert for the federation listener.
+type ACMEConfig struct {
+	Enabled      bool   `yaml:"enabled"`
+	Email        string `yaml:"email"`
+	DirectoryURL string `yaml:"directory_url"` // empty = Let's Encrypt production
+	CacheDir     string `yaml:"cache_dir"`     // default DataDir/acme
+}
+
+// Default returns the configuration used when nothing is configured: an
+// embedded server in ./myelin-data named "localhost".
+func Default() *Config {
+	c := &Config{
+		ServerName:          "localhost",
+		DataDir:             "./myelin-data",
+		ClientListen:        ":8008",
+		FederationListen:    ":8448",
+		MaxRequestBodyBytes: 1 << 20, // events are at most 64 KiB; room for other JSON bodies
+		LogLevel:            "info",
+		LogFormat:           "text",
+		BcryptCost:          12,
+		ShutdownTimeout:     "10s",
+	}
+	c.fillDerived()
+	return c
+}
+
+// fillDerived sets the defaults that live inside DataDir, for those left
+// empty, so that changing data_dir alone moves everything.
+func (c *Config) fillDerived() {
+	if c.ConfigPath == "" {
+		c.ConfigPath = filepath.Join(c.DataDir, "myelin.yaml")
+	}
+	if c.Database == "" {
+		c.Database = "sqlite:" + filepath.Join(c.DataDir, "myelin.db")
+	}
+	if c.SigningKeyPath == "" {
+		c.SigningKeyPath = filepath.Join(c.DataDir, "signing.key")
+	}
+	if c.ACME.CacheDir == "" {
+		c.ACME.CacheDir = filepath.Join(c.DataDir, "acme")
+	}
+}
+
+// ShutdownTimeoutDuration is ShutdownTimeout parsed; Load has validated it,
+// so the fallback of 10s only applies to a Config built by hand.
+func (c *Config) ShutdownTimeoutDuration() time.Duration {
+	d, err := time.ParseDuration(c.ShutdownTimeout)
+	if err != nil || d <= 0 {
+		return 10 * time.Second
+	}
+	return d
+}

@@ -1,0 +1,188 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// option describes one setting. The table below is the single source of
+// truth: it drives the YAML keys and their comments in the written config
+// file, the command-line flags, the MYELIN_* environment variables, the
+// Markdown documentation and the validation of each value. Adding a setting
+// means adding a Config field and one entry here.
+type option struct {
+	// key is the YAML key; a dot means nesting ("acme.enabled" is the key
+	// enabled inside the acme mapping). The flag is the key with '_' and '.'
+	// turned into '-', the environment variable is MYELIN_ and the key in
+	// upper case with '.' turned into '_'.
+	key string
+	// help is the one-line description, used as the YAML comment, the flag
+	// usage and the documentation.
+	help string
+	// defaultDoc, when set, is shown as the default in the documentation
+	// instead of the value of Default() (for defaults derived from data_dir).
+	defaultDoc string
+	// field returns a pointer to the setting in c: *string, *bool, *int or *int64.
+	field func(c *Config) any
+	// check validates the final value; nil when any value of the type is fine.
+	// The error says what is wrong and how to fix it.
+	check func(c *Config) error
+	// fileless options exist only as a flag and an environment variable
+	// (the path of the config file cannot be set inside that file).
+	fileless bool
+	// secret options given by flag or environment on first run are not
+	// copied into the written config file.
+	secret bool
+}
+
+func (o *option) flagName() string {
+	return strings.NewReplacer("_", "-", ".", "-").Replace(o.key)
+}
+
+func (o *option) envName() string {
+	return "MYELIN_" + strings.ToUpper(strings.ReplaceAll(o.key, ".", "_"))
+}
+
+// options lists every setting, in the order of the written config file.
+var options = []*option{
+	{key: "config", fileless: true, defaultDoc: "<data_dir>/myelin.yaml",
+		help:  "Path of the YAML config file; written with every default on first run if missing.",
+		field: func(c *Config) any { return &c.ConfigPath }},
+	{key: "server_name",
+		help:  "Matrix server name, the part after ':' in user IDs (hostname[:port]); cannot change once users exist.",
+		field: func(c *Config) any { return &c.ServerName }, check: checkServerName},
+	{key: "data_dir",
+		help:  "Directory for the signing key, SQLite database, NATS store, TLS files and media.",
+		field: func(c *Config) any { return &c.DataDir }, check: checkNotEmpty(func(c *Config) string { return c.DataDir })},
+	{key: "client_listen",
+		help:  "Address of the client API listener (plain HTTP; put a TLS reverse proxy in front).",
+		field: func(c *Config) any { return &c.ClientListen }, check: checkListen(func(c *Config) string { return c.ClientListen })},
+	{key: "federation_listen",
+		help:  "Address of the federation API listener (HTTPS).",
+		field: func(c *Config) any { return &c.FederationListen }, check: checkListen(func(c *Config) string { return c.FederationListen })},
+	{key: "tls_cert",
+		help:  "Federation TLS certificate chain (PEM file); empty = ACME if enabled, else a self-signed certificate in data_dir.",
+		field: func(c *Config) any { return &c.TLSCert }},
+	{key: "tls_key",
+		help:  "Private key (PEM file) of tls_cert.",
+		field: func(c *Config) any { return &c.TLSKey }},
+	{key: "acme.enabled",
+		help:  "Get the federation certificate from an ACME CA (TLS-ALPN-01 on the federation listener, which must be reachable on port 443).",
+		field: func(c *Config) any { return &c.ACME.Enabled }},
+	{key: "acme.email",
+		help:  "Contact e-mail registered with the ACME CA (optional).",
+		field: func(c *Config) any { return &c.ACME.Email }},
+	{key: "acme.directory_url",
+		help:  "ACME directory URL; empty = Let's Encrypt production.",
+		field: func(c *Config) any { return &c.ACME.DirectoryURL }, check: checkACMEDirectory},
+	{key: "acme.cache_dir", defaultDoc: "<data_dir>/acme",
+		help:  "Directory for the ACME account key and certificates.",
+		field: func(c *Config) any { return &c.ACME.CacheDir }},
+	{key: "federation_trust_ca",
+		help:  "Extra CA certificates (PEM file) trusted for outbound federation, besides the system roots.",
+		field: func(c *Config) any { return &c.FederationTrustCA }},
+	{key: "federation_insecure_skip_verify",
+		help:  "Do not verify remote servers' TLS certificates. Development only: anyone can impersonate any server.",
+		field: func(c *Config) any { return &c.FederationInsecureSkipVerify }},
+	{key: "database", defaultDoc: "sqlite:<data_dir>/myelin.db",
+		help:  "Database: sqlite:PATH (a file, created if missing) or a postgres:// URL.",
+		field: func(c *Config) any { return &c.Database }, check: checkDatabase},
+	{key: "nats",
+		help:  "NATS JetStream server URL(s), comma-separated (nats://host:4222); empty = embedded in-process server in data_dir.",
+		field: func(c *Config) any { return &c.NATS }, check: checkNATS},
+	{key: "registration_shared_secret", secret: true,
+		help:  "Shared secret that lets admin tools register accounts (Synapse's shared-secret registration); empty = disabled.",
+		field: func(c *Config) any { return &c.RegistrationSharedSecret }},
+	{key: "open_registration",
+		help:  "Let anyone create an account without a token or an administrator.",
+		field: func(c *Config) any { return &c.OpenRegistration }},
+	{key: "no_rate_limit",
+		help:  "Turn off request rate limiting (for tests and benchmarks).",
+		field: func(c *Config) any { return &c.NoRateLimit }},
+	{key: "signing_key_path", defaultDoc: "<data_dir>/signing.key",
+		help:  "ed25519 signing key file (Synapse's format); generated on first run.",
+		field: func(c *Config) any { return &c.SigningKeyPath }},
+	{key: "well_known_client_base_url",
+		help:  "Served as m.homeserver.base_url in /.well-known/matrix/client; empty = not served.",
+		field: func(c *Config) any { return &c.WellKnownClientBaseURL }, check: checkWellKnownClient},
+	{key: "well_known_server",
+		help:  "Served as m.server (host[:port] of the federation API) in /.well-known/matrix/server; empty = not served.",
+		field: func(c *Config) any { return &c.WellKnownServer }, check: checkWellKnownServer},
+	{key: "max_request_body_bytes",
+		help:  "Largest accepted request body outside media uploads, in bytes (at least 65536, the event size limit).",
+		field: func(c *Config) any { return &c.MaxRequestBodyBytes }, check: checkMaxBody},
+	{key: "log_level",
+		help:  "Log level: debug, info, warn or error.",
+		field: func(c *Config) any { return &c.LogLevel }, check: checkOneOf(func(c *Config) string { return c.LogLevel }, "debug", "info", "warn", "error")},
+	{key: "log_format",
+		help:  "Log format: text or json.",
+		field: func(c *Config) any { return &c.LogFormat }, check: checkOneOf(func(c *Config) string { return c.LogFormat }, "text", "json")},
+	{key: "bcrypt_cost",
+		help:  "bcrypt cost for password hashes (4 to 31; each step doubles the time of a login).",
+		field: func(c *Config) any { return &c.BcryptCost }, check: checkBcryptCost},
+	{key: "shutdown_timeout",
+		help:  "How long a graceful shutdown waits for requests in flight (Go duration, e.g. 10s).",
+		field: func(c *Config) any { return &c.ShutdownTimeout }, check: checkShutdownTimeout},
+}
+
+// optionByKey finds an option by its YAML key.
+func optionByKey(key string) *option {
+	for _, o := range options {
+		if o.key == key {
+			return o
+		}
+	}
+	return nil
+}
+
+// set parses raw into the option's field of c. The error says which type
+// was expected; the caller adds where the value came from.
+func (o *option) set(c *Config, raw string) error {
+	switch p := o.field(c).(type) {
+	case *string:
+		*p = raw
+	case *bool:
+		v, err := strconv.ParseBool(strings.TrimSpace(raw))
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean: use true or false", raw)
+		}
+		*p = v
+	case *int:
+		v, err := strconv.Atoi(strings.TrimSpace(raw))
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number: use digits only, e.g. %d", raw, *p)
+		}
+		*p = v
+	case *int64:
+		v, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number: use digits only, e.g. %d", raw, *p)
+		}
+		*p = v
+	default:
+		panic(fmt.Sprintf("config: option %s has unsupported type %T", o.key, p))
+	}
+	return nil
+}
+
+// isBool reports whether the option is a boolean (a flag without a value).
+func (o *option) isBool() bool {
+	_, ok := o.field(&Config{}).(*bool)
+	return ok
+}
+
+// format renders the option's value in c as it appears in YAML.
+func (o *option) format(c *Config) string {
+	switch p := o.field(c).(type) {
+	case *string:
+		return strconv.Quote(*p)
+	case *bool:
+		return strconv.FormatBool(*p)
+	case *int:
+		return strconv.Itoa(*p)
+	case *int64:
+		return strconv.FormatInt(*p, 10)
+	}
+	panic(fmt.Sprintf("config: option %s has unsupported type", o.key))
+}
