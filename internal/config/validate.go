@@ -18,13 +18,13 @@ import (
 // a bracketed IPv6 literal or a DNS name. Like Synapse, DNS names must be
 // dot-separated non-empty labels of letters, digits and hyphens.
 func ValidServerName(s string) error {
-	host, port, err := splitServerName(s)
+	host, port, hasPort, err := splitServerName(s)
 	if err != nil {
 		return err
 	}
-	if port != "" {
-		if len(port) > 5 || strings.Trim(port, "0123456789") != "" {
-			return fmt.Errorf("port %q is not a number", port)
+	if hasPort {
+		if port == "" || len(port) > 5 || strings.Trim(port, "0123456789") != "" {
+			return fmt.Errorf("port %q is not a number of at most 5 digits", port)
 		}
 		if n, _ := strconv.Atoi(port); n < 1 || n > 65535 {
 			return fmt.Errorf("port %s is outside 1-65535", port)
@@ -64,29 +64,30 @@ func ValidServerName(s string) error {
 	return nil
 }
 
-// splitServerName splits hostname and port; port is "" when absent.
-func splitServerName(s string) (host, port string, err error) {
+// splitServerName splits hostname and port; hasPort says whether there
+// was a ':' after the hostname.
+func splitServerName(s string) (host, port string, hasPort bool, err error) {
 	if strings.HasPrefix(s, "[") {
 		end := strings.IndexByte(s, ']')
 		if end < 0 {
-			return "", "", errors.New("the IPv6 literal has no closing ']'")
+			return "", "", false, errors.New("the IPv6 literal has no closing ']'")
 		}
 		host, rest := s[:end+1], s[end+1:]
 		if rest == "" {
-			return host, "", nil
+			return host, "", false, nil
 		}
 		if rest[0] != ':' {
-			return "", "", fmt.Errorf("unexpected %q after the IPv6 literal", rest)
+			return "", "", false, fmt.Errorf("unexpected %q after the IPv6 literal", rest)
 		}
-		return host, rest[1:], nil
+		return host, rest[1:], true, nil
 	}
 	if i := strings.LastIndexByte(s, ':'); i >= 0 {
 		if strings.Count(s, ":") > 1 {
-			return "", "", errors.New("an IPv6 address must be in brackets, e.g. [::1]:8448")
+			return "", "", false, errors.New("an IPv6 address must be in brackets, e.g. [::1]:8448")
 		}
-		return s[:i], s[i+1:], nil
+		return s[:i], s[i+1:], true, nil
 	}
-	return s, "", nil
+	return s, "", false, nil
 }
 
 func checkServerName(c *Config) error {
@@ -246,7 +247,7 @@ func crossCheck(c *Config, src func(key string) string) error {
 		if c.TLSCert != "" {
 			return fmt.Errorf("%s: acme.enabled is true but tls_cert is also set: use one of the two", src("acme.enabled"))
 		}
-		host, _, _ := splitServerName(c.ServerName)
+		host, _, _, _ := splitServerName(c.ServerName)
 		if strings.HasPrefix(host, "[") || net.ParseIP(host) != nil || !strings.Contains(host, ".") {
 			return fmt.Errorf("%s: acme.enabled needs a public DNS server_name, not %q: set tls_cert/tls_key or disable ACME", src("acme.enabled"), c.ServerName)
 		}

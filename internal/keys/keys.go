@@ -185,8 +185,9 @@ func randomVersion() string {
 	out := make([]byte, 0, 8)
 	var b [1]byte
 	for len(out) < 8 {
-		rand.Read(b[:]) // never fails (crypto/rand)
-		if int(b[0]) < 256/len(alphabet)*len(alphabet) { // no modulo bias
+		rand.Read(b[:]) // crypto/rand.Read never fails
+		// Drop bytes past the last whole multiple of 62: no modulo bias.
+		if int(b[0]) < 256/len(alphabet)*len(alphabet) {
 			out = append(out, alphabet[int(b[0])%len(alphabet)])
 		}
 	}
