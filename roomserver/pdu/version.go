@@ -110,8 +110,9 @@ var roomVersions = func() map[string]*RoomVersion {
 	return m
 }()
 
-// DefaultRoomVersion is the version new rooms get unless the creator asks otherwise.
-const DefaultRoomVersion = "11"
+// DefaultRoomVersion is the version new rooms get unless the creator asks
+// otherwise: rooms/_index.md says servers SHOULD use room version 12.
+const DefaultRoomVersion = "12"
 
 // GetRoomVersion returns the rules for a room version ID, or an
 // UnsupportedRoomVersionError.
