@@ -1,0 +1,52 @@
+package storage
+
+// Test-only access to internals, for the external storage_test package
+// (which must be external to use storagetest).
+
+import (
+	"context"
+	"io/fs"
+)
+
+var (
+	LoadMigrations = loadMigrations
+	Redact         = redact
+	SQLiteReaders  = sqliteReaders
+)
+
+func Retryable(d Dialect, err error) bool { return d.retryable(err) }
+func DDL(d Dialect, text string) string    { return d.ddl(text) }
+
+// SetSQLiteBusyTimeout changes busy_timeout for databases opened afterwards.
+func SetSQLiteBusyTimeout(ms int) (restore func()) {
+	old := sqliteBusyTimeoutMS
+	sqliteBusyTimeoutMS = ms
+	return func() { sqliteBusyTimeoutMS = old }
+}
+
+// Migrate runs the migrations of fsys (a migrations/ directory) on db.
+func (db *DB) Migrate(ctx context.Context, fsys fs.FS) error { return db.migrate(ctx, fsys) }
+
+// Exec runs a statement in tx and returns the number of rows it affected.
+func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := tx.tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// QueryValue scans the single value query returns, in tx.
+func (tx *Tx) QueryValue(ctx context.Context, dst any, query string, args ...any) error {
+	return tx.tx.QueryRowContext(ctx, query, args...).Scan(dst)
+}
+
+// QueryValue scans the single value query returns, on the reader pool
+// (reader) or the writer connection.
+func (db *DB) QueryValue(ctx context.Context, reader bool, dst any, query string, args ...any) error {
+	h := db.write
+	if reader {
+		h = db.read
+	}
+	return h.QueryRowContext(ctx, query, args...).Scan(dst)
+}
