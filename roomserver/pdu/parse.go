@@ -257,31 +257,35 @@ func parseRefs(v []byte, pairs bool, field string) ([]string, error) {
 	}
 	ids := []string{}
 	for el := range arrayElems(v) {
-		at := fmt.Sprintf("%s[%d]", field, len(ids))
+		at := func(suffix string) string { return fmt.Sprintf("%s[%d]%s", field, len(ids), suffix) }
 		if !pairs {
 			id, ok := decodeString(el)
 			if !ok {
-				return nil, formatErr(at, "not a string event ID")
+				return nil, formatErr(at(""), "not a string event ID")
 			}
 			ids = append(ids, id)
 			continue
 		}
 		if el[0] != '[' {
-			return nil, formatErr(at, "not an [event_id, hashes] pair")
+			return nil, formatErr(at(""), "not an [event_id, hashes] pair")
 		}
-		var parts [][]byte
+		var parts [3][]byte
+		n := 0
 		for p := range arrayElems(el) {
-			parts = append(parts, p)
+			if n < len(parts) {
+				parts[n] = p
+			}
+			n++
 		}
-		if len(parts) != 2 {
-			return nil, formatErr(at, "has %d elements, want [event_id, hashes]", len(parts))
+		if n != 2 {
+			return nil, formatErr(at(""), "has %d elements, want [event_id, hashes]", n)
 		}
 		id, ok := decodeString(parts[0])
 		if !ok {
-			return nil, formatErr(at+"[0]", "not a string event ID")
+			return nil, formatErr(at("[0]"), "not a string event ID")
 		}
 		if parts[1][0] != '{' {
-			return nil, formatErr(at+"[1]", "not a hashes object")
+			return nil, formatErr(at("[1]"), "not a hashes object")
 		}
 		ids = append(ids, id)
 	}
