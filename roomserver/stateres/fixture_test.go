@@ -27,7 +27,9 @@ type fixture struct {
 	ver     *pdu.RoomVersion
 	roomID  string
 	creator string
-	src     EventMap
+	// creators are the users with infinite power in room version 12.
+	creators map[string]bool
+	src      EventMap
 	names   map[string]string // test name → event ID
 	labels  map[string]string // event ID → test name
 	ts      int64
@@ -46,12 +48,20 @@ type branch struct {
 // join, named "CREATE" and "IMA".
 func newRoom(tb testing.TB, verID string) *branch {
 	tb.Helper()
+	return newRoomWith(tb, verID, "")
+}
+
+// newRoomWith is newRoom with extra members of the create event's content,
+// e.g. `"additional_creators":["@bob:example.org"]`.
+func newRoomWith(tb testing.TB, verID, extraCreateContent string) *branch {
+	tb.Helper()
 	ver, err := pdu.GetRoomVersion(verID)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	f := &fixture{tb: tb, ver: ver, creator: user("alice"), src: EventMap{},
 		names: map[string]string{}, labels: map[string]string{}}
+	f.creators = map[string]bool{f.creator: ver.PrivilegedCreators}
 	if !ver.CreateEventIsRoomID {
 		f.roomID = "!room:" + testServer
 	}
@@ -59,6 +69,18 @@ func newRoom(tb testing.TB, verID string) *branch {
 	content := fmt.Sprintf(`{"room_version":%q}`, ver.ID)
 	if ver.CreatorInContent {
 		content = fmt.Sprintf(`{"creator":%q,"room_version":%q}`, f.creator, ver.ID)
+	}
+	if extraCreateContent != "" {
+		content = content[:len(content)-1] + "," + extraCreateContent + "}"
+		var c struct {
+			AdditionalCreators []string `json:"additional_creators"`
+		}
+		if err := json.Unmarshal([]byte(content), &c); err != nil {
+			tb.Fatal(err)
+		}
+		for _, u := range c.AdditionalCreators {
+			f.creators[u] = ver.PrivilegedCreators
+		}
 	}
 	create := b.send("CREATE", typeCreate, "", "alice", content)
 	if ver.CreateEventIsRoomID {
@@ -93,7 +115,7 @@ func (f *fixture) levels(pairs ...any) string {
 			extra = pairs[i+1].(string)
 			continue
 		}
-		if f.ver.PrivilegedCreators && user(name) == f.creator {
+		if f.creators[user(name)] {
 			continue
 		}
 		users[user(name)] = pairs[i+1].(int)
