@@ -15,7 +15,7 @@ var (
 )
 
 func Retryable(d Dialect, err error) bool { return d.retryable(err) }
-func DDL(d Dialect, text string) string    { return d.ddl(text) }
+func DDL(d Dialect, text string) string   { return d.ddl(text) }
 
 // SetSQLiteBusyTimeout changes busy_timeout for databases opened afterwards.
 func SetSQLiteBusyTimeout(ms int) (restore func()) {
@@ -50,3 +50,6 @@ func (db *DB) QueryValue(ctx context.Context, reader bool, dst any, query string
 	}
 	return h.QueryRowContext(ctx, query, args...).Scan(dst)
 }
+
+// MigrationFiles is the embedded schema.
+var MigrationFiles = migrationFiles
