@@ -52,7 +52,8 @@ type ConsumerConfig struct {
 	// name across restarts. Letters, digits, '-' and '_'.
 	Durable string
 	// FilterSubjects, without the namespace, limit the consumer to some of
-	// the stream's subjects; empty means all.
+	// the stream's subjects; empty means all. More than one needs NATS 2.10
+	// or later.
 	FilterSubjects []string
 	// MaxDeliver bounds deliveries of one message; after the last failed
 	// one the message is logged and terminated. Default 5.
@@ -263,11 +264,13 @@ func (c *Consumer) handle(m jetstream.Msg, log *slog.Logger) {
 		}
 	case errors.As(err, new(permanentError)):
 		log.Error("message refused by its handler; dropped", "seq", msg.Sequence, "subject", msg.Subject, "err", err)
-		_ = m.TermWithReason("refused: " + err.Error())
+		_ = m.Term()
+	// Term, not TermWithReason: servers before 2.10.4 ignore the latter and
+	// would redeliver (Debian ships 2.9). The reason is in our log line.
 	case msg.NumDelivered >= uint64(c.cfg.MaxDeliver):
 		log.Error("message failed on its last delivery; dropped", "seq", msg.Sequence, "subject", msg.Subject,
 			"deliveries", msg.NumDelivered, "err", err)
-		_ = m.TermWithReason(fmt.Sprintf("failed %d times: %v", msg.NumDelivered, err))
+		_ = m.Term()
 	default:
 		delay := c.cfg.backoff(msg.NumDelivered)
 		log.Warn("message failed; will retry", "seq", msg.Sequence, "subject", msg.Subject,
