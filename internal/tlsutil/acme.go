@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,6 +55,10 @@ type acmeManager struct {
 // recommends, give one order five minutes, and wait a minute between
 // failed orders so a broken setup does not hammer the CA (whose rate
 // limits are strict).
+// acmeHTTPClient is the client that talks to the CA; nil means
+// http.DefaultClient. Tests point it at a fake CA.
+var acmeHTTPClient *http.Client
+
 const (
 	acmeRenewBefore  = 30 * 24 * time.Hour
 	acmeOrderTimeout = 5 * time.Minute
@@ -84,7 +89,7 @@ func newACMEManager(cfg *config.Config) (*acmeManager, error) {
 	if dir == "" {
 		dir = acme.LetsEncryptURL
 	}
-	m.client = &acme.Client{Key: key, DirectoryURL: dir, UserAgent: "myelin"}
+	m.client = &acme.Client{Key: key, DirectoryURL: dir, UserAgent: "myelin", HTTPClient: acmeHTTPClient}
 	if cert, err := m.loadCached(); err == nil {
 		m.cert = cert
 	}
@@ -166,9 +171,13 @@ func (m *acmeManager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certifica
 	if wait == nil {
 		return nil, fmt.Errorf("ACME certificate for %s: %v", m.host, lastErr)
 	}
+	ctx := hello.Context()
+	if ctx == nil { // a ClientHelloInfo not made by crypto/tls
+		ctx = context.Background()
+	}
 	select {
 	case <-wait:
-	case <-hello.Context().Done():
+	case <-ctx.Done():
 		return nil, fmt.Errorf("ACME certificate for %s: still being obtained", m.host)
 	}
 	m.mu.Lock()
