@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/myelin-chat/myelin/roomserver/auth"
@@ -34,7 +35,12 @@ type fixture struct {
 	labels  map[string]string // event ID → test name
 	ts      int64
 	seq     int
+	tag     int64 // tells this room's events from other rooms' in one test
 }
+
+// roomCount numbers the rooms the tests create, so that no two rooms share
+// a room ID or event IDs.
+var roomCount atomic.Int64
 
 // branch is a line of the room's DAG: the state after its last event.
 type branch struct {
@@ -62,8 +68,10 @@ func newRoomWith(tb testing.TB, verID, extraCreateContent string) *branch {
 	f := &fixture{tb: tb, ver: ver, creator: user("alice"), src: EventMap{},
 		names: map[string]string{}, labels: map[string]string{}}
 	f.creators = map[string]bool{f.creator: ver.PrivilegedCreators}
+	f.tag = roomCount.Add(1)
+	f.ts = f.tag * 1_000_000
 	if !ver.CreateEventIsRoomID {
-		f.roomID = "!room:" + testServer
+		f.roomID = fmt.Sprintf("!room%d:%s", f.tag, testServer)
 	}
 	b := &branch{f: f, state: StateMap{}}
 	content := fmt.Sprintf(`{"room_version":%q}`, ver.ID)
@@ -200,7 +208,7 @@ func (f *fixture) build(typ string, stateKey *string, sender, content string, au
 		Depth: depth, OriginServerTS: f.ts}
 	if f.ver.EventIDs == pdu.EventIDOpaque {
 		f.seq++
-		p.EventID = fmt.Sprintf("$e%d:%s", f.seq, testServer)
+		p.EventID = fmt.Sprintf("$r%de%d:%s", f.tag, f.seq, testServer)
 	}
 	ev, err := p.Build(f.ver, testServer, "ed25519:1", testKey)
 	if err != nil {
