@@ -409,3 +409,15 @@ func TestMarkdown(t *testing.T) {
 		t.Error("derived default not documented")
 	}
 }
+
+func TestFlagHelp(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteFlagHelp(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"  --server-name VALUE\n", "(MYELIN_SERVER_NAME; default \"localhost\")", "  --open-registration\n", "  --bcrypt-cost N\n"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("flag help lacks %q", want)
+		}
+	}
+}

@@ -84,3 +84,26 @@ Boolean flags may be given without a value (` + "`--open-registration`" + ` mean
 	}
 	return bw.Flush()
 }
+
+// WriteFlagHelp writes the list of configuration flags for `myelin help`:
+// each flag with its value placeholder, description, environment variable
+// and default.
+func WriteFlagHelp(w io.Writer) error {
+	def := Default()
+	bw := bufio.NewWriter(w)
+	for _, o := range options {
+		placeholder := " VALUE"
+		switch o.field(def).(type) {
+		case *bool:
+			placeholder = ""
+		case *int, *int64:
+			placeholder = " N"
+		}
+		dflt := o.defaultDoc
+		if dflt == "" {
+			dflt = o.format(def)
+		}
+		fmt.Fprintf(bw, "  --%s%s\n        %s\n        (%s; default %s)\n", o.flagName(), placeholder, o.help, o.envName(), dflt)
+	}
+	return bw.Flush()
+}
