@@ -247,9 +247,15 @@ func crossCheck(c *Config, src func(key string) string) error {
 		if c.TLSCert != "" {
 			return fmt.Errorf("%s: acme.enabled is true but tls_cert is also set: use one of the two", src("acme.enabled"))
 		}
-		host, _, _, _ := splitServerName(c.ServerName)
+		// The certificate is for the host other servers connect to: the
+		// delegated one if /.well-known/matrix/server delegates.
+		key, name := "server_name", c.ServerName
+		if c.WellKnownServer != "" {
+			key, name = "well_known_server", c.WellKnownServer
+		}
+		host, _, _, _ := splitServerName(name)
 		if strings.HasPrefix(host, "[") || net.ParseIP(host) != nil || !strings.Contains(host, ".") {
-			return fmt.Errorf("%s: acme.enabled needs a public DNS server_name, not %q: set tls_cert/tls_key or disable ACME", src("acme.enabled"), c.ServerName)
+			return fmt.Errorf("%s: acme.enabled needs a public DNS name in %s, not %q: set tls_cert/tls_key or disable ACME", src("acme.enabled"), key, name)
 		}
 	}
 	return nil
