@@ -73,7 +73,6 @@ type checkCtx struct {
 	ver    *pdu.RoomVersion
 	state  StateLookup
 	create *createInfo
-	levels *PowerLevels // nil until needed
 }
 
 // Check is the package-level Check using the Checker's cache.
@@ -157,17 +156,14 @@ func membershipOf(ev *pdu.Event) string {
 	return ev.Membership()
 }
 
-// powerLevels returns the effective power levels of the state, parsing the
-// power levels event once per Checker.
+// powerLevels returns the effective power levels of the state. Each rule
+// asks for them at most once per Check; the Checker caches them across
+// calls.
 func (x *checkCtx) powerLevels() (*PowerLevels, error) {
-	if x.levels != nil {
-		return x.levels, nil
-	}
 	levels, err := x.c.powerLevels(x.create, x.get(typePowerLevels, ""))
 	if err != nil {
 		return nil, refuse("m.room.power_levels", "the room's power levels are invalid: "+err.Error())
 	}
-	x.levels = levels
 	return levels, nil
 }
 

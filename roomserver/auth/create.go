@@ -120,16 +120,6 @@ func parseCreate(ev *pdu.Event) createInfo {
 	return info
 }
 
-// isCreator reports whether the user is a privileged creator (version 12+).
-func (c *createInfo) isCreator(userID string) bool {
-	for _, u := range c.creators {
-		if u == userID {
-			return true
-		}
-	}
-	return false
-}
-
 // powerLevels returns the effective levels given the power levels event
 // (nil when the room has none).
 func (c *createInfo) powerLevels(pl *pdu.Event) (*PowerLevels, error) {

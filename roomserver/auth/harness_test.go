@@ -70,7 +70,9 @@ func newRoom(t testing.TB, n int, extraCreate string, noJoin bool) *room {
 		content += "," + extraCreate
 	}
 	if !r.ver.CreateEventIsRoomID {
-		r.id = "!room:a.test"
+		// Rooms with different create contents get different IDs.
+		sum := sha256.Sum256([]byte(extraCreate))
+		r.id = fmt.Sprintf("!room%x:a.test", sum[:4])
 	}
 	r.create = r.event(alice, typeCreate, sp(""), "{"+content+"}")
 	if r.ver.CreateEventIsRoomID {
