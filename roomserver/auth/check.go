@@ -75,7 +75,8 @@ type checkCtx struct {
 	create *createInfo
 }
 
-// Check is the package-level Check using the Checker's cache.
+// Check is the package-level Check, reusing the events the Checker parsed
+// in earlier calls.
 func (c *Checker) Check(ev *pdu.Event, state StateLookup) error {
 	if ev == nil || ev.Version() == nil {
 		return refuse("event", "no event or no room version")
@@ -146,19 +147,14 @@ func (x *checkCtx) get(evType, stateKey string) *pdu.Event {
 // membership returns the user's current membership, "" when there is none
 // (or the member event's content has no string membership).
 func (x *checkCtx) membership(userID string) string {
-	return membershipOf(x.get(typeMember, userID))
-}
-
-func membershipOf(ev *pdu.Event) string {
-	if ev == nil {
-		return ""
+	if ev := x.get(typeMember, userID); ev != nil {
+		return ev.Membership()
 	}
-	return ev.Membership()
+	return ""
 }
 
-// powerLevels returns the effective power levels of the state. Each rule
-// asks for them at most once per Check; the Checker caches them across
-// calls.
+// powerLevels returns the effective power levels of the state, from the
+// Checker's cache when it parsed the same events before.
 func (x *checkCtx) powerLevels() (*PowerLevels, error) {
 	levels, err := x.c.powerLevels(x.create, x.get(typePowerLevels, ""))
 	if err != nil {

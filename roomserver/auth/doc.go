@@ -12,7 +12,12 @@
 // same code serves the three checks of a received PDU (against its auth
 // events, against the state before it, against the current state, the last
 // deciding soft failure) and the iterative auth checks of state resolution.
-// CheckAuthEvents adds the rules about the auth_events list itself.
+// CheckAuthEvents adds the rules about the auth_events list itself, and
+// SelectAuthEvents says which state events a new event must cite. A Checker
+// does the same as Check and CheckAuthEvents while keeping parsed create and
+// power levels events between calls, for state resolution's thousands of
+// checks. PowerLevels is the effective m.room.power_levels content, defaults
+// and version 12 creators included, for the rules and for the client API.
 //
 // Behaviour differences between room versions come from the pdu.RoomVersion
 // flags, never from the version string. The package is pure: no I/O, no
