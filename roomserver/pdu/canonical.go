@@ -67,7 +67,14 @@ func CanonicalJSONStrict(in []byte) ([]byte, error) {
 // members of the top-level object (nil if the value is not an object),
 // located in the returned canonical bytes.
 func canonicalize(in []byte, strict bool) ([]byte, []member, error) {
-	c := canonicalizer{in: in, strict: strict, wantTop: true}
+	return canonicalizeDropping(in, strict, "")
+}
+
+// canonicalizeDropping is canonicalize, leaving out the top-level member
+// named drop (after checking it like the rest) if there is one. ParseEvent
+// uses it to drop "unsigned" without copying the event again.
+func canonicalizeDropping(in []byte, strict bool, drop string) ([]byte, []member, error) {
+	c := canonicalizer{in: in, strict: strict, wantTop: true, dropTop: drop}
 	if err := c.run(); err != nil {
 		return nil, nil, err
 	}
@@ -99,6 +106,7 @@ type canonicalizer struct {
 	tmp     []byte    // scratch for reordering members
 	sbuf    []byte    // scratch for decoding escaped strings
 	wantTop bool
+	dropTop string
 	top     []member
 }
 
@@ -108,6 +116,8 @@ func (c *canonicalizer) fail(reason string) error {
 
 func (c *canonicalizer) run() error {
 	c.out = make([]byte, 0, len(c.in))
+	var stack [32]pending // enough for most JSON without growing
+	c.stack = stack[:0]
 	c.skipSpace()
 	if err := c.value(); err != nil {
 		return err
@@ -281,18 +291,34 @@ func (c *canonicalizer) object() error {
 				return c.fail(fmt.Sprintf("duplicate object key %q", ms[i].key))
 			}
 		}
+	}
+	drop := -1
+	if top && c.dropTop != "" {
+		for i := range ms {
+			if string(ms[i].key) == c.dropTop {
+				drop = i
+			}
+		}
+	}
+	if !sorted || drop >= 0 {
 		// Rewrite the members in key order. Offsets are relative to
 		// objStart so that they survive the copy into tmp.
 		c.tmp = append(c.tmp[:0], c.out[objStart:]...)
 		c.out = c.out[:objStart+1]
-		for i := range ms {
-			if i > 0 {
+		kept := ms[:0]
+		for i, m := range ms {
+			if i == drop {
+				continue
+			}
+			if len(kept) > 0 {
 				c.out = append(c.out, ',')
 			}
 			n := len(c.out)
-			c.out = append(c.out, c.tmp[ms[i].start-objStart:ms[i].end-objStart]...)
-			ms[i].start, ms[i].end = n, len(c.out)
+			c.out = append(c.out, c.tmp[m.start-objStart:m.end-objStart]...)
+			m.start, m.end = n, len(c.out)
+			kept = append(kept, m)
 		}
+		ms = kept
 	}
 	c.out = append(c.out, '}')
 	if top && c.wantTop {

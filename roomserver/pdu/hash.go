@@ -23,7 +23,8 @@ func (e *Event) CheckContentHash() error {
 	if err != nil { // ParseEvent checked it; kept for safety
 		return formatErr("hashes.sha256", "%v", err)
 	}
-	got := sha256.Sum256(appendObjectWithout(nil, topMembers(e.raw), "hashes", "signatures"))
+	var buf [4096]byte // most events fit; larger ones spill to the heap
+	got := sha256.Sum256(appendObjectWithout(buf[:0], topMembers(e.raw), "hashes", "signatures"))
 	if subtle.ConstantTimeCompare(want, got[:]) != 1 {
 		return fmt.Errorf("event %s: %w", e.eventID, ErrContentHashMismatch)
 	}

@@ -2,6 +2,7 @@ package pdu
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"strings"
 )
@@ -49,19 +50,12 @@ func ParseEvent(raw []byte, ver *RoomVersion) (*Event, error) {
 	if ver == nil {
 		return nil, formatErr("", "no room version")
 	}
-	canon, top, err := canonicalize(raw, ver.StrictCanonicalJSON)
+	canon, top, err := canonicalizeDropping(raw, ver.StrictCanonicalJSON, "unsigned")
 	if err != nil {
 		return nil, err
 	}
 	if top == nil {
 		return nil, formatErr("", "not a JSON object")
-	}
-	for _, m := range top {
-		if keyEquals(m.key, "unsigned") {
-			canon = appendObjectWithout(make([]byte, 0, len(canon)), top, "unsigned")
-			top = topMembers(canon)
-			break
-		}
 	}
 	if len(canon) > MaxEventSize {
 		return nil, formatErr("", "%d bytes of canonical JSON, more than %d", len(canon), MaxEventSize)
@@ -205,12 +199,16 @@ func newEvent(raw []byte, top []member, ver *RoomVersion, eventID string) (*Even
 	}
 
 	if eventID == "" {
-		sum := sha256.Sum256(appendRedacted(nil, top, f.Type, ver.Redaction, false))
+		var buf [4096]byte // the redacted event is small; keep it off the heap
+		sum := sha256.Sum256(appendRedacted(buf[:0], top, f.Type, ver.Redaction, false))
+		enc := base64.RawURLEncoding
 		if ver.EventIDs == EventIDHashStd {
-			eventID = "$" + EncodeBase64(sum[:])
-		} else {
-			eventID = "$" + EncodeBase64URL(sum[:])
+			enc = base64.RawStdEncoding
 		}
+		var id [1 + 43]byte
+		id[0] = '$'
+		enc.Encode(id[1:], sum[:])
+		eventID = string(id[:])
 	}
 	e.eventID = eventID
 	if roomFromID {
@@ -255,7 +253,11 @@ func parseRefs(v []byte, pairs bool, field string) ([]string, error) {
 	if v[0] != '[' {
 		return nil, formatErr(field, "not an array")
 	}
-	ids := []string{}
+	n := 0
+	for range arrayElems(v) {
+		n++
+	}
+	ids := make([]string, 0, n)
 	for el := range arrayElems(v) {
 		at := func(suffix string) string { return fmt.Sprintf("%s[%d]%s", field, len(ids), suffix) }
 		if !pairs {
@@ -357,4 +359,27 @@ func RoomIDFromCreateEventID(eventID string) string {
 		return ""
 	}
 	return "!" + eventID[1:]
+}
+
+// Limits on the number of references an event makes (the PDU schema:
+// "Must contain less than or equal to 20 events" / "10 events").
+const (
+	MaxPrevEvents = 20
+	MaxAuthEvents = 10
+)
+
+// CheckReferenceLimits reports whether the event has more prev_events or
+// auth_events than the PDU schema allows. ParseEvent does not apply it:
+// Synapse checks these limits only on events pushed to it or backfilled
+// (its _sanity_check_event), not on events in state or auth chains it
+// receives while joining, and old rooms contain events over the limits.
+// The federation receive path should call it for /send and backfill.
+func (e *Event) CheckReferenceLimits() error {
+	if n := len(e.f.PrevEvents); n > MaxPrevEvents {
+		return formatErr("prev_events", "%d entries, more than %d", n, MaxPrevEvents)
+	}
+	if n := len(e.f.AuthEvents); n > MaxAuthEvents {
+		return formatErr("auth_events", "%d entries, more than %d", n, MaxAuthEvents)
+	}
+	return nil
 }

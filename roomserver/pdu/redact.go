@@ -98,39 +98,42 @@ func keptContent(evType string, key []byte, rules RedactionRules) bool {
 // reference hash covers.
 func appendRedacted(dst []byte, top []member, evType string, rules RedactionRules, keepSignatures bool) []byte {
 	dst = append(dst, '{')
-	first := true
 	wroteContent := false
-	sep := func() {
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
-	}
-	writeContent := func(content []byte) {
-		sep()
-		dst = append(dst, `"content":`...)
-		dst = appendRedactedContent(dst, content, evType, rules)
-		wroteContent = true
-	}
 	for _, m := range top {
 		if !keptTopLevel(m.key, rules) || (!keepSignatures && keyEquals(m.key, "signatures")) {
 			continue
 		}
-		if keyEquals(m.key, "content") {
-			writeContent(m.val)
-			continue
+		if !wroteContent && string(m.key) >= "content" {
+			// The algorithm always yields a content object, even if the
+			// event had none.
+			var content []byte
+			if keyEquals(m.key, "content") {
+				content = m.val
+			}
+			if len(dst) > 1 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `"content":`...)
+			dst = appendRedactedContent(dst, content, evType, rules)
+			wroteContent = true
+			if content != nil {
+				continue
+			}
 		}
-		if !wroteContent && string(m.key) > "content" {
-			writeContent(nil) // the algorithm always yields a content object
+		if len(dst) > 1 {
+			dst = append(dst, ',')
 		}
-		sep()
 		dst = append(dst, '"')
 		dst = append(dst, m.key...)
 		dst = append(dst, '"', ':')
 		dst = append(dst, m.val...)
 	}
 	if !wroteContent {
-		writeContent(nil)
+		if len(dst) > 1 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `"content":`...)
+		dst = appendRedactedContent(dst, nil, evType, rules)
 	}
 	return append(dst, '}')
 }
@@ -143,6 +146,12 @@ func appendRedactedContent(dst, content []byte, evType string, rules RedactionRu
 	}
 	if evType == "m.room.create" && rules >= RedactionV11 {
 		return append(dst, content...) // v11: create keeps its whole content
+	}
+	switch evType {
+	case "m.room.member", "m.room.create", "m.room.join_rules", "m.room.power_levels",
+		"m.room.aliases", "m.room.history_visibility", "m.room.redaction":
+	default:
+		return append(dst, '{', '}') // no content key survives
 	}
 	dst = append(dst, '{')
 	first := true

@@ -1,6 +1,7 @@
 package pdu
 
 import (
+	"bytes"
 	"iter"
 	"slices"
 	"strconv"
@@ -43,16 +44,25 @@ func skipValue(b []byte, i int) int {
 }
 
 // skipString returns the index just past the string that starts at b[i].
+// It jumps from quote to quote: a quote ends the string unless an odd
+// number of backslashes precedes it.
 func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
+	j := i + 1
+	for {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return len(b)
 		}
+		j += k
+		n := 0
+		for p := j - 1; p > i && b[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return j + 1
+		}
+		j++
 	}
-	return i
 }
 
 // objectMembers yields the members of the canonical object obj; keys are
@@ -77,7 +87,7 @@ func objectMembers(obj []byte) iter.Seq2[[]byte, []byte] {
 
 // topMembers lists the members of the canonical object obj.
 func topMembers(obj []byte) []member {
-	var ms []member
+	ms := make([]member, 0, 16)
 	for k, v := range objectMembers(obj) {
 		ms = append(ms, member{key: k, val: v})
 	}
