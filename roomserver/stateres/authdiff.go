@@ -35,14 +35,26 @@ func (r *resolver) authDifference(unconflicted StateMap, perSet [][]int32) ([]in
 func (r *resolver) countChainsByWalking(unconflicted StateMap, perSet [][]int32) error {
 	g := r.g
 	stack := make([]int32, 0, 256)
+	markCommon := func(a int32) {
+		if g.nodes[a].flags&flagCommon == 0 {
+			g.nodes[a].flags |= flagCommon
+			stack = append(stack, a)
+		}
+	}
+	// The unconflicted events themselves are not interned (in a large room
+	// they are most of the work): only their auth events are. One that the
+	// walks below meet without it being marked here is recognised when it
+	// is loaded.
 	for k, id := range unconflicted {
-		i, _, err := g.loadState(k, id)
+		ev, err := g.fetch(id)
 		if err != nil {
 			return err
 		}
-		if g.nodes[i].flags&flagCommon == 0 {
-			g.nodes[i].flags |= flagCommon
-			stack = append(stack, i)
+		if err := checkKey(k, ev); err != nil {
+			return err
+		}
+		if err := g.eachAuthEvent(ev, markCommon); err != nil {
+			return err
 		}
 	}
 	for len(stack) > 0 {
@@ -52,10 +64,7 @@ func (r *resolver) countChainsByWalking(unconflicted StateMap, perSet [][]int32)
 			return err
 		}
 		for _, a := range g.auth(i) {
-			if g.nodes[a].flags&flagCommon == 0 {
-				g.nodes[a].flags |= flagCommon
-				stack = append(stack, a)
-			}
+			markCommon(a)
 		}
 	}
 
@@ -69,8 +78,15 @@ func (r *resolver) countChainsByWalking(unconflicted StateMap, perSet [][]int32)
 		for len(stack) > 0 {
 			i := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
-			if _, err := g.load(i); err != nil {
+			ev, err := g.load(i)
+			if err != nil {
 				return err
+			}
+			if unconflicted[ev.StateTuple()] == g.nodes[i].id {
+				// An unconflicted event: in every full auth chain, as is
+				// its own auth chain, which the walk above marked.
+				g.nodes[i].flags |= flagCommon
+				continue
 			}
 			for _, a := range g.auth(i) {
 				if r.countVisit(a, tag) {

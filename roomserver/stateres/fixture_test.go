@@ -31,11 +31,11 @@ type fixture struct {
 	// creators are the users with infinite power in room version 12.
 	creators map[string]bool
 	src      EventMap
-	names   map[string]string // test name → event ID
-	labels  map[string]string // event ID → test name
-	ts      int64
-	seq     int
-	tag     int64 // tells this room's events from other rooms' in one test
+	names    map[string]string // test name → event ID
+	labels   map[string]string // event ID → test name
+	ts       int64
+	seq      int
+	tag      int64 // tells this room's events from other rooms' in one test
 }
 
 // roomCount numbers the rooms the tests create, so that no two rooms share

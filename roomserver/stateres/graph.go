@@ -31,6 +31,9 @@ type graph struct {
 	src    EventSource
 	rej    RejectionSource // nil when the source knows no rejections
 	roomID string          // the room of the first event loaded
+	// createID is the create event of a room version 12 room: roomID with
+	// "$" for "!".
+	createID string
 
 	index map[string]int32
 	nodes []node
@@ -93,7 +96,23 @@ func (g *graph) load(i int32) (*pdu.Event, error) {
 	if ev := g.nodes[i].ev; ev != nil {
 		return ev, nil
 	}
-	id := g.nodes[i].id
+	ev, err := g.fetch(g.nodes[i].id)
+	if err != nil {
+		return nil, err
+	}
+	start := int32(len(g.edges))
+	err = g.eachAuthEvent(ev, func(j int32) { g.edges = append(g.edges, j) })
+	if err != nil {
+		return nil, err
+	}
+	n := &g.nodes[i]
+	n.ev = ev
+	n.edges = [2]int32{start, int32(len(g.edges))}
+	return ev, nil
+}
+
+// fetch gets an event from the source and checks it belongs here.
+func (g *graph) fetch(id string) (*pdu.Event, error) {
 	ev, err := g.src.Event(id)
 	if err != nil {
 		return nil, fmt.Errorf("stateres: fetching event %s: %w", id, err)
@@ -104,28 +123,29 @@ func (g *graph) load(i int32) (*pdu.Event, error) {
 	if err := g.check(id, ev); err != nil {
 		return nil, err
 	}
-	start := int32(len(g.edges))
+	return ev, nil
+}
+
+// eachAuthEvent interns the auth events of ev and calls fn with each.
+func (g *graph) eachAuthEvent(ev *pdu.Event, fn func(int32)) error {
 	for _, a := range ev.AuthEventIDs() {
 		j, err := g.intern(a)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		g.edges = append(g.edges, j)
+		fn(j)
 	}
 	// Room version 12 events never list the create event: the room ID names
 	// it. It is an auth event all the same (Synapse's auth_event_ids() adds
 	// it too), for the auth chains, the sender's power and the auth checks.
 	if g.ver.CreateEventIsRoomID && !isCreateEvent(ev) {
-		j, err := g.intern("$" + strings.TrimPrefix(ev.RoomID(), "!"))
+		j, err := g.intern(g.createID)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		g.edges = append(g.edges, j)
+		fn(j)
 	}
-	n := &g.nodes[i]
-	n.ev = ev
-	n.edges = [2]int32{start, int32(len(g.edges))}
-	return ev, nil
+	return nil
 }
 
 // check refuses an event that cannot take part in this resolution.
@@ -133,7 +153,7 @@ func (g *graph) check(id string, ev *pdu.Event) error {
 	if ev.EventID() != id {
 		return fmt.Errorf("stateres: event source returned %s when asked for %s", ev.EventID(), id)
 	}
-	if v := ev.Version(); v == nil || v.ID != g.ver.ID {
+	if v := ev.Version(); v != g.ver && (v == nil || v.ID != g.ver.ID) {
 		return fmt.Errorf("stateres: event %s is not in room version %s", id, g.ver.ID)
 	}
 	if !ev.IsState() {
@@ -145,6 +165,9 @@ func (g *graph) check(id string, ev *pdu.Event) error {
 	}
 	if g.roomID == "" {
 		g.roomID = room
+		if g.ver.CreateEventIsRoomID {
+			g.createID = "$" + room[1:]
+		}
 	} else if room != g.roomID {
 		return fmt.Errorf("stateres: event %s is in room %s, not %s", id, room, g.roomID)
 	}
@@ -168,11 +191,18 @@ func (g *graph) loadState(k pdu.StateKey, id string) (int32, *pdu.Event, error) 
 	if err != nil {
 		return 0, nil, err
 	}
-	if ev.StateTuple() != k {
-		return 0, nil, fmt.Errorf("stateres: state key (%q, %q) maps to event %s of (%q, %q)",
-			k.Type, k.StateKey, id, ev.Type(), *ev.StateKey())
+	if err := checkKey(k, ev); err != nil {
+		return 0, nil, err
 	}
 	return i, ev, nil
+}
+
+func checkKey(k pdu.StateKey, ev *pdu.Event) error {
+	if ev.StateTuple() != k {
+		return fmt.Errorf("stateres: state key (%q, %q) maps to event %s of (%q, %q)",
+			k.Type, k.StateKey, ev.EventID(), ev.Type(), *ev.StateKey())
+	}
+	return nil
 }
 
 // rejected reports whether the source marked event i as rejected.

@@ -24,7 +24,7 @@ func resolveV2(ver *pdu.RoomVersion, stateSets []StateMap, src EventSource) (Sta
 	if len(conflicted) == 0 {
 		return unconflicted, nil
 	}
-	r := newResolver(ver, src, len(unconflicted)+4*len(conflicted))
+	r := newResolver(ver, src, 64+16*len(conflicted))
 	g := r.g
 
 	// The conflicted state set, and which of its events each state set holds.
