@@ -87,17 +87,40 @@ func (e *Error) MarshalJSON() ([]byte, error) {
 	return json.Marshal(m)
 }
 
-// The common errors with their spec status codes.
+// BadJSON is the 400 for valid JSON of the wrong shape (missing keys,
+// values of the wrong type).
+func BadJSON(msg string) *Error { return NewError(http.StatusBadRequest, CodeBadJSON, msg) }
 
-func BadJSON(msg string) *Error      { return NewError(http.StatusBadRequest, CodeBadJSON, msg) }
-func NotJSON(msg string) *Error      { return NewError(http.StatusBadRequest, CodeNotJSON, msg) }
+// NotJSON is the 400 for a body that is not JSON at all.
+func NotJSON(msg string) *Error { return NewError(http.StatusBadRequest, CodeNotJSON, msg) }
+
+// InvalidParam is the 400 for a parameter with a wrong value.
 func InvalidParam(msg string) *Error { return NewError(http.StatusBadRequest, CodeInvalidParam, msg) }
+
+// MissingParam is the 400 for a required parameter that is absent.
 func MissingParam(msg string) *Error { return NewError(http.StatusBadRequest, CodeMissingParam, msg) }
-func Forbidden(msg string) *Error    { return NewError(http.StatusForbidden, CodeForbidden, msg) }
-func MissingToken(msg string) *Error { return NewError(http.StatusUnauthorized, CodeMissingToken, msg) }
-func NotFound(msg string) *Error     { return NewError(http.StatusNotFound, CodeNotFound, msg) }
-func TooLarge(msg string) *Error     { return NewError(http.StatusRequestEntityTooLarge, CodeTooLarge, msg) }
-func Unknown(msg string) *Error      { return NewError(http.StatusInternalServerError, CodeUnknown, msg) }
+
+// Forbidden is the 403 for a request the requester may not make.
+func Forbidden(msg string) *Error { return NewError(http.StatusForbidden, CodeForbidden, msg) }
+
+// MissingToken is the 401 for a request without an access token.
+func MissingToken(msg string) *Error {
+	return NewError(http.StatusUnauthorized, CodeMissingToken, msg)
+}
+
+// NotFound is the 404 for a resource that does not exist (an endpoint that
+// does not exist is Unrecognized).
+func NotFound(msg string) *Error { return NewError(http.StatusNotFound, CodeNotFound, msg) }
+
+// TooLarge is the 413 for a request or entity over its size limit.
+func TooLarge(msg string) *Error {
+	return NewError(http.StatusRequestEntityTooLarge, CodeTooLarge, msg)
+}
+
+// Unknown is the 500 for a fault of the server.
+func Unknown(msg string) *Error {
+	return NewError(http.StatusInternalServerError, CodeUnknown, msg)
+}
 
 // UnknownToken is the 401 for an access token the server does not know;
 // softLogout tells the client it may log in again without losing its device

@@ -97,12 +97,14 @@ func WithClientRoutes(register func(r *mux.Router)) Option {
 // bus, prepares TLS and binds the listeners, so that every startup problem
 // surfaces here, as an error naming the setting to fix. Nothing is served
 // until Run.
-func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (s *Server, err error) {
+func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, err error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	// Whatever New opened is closed again if a later step fails.
+	// Whatever New opened is closed again if a later step fails. (The
+	// result is unnamed: the undo functions use s, which a "return nil,
+	// err" must not clear.)
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -141,7 +143,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (s *Server, er
 		return nil, fmt.Errorf("data_dir %q: cannot create it: %v (check --data-dir and its permissions)", cfg.DataDir, err)
 	}
 
-	s = &Server{cfg: cfg, logger: logger, shutdownTimeout: shutdownTimeout, metrics: metrics.New()}
+	s := &Server{cfg: cfg, logger: logger, shutdownTimeout: shutdownTimeout, metrics: metrics.New()}
 
 	keyPath := cfg.SigningKeyPath
 	if keyPath == "" {
