@@ -75,7 +75,7 @@ func benchResolve(b *testing.B, members int) {
 	for _, ver := range []string{"11", "12"} {
 		b.Run("v"+ver, func(b *testing.B) {
 			r := benchFixture(b, ver, members)
-			_, conflicted := separate(r.sets, true)
+			_, conflicted, _ := separate(r.sets, true)
 			if len(conflicted) != 100 {
 				b.Fatalf("%d conflicted keys, want 100", len(conflicted))
 			}

@@ -27,9 +27,14 @@
 //
 // Cost. Only the conflicted events, the auth difference (and in v2.1 the
 // conflicted subgraph) are sorted and checked; the unconflicted state is
-// never re-authorised. Event IDs are interned to small integers for the
-// duration of one resolution and every auth chain walk is memoised, so a
-// resolution costs one visit per event of the unconflicted state's auth
-// chains plus work proportional to the conflict. A store that indexes auth
-// chains can implement AuthChainSource to replace that walk.
+// never re-authorised. The auth difference needs the auth chains of the
+// unconflicted state: each unconflicted event is fetched once to read its
+// auth events, and the events of those chains are interned to small integers
+// for the duration of the resolution, so every walk is memoised and the
+// sorts work on slices. A store that indexes auth chains can implement
+// AuthChainSource and spare the fetches. In a 10,000 member room a fork with
+// 100 conflicted keys resolves in milliseconds and about 1 MB, most of it
+// the returned map (see BenchmarkResolve10kMembers).
+//
+// Resolve is safe for concurrent use when the EventSource is.
 package stateres

@@ -18,8 +18,15 @@ func TestResolveArguments(t *testing.T) {
 	if _, err := Resolve(ver, []StateMap{s}, nil); err == nil {
 		t.Error("nil source: no error")
 	}
-	if _, err := Resolve(ver, []StateMap{s, {keyTopic: ""}}, src); err == nil || !strings.Contains(err.Error(), "empty event ID") {
-		t.Errorf("empty event ID: %v", err)
+	for _, sets := range [][]StateMap{
+		{s, {keyTopic: ""}},
+		{{keyTopic: ""}, s},
+		{{keyTopic: ""}},
+		{s, {keyPL: ""}},
+	} {
+		if _, err := Resolve(ver, sets, src); err == nil || !strings.Contains(err.Error(), "empty event ID") {
+			t.Errorf("empty event ID in %v: %v", sets, err)
+		}
 	}
 	if got, err := Resolve(ver, nil, src); err != nil || len(got) != 0 {
 		t.Errorf("no state sets: %v, %v", got, err)

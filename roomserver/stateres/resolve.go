@@ -23,17 +23,15 @@ func Resolve(ver *pdu.RoomVersion, stateSets []StateMap, src EventSource) (State
 	if src == nil {
 		return nil, errors.New("stateres: no event source")
 	}
-	for i, s := range stateSets {
-		for k, id := range s {
-			if id == "" {
-				return nil, fmt.Errorf("stateres: state set %d maps (%q, %q) to an empty event ID", i, k.Type, k.StateKey)
-			}
-		}
-	}
 	switch len(stateSets) {
 	case 0:
 		return StateMap{}, nil
 	case 1:
+		for k, id := range stateSets[0] {
+			if id == "" {
+				return nil, emptyIDError(k)
+			}
+		}
 		return copyState(stateSets[0]), nil
 	}
 	switch ver.StateRes {
@@ -44,6 +42,10 @@ func Resolve(ver *pdu.RoomVersion, stateSets []StateMap, src EventSource) (State
 	default:
 		return nil, fmt.Errorf("stateres: room version %s has unknown state resolution algorithm %d", ver.ID, ver.StateRes)
 	}
+}
+
+func emptyIDError(k pdu.StateKey) error {
+	return fmt.Errorf("stateres: a state set maps (%q, %q) to an empty event ID", k.Type, k.StateKey)
 }
 
 func copyState(s StateMap) StateMap {
@@ -61,7 +63,10 @@ func copyState(s StateMap) StateMap {
 // conflicted: yes in v2 ("present in every S_i with the same value"), no in
 // v1, where the unconflicted state is the union of the states minus the keys
 // given different events.
-func separate(stateSets []StateMap, missingConflicts bool) (StateMap, map[pdu.StateKey][]string) {
+//
+// Every entry of every set is looked at once, so separate also refuses
+// empty event IDs.
+func separate(stateSets []StateMap, missingConflicts bool) (StateMap, map[pdu.StateKey][]string, error) {
 	largest := 0
 	for _, s := range stateSets {
 		largest = max(largest, len(s))
@@ -84,10 +89,16 @@ func separate(stateSets []StateMap, missingConflicts bool) (StateMap, map[pdu.St
 					continue keys
 				}
 			}
+			if id == "" {
+				return nil, nil, emptyIDError(k)
+			}
 			lacking, differs := i > 0, false
 			for j, t := range stateSets[i+1:] {
 				other, ok := t[k]
 				if ok {
+					if other == "" {
+						return nil, nil, emptyIDError(k)
+					}
 					seen[i+1+j]++
 				}
 				lacking = lacking || !ok
@@ -106,7 +117,7 @@ func separate(stateSets []StateMap, missingConflicts bool) (StateMap, map[pdu.St
 			conflicted[k] = ids
 		}
 	}
-	return unconflicted, conflicted
+	return unconflicted, conflicted, nil
 }
 
 func contains(ids []string, id string) bool {

@@ -10,7 +10,9 @@ import (
 type StateMap map[pdu.StateKey]string
 
 // EventSource gives state resolution the events it needs: the events of the
-// state sets and every event in their auth chains.
+// state sets and every event in their auth chains. It must return rejected
+// events too: state resolution uses them like any other (v2-state-res.md
+// "Rejected events").
 type EventSource interface {
 	// Event returns the event with the given ID. An unknown event is
 	// reported as an error (ideally a *MissingEventError); Resolve then

@@ -24,7 +24,10 @@ import (
 //   - The auth rules consult the resolved state only, never the event's own
 //     auth events.
 func resolveV1(ver *pdu.RoomVersion, stateSets []StateMap, src EventSource) (StateMap, error) {
-	unconflicted, conflicted := separate(stateSets, false)
+	unconflicted, conflicted, err := separate(stateSets, false)
+	if err != nil {
+		return nil, err
+	}
 	if len(conflicted) == 0 {
 		return unconflicted, nil
 	}

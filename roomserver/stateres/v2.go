@@ -19,8 +19,17 @@ import (
 //   - The sender's power level for the power ordering is read from the
 //     power levels event in the event's auth events; in room version 12 the
 //     room's creators rank above every power level.
+//
+// Where the spec is clear and Synapse knowingly differs, this follows the
+// spec: an event that was rejected by the state before it is replayed like
+// any other and may enter the resolved state (Synapse skips it, a deviation
+// its code marks as a TODO); only as a substitute auth event is a rejected
+// event refused.
 func resolveV2(ver *pdu.RoomVersion, stateSets []StateMap, src EventSource) (StateMap, error) {
-	unconflicted, conflicted := separate(stateSets, true)
+	unconflicted, conflicted, err := separate(stateSets, true)
+	if err != nil {
+		return nil, err
+	}
 	if len(conflicted) == 0 {
 		return unconflicted, nil
 	}

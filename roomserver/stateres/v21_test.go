@@ -141,6 +141,15 @@ func TestRejectedAuthEventNotUsed(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.check(t, got, want{keyJR, ""})
+
+	// A rejected event that is itself replayed is handled as usual: rejected
+	// by the state before it, it may still pass here.
+	src.rejected = map[string]bool{f.id("JR2"): true}
+	got, err = Resolve(f.ver, []StateMap{root.state, stale}, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.check(t, got, want{keyJR, "JR2"})
 }
 
 type rejectingSource struct {
