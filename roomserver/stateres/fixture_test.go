@@ -184,10 +184,7 @@ func (b *branch) try(name, typ string, stateKey *string, sender, content string)
 			authIDs = append(authIDs, id)
 		}
 	}
-	ev, err := f.build(typ, stateKey, sender, content, authIDs, b.prev, b.depth+1)
-	if err != nil {
-		return nil, err
-	}
+	ev := f.build(typ, stateKey, sender, content, authIDs, b.prev, b.depth+1)
 	if err := auth.Check(ev, f.authLookup(ev)); err != nil {
 		return nil, err
 	}
@@ -201,7 +198,7 @@ func (b *branch) try(name, typ string, stateKey *string, sender, content string)
 }
 
 // build makes a signed event; in room versions 1 and 2 it names it.
-func (f *fixture) build(typ string, stateKey *string, sender, content string, authIDs, prev []string, depth int64) (*pdu.Event, error) {
+func (f *fixture) build(typ string, stateKey *string, sender, content string, authIDs, prev []string, depth int64) *pdu.Event {
 	f.ts++
 	p := pdu.ProtoEvent{Type: typ, StateKey: stateKey, Sender: sender, RoomID: f.roomID,
 		Content: json.RawMessage(content), PrevEvents: prev, AuthEvents: authIDs,
@@ -214,7 +211,7 @@ func (f *fixture) build(typ string, stateKey *string, sender, content string, au
 	if err != nil {
 		f.tb.Fatalf("building %s event: %v", typ, err)
 	}
-	return ev, nil
+	return ev
 }
 
 func (f *fixture) add(name string, ev *pdu.Event) {

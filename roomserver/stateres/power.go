@@ -95,8 +95,13 @@ func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw),
 // powerLevel reads a power level value the way Synapse's int() does for the
 // values an accepted event can hold: an integer, an integer in a string
 // (room versions before 10), a float truncated toward zero. Anything else
-// reads as 0.
+// reads as 0. The result is at least math.MinInt64+1, so that the sort can
+// negate it.
 func powerLevel(raw json.RawMessage) int64 {
+	return max(parseLevel(raw), math.MinInt64+1)
+}
+
+func parseLevel(raw json.RawMessage) int64 {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) > 0 && raw[0] == '"' {
 		var s string

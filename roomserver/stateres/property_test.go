@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/myelin-chat/myelin/roomserver/pdu"
 )
 
 // randomForks grows a room at random: a few users with random power, then
@@ -167,4 +165,3 @@ func (s chainSource) AuthChain(ids []string) ([]string, error) {
 }
 
 var _ AuthChainSource = chainSource{}
-var _ pdu.StateKey
