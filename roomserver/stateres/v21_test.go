@@ -187,3 +187,44 @@ func TestImplicitCreateAuthEvent(t *testing.T) {
 		t.Errorf("create event has %d auth events", n)
 	}
 }
+
+// The auth difference of problem B is PL2 alone: PL1 is in both full auth
+// chains (through Dave's join), and Bob's join, which only PL2 cites, is
+// unconflicted state, so in both. The walk and an auth chain index agree.
+func TestAuthDifference(t *testing.T) {
+	root := initialRoom(t, "11")
+	f := root.f
+	root.send("PL1", typePowerLevels, "", "alice", f.levels("alice", 100, "bob", 50))
+	root.join("JD", "dave")
+	root.send("PL2", typePowerLevels, "", "bob", f.levels("alice", 100, "bob", 50, "charlie", 50))
+	stale := copyState(root.state)
+	stale[keyPL] = f.id("IPOWER")
+	sets := []StateMap{root.state, stale}
+
+	for name, src := range map[string]EventSource{"walk": f.src, "index": chainSource{f.src}} {
+		unconflicted, _, err := separate(sets, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newResolver(f.ver, src, 0)
+		perSet := make([][]int32, 2)
+		for si, name := range []string{"PL2", "IPOWER"} {
+			i, _, err := r.g.loadState(keyPL, f.id(name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			perSet[si] = []int32{i}
+		}
+		diff, err := r.authDifference(unconflicted, perSet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, i := range diff {
+			got = append(got, f.label(r.g.nodes[i].id))
+		}
+		if !slices.Equal(got, []string{"PL2"}) {
+			t.Errorf("%s: auth difference %v, want [PL2]", name, got)
+		}
+	}
+}
