@@ -152,7 +152,8 @@ func LimitExceeded(msg string, retryAfter time.Duration) *Error {
 }
 
 // WriteError answers with err. An *Error (anywhere in err's chain) is sent
-// as is. A deadline is a 504 M_UNKNOWN. Anything else is an internal fault:
+// as is. A deadline is a 504 M_UNKNOWN; a cancelled request is logged at
+// debug level only. Anything else is an internal fault:
 // it is logged with the request ID and the client sees a 500 M_UNKNOWN
 // without the internal detail.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
@@ -162,6 +163,11 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.DeadlineExceeded):
 		Logger(r.Context()).WarnContext(r.Context(), "request deadline exceeded", "err", err)
 		me = NewError(http.StatusGatewayTimeout, CodeUnknown, "the request took too long")
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away (or the server is stopping): nobody reads
+		// this answer, and it is no fault of the server.
+		Logger(r.Context()).DebugContext(r.Context(), "request cancelled", "err", err)
+		me = Unknown("the request was cancelled")
 	default:
 		Logger(r.Context()).ErrorContext(r.Context(), "internal error", "err", err)
 		me = Unknown("internal server error")

@@ -102,6 +102,17 @@ func TestWriteError(t *testing.T) {
 	}
 }
 
+func TestWriteErrorCancelledRequest(t *testing.T) {
+	logger, logs := newLogger()
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), loggerKey{}, logger))
+	cancel()
+	rec := httptest.NewRecorder()
+	WriteError(rec, httptest.NewRequest("GET", "/x", nil).WithContext(ctx), fmt.Errorf("query: %w", context.Canceled))
+	if rec.Code != 500 || strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "request cancelled") {
+		t.Fatalf("status %d, log %q: want a 500 logged at debug only", rec.Code, logs)
+	}
+}
+
 type target struct {
 	Name  string   `json:"name"`
 	Count int      `json:"count"`
