@@ -335,3 +335,37 @@ func TestParseEventOptionalKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestParseEventEscapedStrings checks that strings needing escapes survive
+// parsing, canonical re-encoding and the accessors.
+func TestParseEventEscapedStrings(t *testing.T) {
+	key := specKey(t)
+	odd := "a\"b\\c\nd\te\u0001f/é😀"
+	for _, ver := range allVersions(t) {
+		p := ProtoEvent{Type: "org.example.\u0002" + odd, StateKey: strp(odd), Sender: "@" + odd + ":x", RoomID: "!" + odd + ":x",
+			Content: []byte(`{"k\u0003":"v\u0004"}`), Depth: 1, PrevEvents: []string{"$" + odd}, AuthEvents: []string{"$" + odd}}
+		if ver.EventIDs == EventIDOpaque {
+			p.EventID = "$" + odd + ":x"
+		}
+		ev, err := p.Build(ver, "x\u0005", "ed25519:\u0006", key)
+		if err != nil {
+			t.Fatalf("v%s: %v", ver.ID, err)
+		}
+		if ev.StateTuple() != (StateKey{Type: p.Type, StateKey: odd}) || !ev.StateKeyEquals(odd) || !ev.IsState() ||
+			ev.Sender() != p.Sender || ev.RoomID() != p.RoomID || ev.PrevEventIDs()[0] != "$"+odd || ev.AuthEventIDs()[0] != "$"+odd {
+			t.Errorf("v%s: strings changed: %q %q %q %v", ver.ID, ev.StateTuple(), ev.Sender(), ev.RoomID(), ev.PrevEventIDs())
+		}
+		if ver.EventIDs == EventIDOpaque && ev.EventID() != p.EventID {
+			t.Errorf("v%s: event ID %q", ver.ID, ev.EventID())
+		}
+		if _, ok := ev.Signatures()["x\u0005"]["ed25519:\u0006"]; !ok {
+			t.Errorf("v%s: signatures %q", ver.ID, ev.Signatures())
+		}
+		if string(ev.Content()) != `{"k\u0003":"v\u0004"}` {
+			t.Errorf("v%s: content %s", ver.ID, ev.Content())
+		}
+		if err := ev.CheckContentHash(); err != nil {
+			t.Errorf("v%s: %v", ver.ID, err)
+		}
+	}
+}

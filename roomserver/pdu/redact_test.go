@@ -173,3 +173,40 @@ func TestEventRedacted(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactContentLast(t *testing.T) {
+	v1, _ := GetRoomVersion("1")
+	got, err := Redact([]byte(`{"auth_events":[]}`), v1)
+	if err != nil || string(got) != `{"auth_events":[],"content":{}}` {
+		t.Errorf("got %s, %v", got, err)
+	}
+}
+
+func TestHashAndSignErrors(t *testing.T) {
+	key := specKey(t)
+	v6, _ := GetRoomVersion("6")
+	for _, tc := range []struct{ in, msg string }{
+		{`{`, "bad JSON"},
+		{`[]`, "not a JSON object"},
+		{`{"type":1}`, "type: not a string"},
+		{`{"type":"x","content":1}`, "content: not an object"},
+		{`{"type":"x","signatures":1}`, "signatures: not an object"},
+		{`{"type":"x","n":1.5}`, "not an integer"},
+	} {
+		if _, err := hashAndSign([]byte(tc.in), v6, "x", "ed25519:1", key); err == nil || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("hashAndSign(%s) = %v, want %q", tc.in, err, tc.msg)
+		}
+	}
+	if _, err := hashAndSign([]byte(`{}`), v6, "x", "bad", key); err == nil {
+		t.Error("bad key ID accepted")
+	}
+	// hashes sorts last when every other key sorts before it.
+	out, err := hashAndSign([]byte(`{"content":{},"depth":1,"type":"x"}`), v6, "x", "ed25519:1", key)
+	if err != nil || !strings.HasPrefix(string(out), `{"content":{},"depth":1,"hashes":{"sha256":`) {
+		t.Errorf("got %s, %v", out, err)
+	}
+	out, err = hashAndSign([]byte(`{"a":1}`), v6, "x", "ed25519:1", key)
+	if err != nil || !strings.HasPrefix(string(out), `{"a":1,"hashes":{"sha256":`) {
+		t.Errorf("got %s, %v", out, err)
+	}
+}

@@ -180,22 +180,6 @@ func decodeInt(v []byte) (int64, bool) {
 	return n, err == nil
 }
 
-// appendObject writes the members as a JSON object. The members must
-// already be in canonical order.
-func appendObject(dst []byte, ms []member) []byte {
-	dst = append(dst, '{')
-	for i, m := range ms {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, '"')
-		dst = append(dst, m.key...)
-		dst = append(dst, '"', ':')
-		dst = append(dst, m.val...)
-	}
-	return append(dst, '}')
-}
-
 // appendObjectWithout writes obj's members except those named in drop.
 func appendObjectWithout(dst []byte, ms []member, drop ...string) []byte {
 	dst = append(dst, '{')
