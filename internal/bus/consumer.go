@@ -191,9 +191,10 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*Cons
 	return c, nil
 }
 
-// Stop stops delivery and waits for the handler in flight to return.
-// Messages already fetched but not handled are handed back to the server
-// for redelivery. Do not call Stop from the consumer's own handler.
+// Stop stops delivery and waits for the handler in flight to return (so a
+// handler must heed its context; Bus.Close waits too). Messages already
+// fetched but not handled are handed back to the server for redelivery. Do
+// not call Stop from the consumer's own handler.
 func (c *Consumer) Stop() {
 	c.stopOnce.Do(func() {
 		close(c.stopping)
@@ -251,6 +252,9 @@ func (c *Consumer) handle(m jetstream.Msg, log *slog.Logger) {
 		Timestamp:    meta.Timestamp,
 	}
 
+	// Failures end in Term, not TermWithReason: servers before 2.10.4
+	// ignore the latter and would redeliver (Debian ships 2.9). The reason
+	// is in our log line.
 	err = c.call(m, msg)
 	switch {
 	case err == nil:
@@ -265,8 +269,6 @@ func (c *Consumer) handle(m jetstream.Msg, log *slog.Logger) {
 	case errors.As(err, new(permanentError)):
 		log.Error("message refused by its handler; dropped", "seq", msg.Sequence, "subject", msg.Subject, "err", err)
 		_ = m.Term()
-	// Term, not TermWithReason: servers before 2.10.4 ignore the latter and
-	// would redeliver (Debian ships 2.9). The reason is in our log line.
 	case msg.NumDelivered >= uint64(c.cfg.MaxDeliver):
 		log.Error("message failed on its last delivery; dropped", "seq", msg.Sequence, "subject", msg.Subject,
 			"deliveries", msg.NumDelivered, "err", err)
