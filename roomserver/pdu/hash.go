@@ -20,7 +20,7 @@ var ErrContentHashMismatch = errors.New("content hash does not match")
 // they differ.
 func (e *Event) CheckContentHash() error {
 	want, _ := DecodeBase64(e.f.ContentHash) // ParseEvent checked it decodes
-	var buf [4096]byte // most events fit; larger ones spill to the heap
+	var buf [4096]byte                       // most events fit; larger ones spill to the heap
 	got := sha256.Sum256(appendObjectWithout(buf[:0], topMembers(e.raw), "hashes", "signatures"))
 	if subtle.ConstantTimeCompare(want, got[:]) != 1 {
 		return fmt.Errorf("event %s: %w", e.eventID, ErrContentHashMismatch)
