@@ -19,8 +19,10 @@ var ErrContentHashMismatch = errors.New("content hash does not match")
 // hashes.sha256. It returns an error wrapping ErrContentHashMismatch if
 // they differ.
 func (e *Event) CheckContentHash() error {
-	want, _ := DecodeBase64(e.f.ContentHash) // ParseEvent checked it decodes
-	var buf [4096]byte                       // most events fit; larger ones spill to the heap
+	// ParseEvent checked that the hash decodes. Most events fit in buf;
+	// larger ones spill to the heap.
+	want, _ := DecodeBase64(e.f.ContentHash)
+	var buf [4096]byte
 	got := sha256.Sum256(appendObjectWithout(buf[:0], topMembers(e.raw), "hashes", "signatures"))
 	if subtle.ConstantTimeCompare(want, got[:]) != 1 {
 		return fmt.Errorf("event %s: %w", e.eventID, ErrContentHashMismatch)
