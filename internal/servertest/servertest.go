@@ -6,7 +6,9 @@
 // IP literals with a port, so federation between them needs no DNS.
 //
 // The database is SQLite, or a fresh PostgreSQL schema per server when
-// MYELIN_TEST_POSTGRES is set (see storage/storagetest).
+// MYELIN_TEST_POSTGRES is set (see storage/storagetest). Servers log
+// through t.Log at warn level; MYELIN_TEST_LOG=debug (or info, error)
+// changes that.
 package servertest
 
 import (
