@@ -21,8 +21,8 @@ import (
 type Dialect string
 
 const (
-	SQLite     Dialect = "sqlite"
-	PostgreSQL Dialect = "postgres"
+	SQLite     Dialect = "sqlite"   // modernc.org/sqlite, "sqlite:PATH"
+	PostgreSQL Dialect = "postgres" // github.com/lib/pq, "postgres://..."
 )
 
 // sqliteDDL turns the PostgreSQL spellings that SQLite lacks into SQLite's.

@@ -1,7 +1,8 @@
 // Package storage is Myelin's database: the schema, its migrations and every
 // SQL statement the server runs. One package and one set of statements serve
-// both SQLite (the embedded default) and PostgreSQL; the few differences
-// between them are in dialect.go and nowhere else.
+// both SQLite (the embedded default) and PostgreSQL. The few differences in
+// SQL between them are in dialect.go and nowhere else; how each database is
+// connected to and tuned is in open.go.
 //
 // # Writing SQL for both databases
 //
@@ -64,7 +65,10 @@
 //
 // # PostgreSQL
 //
-// The driver is github.com/lib/pq. Migrations run under an advisory lock so
-// that several processes starting at once against one database apply each
-// migration exactly once.
+// The driver is github.com/lib/pq. Transactions run at PostgreSQL's default
+// isolation, READ COMMITTED. Migrations run under an advisory lock so that
+// several processes starting at once against one database apply each
+// migration exactly once. SELECT ... FOR UPDATE is PostgreSQL-only SQL: on
+// SQLite every transaction already holds the database's write lock, so a
+// query that needs it belongs behind a helper in dialect.go.
 package storage
