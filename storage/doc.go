@@ -36,12 +36,12 @@
 // so `go install` and cross-compiling need no C toolchain. It was chosen by
 // measuring it against github.com/mattn/go-sqlite3 (cgo) with the
 // benchmarks in driver_bench_test.go; the figures are in BENCHMARKS.md. The
-// two were within measurement noise of each other where it matters: a
-// committed transaction costs one fsync (~0.2 ms here) with either, and
-// point reads cost ~5 µs with either; mattn was ~10-25% faster only at
-// bulk inserts of 100 rows per transaction, which the server does rarely.
+// two were equal within noise where it matters: a committed transaction
+// costs one fsync (~0.2 ms here) with either, and a point read ~4.5 µs.
+// mattn was faster (up to 2x) only where SQLite's own CPU work dominates:
+// 100-row transactions and commits without fsync.
 //
-// Settings (see openSQLite):
+// Settings (sqliteDSN and openSQLite in open.go):
 //   - journal_mode=WAL: readers never block the writer nor the writer them.
 //   - synchronous=FULL: each commit fsyncs the WAL before it returns. A kill
 //     -9 loses nothing with NORMAL either (the WAL is written to the OS
@@ -57,8 +57,8 @@
 //     instead of polling SQLite's lock; transactions begin IMMEDIATE so that
 //     a transaction that reads then writes cannot fail to upgrade its lock
 //     (SQLITE_BUSY_SNAPSHOT) when another process writes. Measured, a pool
-//     of 8 writer connections contending under busy_timeout was no faster
-//     than one, since SQLite allows one writer at a time anyway.
+//     of 8 writer connections contending under busy_timeout was ~25% slower
+//     than one, since SQLite admits one writer at a time and the rest poll.
 //   - busy_timeout=5000 ms: covers other processes (a second myelin, the
 //     sqlite3 shell) and WAL checkpoints; WithTx retries beyond it.
 //   - foreign_keys=ON: off by default in SQLite, on in PostgreSQL.
