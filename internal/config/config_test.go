@@ -189,16 +189,29 @@ func TestFirstRun(t *testing.T) {
 		t.Error("the shared secret given by flag was written into the file")
 	}
 
-	// Loaded again without flags or environment, the file gives the same
-	// configuration, except the secret that was not written.
+	// The same run again (same flags and environment) gives the same
+	// configuration.
+	again, err := Load(args, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again, c1) {
+		t.Errorf("second run differs:\n got %+v\nwant %+v", again, c1)
+	}
+	// Without flags or environment, the file alone keeps the server's name
+	// and place; everything else is back to the defaults.
 	c2, err := Load([]string{"--config", c1.ConfigPath}, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := *c1
-	want.RegistrationSharedSecret = ""
-	if !reflect.DeepEqual(*c2, want) {
-		t.Errorf("reloaded config differs:\n got %+v\nwant %+v", *c2, want)
+	want := Default()
+	want.ServerName, want.DataDir, want.ConfigPath = "first.example:8448", dir, c1.ConfigPath
+	want.Database, want.SigningKeyPath, want.ACME.CacheDir = c1.Database, c1.SigningKeyPath, c1.ACME.CacheDir
+	if !reflect.DeepEqual(c2, want) {
+		t.Errorf("file alone loads as\n %+v\nwant %+v", c2, want)
+	}
+	if c1.Database != "sqlite:"+filepath.Join(dir, "myelin.db") {
+		t.Errorf("database = %q", c1.Database)
 	}
 	// A second run leaves the file alone.
 	if after, _ := os.ReadFile(c1.ConfigPath); !bytes.Equal(after, data) {

@@ -285,20 +285,20 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// writeFirstRun writes the documented config file. O_EXCL: never overwrite
-// a file another process wrote meanwhile. Mode 0600: it may hold secrets.
+// writeFirstRun writes the documented config file: every setting at its
+// default, except server_name and data_dir, which name and place the server
+// and so must stay what this first run used. Other flags and environment
+// variables apply to this run only; writing them would, for instance, keep
+// --federation-insecure-skip-verify on after the flag is dropped.
+// O_EXCL: never overwrite a file another process wrote meanwhile.
+// Mode 0600: the file is where secrets are meant to go.
 func writeFirstRun(c *Config) error {
 	if err := os.MkdirAll(filepath.Dir(c.ConfigPath), 0o700); err != nil {
 		return fmt.Errorf("cannot create the directory of config file %s: %v: choose a writable path with --config", c.ConfigPath, unwrapPath(err))
 	}
-	written := *c
-	for _, o := range options {
-		if p, ok := o.field(&written).(*string); ok && o.secret {
-			*p = ""
-		}
-	}
+	written := firstRunConfig(c)
 	var buf bytes.Buffer
-	if err := WriteDocumented(&buf, &written); err != nil {
+	if err := WriteDocumented(&buf, written); err != nil {
 		return err
 	}
 	fh, err := os.OpenFile(c.ConfigPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -324,4 +324,13 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// firstRunConfig is the configuration writeFirstRun writes for c.
+func firstRunConfig(c *Config) *Config {
+	w := Default()
+	w.ServerName, w.DataDir = c.ServerName, c.DataDir
+	w.ConfigPath, w.Database, w.SigningKeyPath, w.ACME.CacheDir = c.ConfigPath, "", "", ""
+	w.fillDerived()
+	return w
 }

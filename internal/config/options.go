@@ -31,9 +31,6 @@ type option struct {
 	// fileless options exist only as a flag and an environment variable
 	// (the path of the config file cannot be set inside that file).
 	fileless bool
-	// secret options given by flag or environment on first run are not
-	// copied into the written config file.
-	secret bool
 }
 
 func (o *option) flagName() string {
@@ -91,7 +88,7 @@ var options = []*option{
 	{key: "nats",
 		help:  "NATS JetStream server URL(s), comma-separated (nats://host:4222); empty = embedded in-process server in data_dir.",
 		field: func(c *Config) any { return &c.NATS }, check: checkNATS},
-	{key: "registration_shared_secret", secret: true,
+	{key: "registration_shared_secret",
 		help:  "Shared secret that lets admin tools register accounts (Synapse's shared-secret registration); empty = disabled.",
 		field: func(c *Config) any { return &c.RegistrationSharedSecret }},
 	{key: "open_registration",

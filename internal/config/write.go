@@ -53,8 +53,10 @@ func WriteMarkdown(w io.Writer) error {
 Myelin reads its settings, lowest precedence first, from built-in defaults, the YAML config file,
 ` + "`MYELIN_*`" + ` environment variables and command-line flags. On first run, when there is no file at
 ` + "`--config`" + ` (default ` + "`<data_dir>/myelin.yaml`" + `), Myelin creates the data directory and writes that file
-with every setting, its current value and a comment (secrets given by flag or environment are not
-copied into it). ` + "`myelin generate-config`" + ` prints the same file without writing anything.
+with every setting and a comment. The settings have their defaults there, except ` + "`server_name`" + ` and
+` + "`data_dir`" + `, which keep the values of that first run because they name and place the server; other
+flags and variables apply only to the runs that give them. ` + "`myelin generate-config`" + ` prints the
+config file that the current file, variables and flags amount to, without writing anything.
 
 Nested keys are written in YAML as a mapping: ` + "`acme.enabled`" + ` is ` + "`enabled`" + ` under ` + "`acme:`" + `.
 Boolean flags may be given without a value (` + "`--open-registration`" + ` means true).
