@@ -2,8 +2,10 @@ package storage_test
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -102,18 +104,46 @@ func TestConcurrentOpen(t *testing.T) {
 	}
 }
 
-// testMigrations is the real first migration followed by extra ones.
+// testMigrations is every real migration followed by extra ones. The
+// extra files are named by their place after the real ones ("+1_what.sql"
+// is the first migration after the newest real one), so these tests keep
+// working as the schema grows.
 func testMigrations(t *testing.T, extra map[string]string) fstest.MapFS {
 	t.Helper()
-	first, err := os.ReadFile("migrations/0001_accounts.sql")
+	real, err := fs.Glob(storage.MigrationFiles, "migrations/*.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys := fstest.MapFS{"migrations/0001_accounts.sql": {Data: first}}
+	fsys := fstest.MapFS{}
+	for _, name := range real {
+		text, err := fs.ReadFile(storage.MigrationFiles, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fsys[name] = &fstest.MapFile{Data: text}
+	}
 	for name, text := range extra {
-		fsys["migrations/"+name] = &fstest.MapFile{Data: []byte(text)}
+		offset, rest, ok := strings.Cut(strings.TrimPrefix(name, "+"), "_")
+		k, err := strconv.Atoi(offset)
+		if !ok || err != nil {
+			t.Fatalf("extra migration %q: want +K_what.sql", name)
+		}
+		fsys[fmt.Sprintf("migrations/%04d_%s", len(real)+k, rest)] = &fstest.MapFile{Data: []byte(text)}
 	}
 	return fsys
+}
+
+// migrationName is the file name of the K-th extra migration of testMigrations.
+func migrationName(k int, rest string) string {
+	return fmt.Sprintf("%04d_%s", len(mustGlob())+k, rest)
+}
+
+func mustGlob() []string {
+	real, err := fs.Glob(storage.MigrationFiles, "migrations/*.sql")
+	if err != nil {
+		panic(err)
+	}
+	return real
 }
 
 func tableExists(t *testing.T, db *storage.DB, table string) bool {
@@ -129,21 +159,21 @@ func TestMigrationFailureRollsBack(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		fsys := testMigrations(t, map[string]string{
 			// Several statements in one file all run.
-			"0002_two_tables.sql": "CREATE TABLE two_a (x BIGINT);\nCREATE TABLE two_b (y TEXT);\n",
+			"+1_two_tables.sql": "CREATE TABLE two_a (x BIGINT);\nCREATE TABLE two_b (y TEXT);\n",
 			// The first statement works, the second fails: neither may stay.
-			"0003_broken.sql": "CREATE TABLE three (x BIGINT);\nINSERT INTO no_such_table VALUES (1);\n",
-			"0004_after.sql":  "CREATE TABLE four (x BIGINT);\n",
+			"+2_broken.sql": "CREATE TABLE three (x BIGINT);\nINSERT INTO no_such_table VALUES (1);\n",
+			"+3_after.sql":  "CREATE TABLE four (x BIGINT);\n",
 		})
 		err := db.Migrate(context.Background(), fsys)
-		if err == nil || !strings.Contains(err.Error(), "migration 0003_broken.sql") {
-			t.Fatalf("Migrate = %v, want an error naming 0003_broken.sql", err)
+		if err == nil || !strings.Contains(err.Error(), "migration "+migrationName(2, "broken.sql")) {
+			t.Fatalf("Migrate = %v, want an error naming %s", err, migrationName(2, "broken.sql"))
 		}
 		for table, want := range map[string]bool{"two_a": true, "two_b": true, "three": false, "four": false} {
 			if got := tableExists(t, db, table); got != want {
 				t.Errorf("table %s exists = %v, want %v", table, got, want)
 			}
 		}
-		checkRecorded(t, db, 2)
+		checkRecorded(t, db, len(mustGlob())+1)
 	})
 }
 
@@ -201,7 +231,7 @@ func TestSharedDDL(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
 		fsys := testMigrations(t, map[string]string{
-			"0002_things.sql": "CREATE TABLE things (id BIGSERIAL PRIMARY KEY, data BYTEA NOT NULL, flag BOOLEAN NOT NULL);",
+			"+1_things.sql": "CREATE TABLE things (id BIGSERIAL PRIMARY KEY, data BYTEA NOT NULL, flag BOOLEAN NOT NULL);",
 		})
 		if err := db.Migrate(ctx, fsys); err != nil {
 			t.Fatal(err)
