@@ -15,12 +15,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/acme"
 
 	"github.com/myelin-chat/myelin/internal/config"
 )
@@ -33,16 +32,16 @@ type fakeACME struct {
 	t        *testing.T
 	srv      *httptest.Server
 	ca       *CA
-	target   string        // address of the TLS listener under test
-	thumb    func() string // JWK thumbprint of the account key
+	target   string // address of the TLS listener under test
 	validity time.Duration
 
 	mu         sync.Mutex
 	nonce      int
 	orders     int
 	failOrders bool
+	thumb      string // JWK thumbprint of the account key, from the newAccount request
 	host       string
-	authzValid bool
+	authz      string // status of the authorization (and its challenge): pending, valid or invalid
 	certDER    []byte
 }
 
@@ -66,10 +65,7 @@ func (f *fakeACME) serve(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(v)
 	}
 	order := func() map[string]any {
-		status := "pending"
-		if f.authzValid {
-			status = "ready"
-		}
+		status := map[string]string{"pending": "pending", "valid": "ready", "invalid": "invalid"}[f.authz]
 		o := map[string]any{"status": status, "identifiers": []any{map[string]string{"type": "dns", "value": f.host}},
 			"authorizations": []string{f.url("/authz/1")}, "finalize": f.url("/finalize/1")}
 		if f.certDER != nil {
@@ -78,11 +74,7 @@ func (f *fakeACME) serve(w http.ResponseWriter, r *http.Request) {
 		return o
 	}
 	challenge := func() map[string]any {
-		status := "pending"
-		if f.authzValid {
-			status = "valid"
-		}
-		return map[string]any{"type": "tls-alpn-01", "url": f.url("/chal/1"), "token": "tok3n", "status": status}
+		return map[string]any{"type": "tls-alpn-01", "url": f.url("/chal/1"), "token": "tok3n", "status": f.authz}
 	}
 	switch r.URL.Path {
 	case "/dir":
@@ -91,6 +83,7 @@ func (f *fakeACME) serve(w http.ResponseWriter, r *http.Request) {
 	case "/nonce":
 		w.WriteHeader(200)
 	case "/acct":
+		f.thumb = f.accountThumbprint(r)
 		w.Header().Set("Location", f.url("/acct/1"))
 		reply(201, map[string]any{"status": "valid"})
 	case "/order":
@@ -102,21 +95,22 @@ func (f *fakeACME) serve(w http.ResponseWriter, r *http.Request) {
 		var req struct{ Identifiers []struct{ Value string } }
 		f.payload(r, &req)
 		f.orders++
-		f.host, f.authzValid, f.certDER = req.Identifiers[0].Value, false, nil
+		f.host, f.authz, f.certDER = req.Identifiers[0].Value, "pending", nil
 		w.Header().Set("Location", f.url("/order/1"))
 		reply(201, order())
 	case "/order/1":
 		w.Header().Set("Location", f.url("/order/1"))
 		reply(200, order())
 	case "/authz/1":
-		status := "pending"
-		if f.authzValid {
-			status = "valid"
-		}
-		reply(200, map[string]any{"status": status, "identifier": map[string]string{"type": "dns", "value": f.host},
+		reply(200, map[string]any{"status": f.authz, "identifier": map[string]string{"type": "dns", "value": f.host},
 			"challenges": []any{challenge()}})
 	case "/chal/1":
-		f.authzValid = f.validate("tok3n")
+		// A failed validation invalidates the authorization, so the client
+		// stops waiting for it (RFC 8555 section 7.1.6).
+		f.authz = "invalid"
+		if f.validate("tok3n") {
+			f.authz = "valid"
+		}
 		reply(200, challenge())
 	case "/finalize/1":
 		var req struct{ CSR string }
@@ -145,6 +139,24 @@ func (f *fakeACME) payload(r *http.Request, v any) {
 	}
 }
 
+// accountThumbprint is the RFC 7638 thumbprint of the EC key in the JWS
+// protected header of a newAccount request (RFC 8555 section 7.3), which
+// the key authorization of a challenge is made with.
+func (f *fakeACME) accountThumbprint(r *http.Request) string {
+	var jws struct{ Protected string }
+	json.NewDecoder(r.Body).Decode(&jws)
+	p, _ := base64.RawURLEncoding.DecodeString(jws.Protected)
+	var h struct {
+		JWK struct{ Kty, Crv, X, Y string }
+	}
+	if err := json.Unmarshal(p, &h); err != nil || h.JWK.Kty != "EC" {
+		f.t.Errorf("fake ACME: newAccount header %q: not an EC key (%v)", p, err)
+		return ""
+	}
+	sum := sha256.Sum256(fmt.Appendf(nil, `{"crv":%q,"kty":"EC","x":%q,"y":%q}`, h.JWK.Crv, h.JWK.X, h.JWK.Y))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
 // validate does what a CA does for TLS-ALPN-01 (RFC 8737 section 3).
 func (f *fakeACME) validate(token string) bool {
 	conn, err := tls.Dial("tcp", f.target, &tls.Config{ServerName: f.host, NextProtos: []string{"acme-tls/1"}, InsecureSkipVerify: true})
@@ -163,7 +175,7 @@ func (f *fakeACME) validate(token string) bool {
 		f.t.Errorf("fake ACME: challenge certificate for %v", cert.DNSNames)
 		return false
 	}
-	want := sha256.Sum256([]byte(token + "." + f.thumb()))
+	want := sha256.Sum256([]byte(token + "." + f.thumb))
 	for _, ext := range cert.Extensions {
 		if ext.Id.Equal(asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 31}) {
 			var got []byte
@@ -217,28 +229,20 @@ func acmeSetup(t *testing.T) (*fakeACME, func() (addr string), *config.Config) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if !slices.Equal(tc.NextProtos, []string{"h2", "http/1.1", "acme-tls/1"}) || tc.MinVersion != tls.VersionTLS12 {
+			t.Fatalf("NextProtos %q, MinVersion %x", tc.NextProtos, tc.MinVersion)
+		}
 		addr := serve(t, tc)
 		f.mu.Lock()
 		f.target = addr
-		f.thumb = func() string {
-			// The account key the manager created in the cache.
-			data, _ := os.ReadFile(filepath.Join(cfg.ACME.CacheDir, "account.key"))
-			key, err := parsePrivateKey(data, "account.key")
-			if err != nil {
-				t.Error(err) // on the CA's goroutine: no Fatal
-				return ""
-			}
-			th, _ := acme.JWKThumbprint(key.Public())
-			return th
-		}
 		f.mu.Unlock()
 		return addr
 	}
 	return f, start, cfg
 }
 
-func federationClient(ca *CA) *tls.Config {
-	return &tls.Config{ServerName: "acme.test", RootCAs: ca.Pool()}
+func federationClient(ca *CA, name string) *tls.Config {
+	return &tls.Config{ServerName: name, RootCAs: ca.Pool()}
 }
 
 func (f *fakeACME) orderCount() int {
@@ -253,38 +257,51 @@ func TestACMEObtainCacheRenew(t *testing.T) {
 
 	// The first connection waits for the order, then gets a certificate the
 	// CA signed for acme.test.
-	first, err := dial(addr, federationClient(f.ca))
+	first, err := dial(addr, federationClient(f.ca, "acme.test"))
 	if err != nil {
 		t.Fatalf("handshake with ACME certificate: %v", err)
 	}
 	if first.DNSNames[0] != "acme.test" || f.orderCount() != 1 {
 		t.Fatalf("certificate for %v after %d orders", first.DNSNames, f.orderCount())
 	}
-	if again, err := dial(addr, federationClient(f.ca)); err != nil || !again.Equal(first) || f.orderCount() != 1 {
+	if again, err := dial(addr, federationClient(f.ca, "acme.test")); err != nil || !again.Equal(first) || f.orderCount() != 1 {
 		t.Fatalf("second connection: %v, orders %d", err, f.orderCount())
+	}
+	// A client that sends no SNI (it connects by IP address) gets the same
+	// certificate.
+	noSNI, err := dial(addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil || !noSNI.Equal(first) {
+		t.Fatalf("connection without SNI: %v", err)
+	}
+	// Another name is refused, and does not make an order.
+	if _, err := dial(addr, federationClient(f.ca, "other.test")); err == nil || f.orderCount() != 1 {
+		t.Fatalf("connection for other.test: %v, orders %d", err, f.orderCount())
 	}
 
 	// A restart serves the cached certificate without a new order.
 	addr = start()
-	cached, err := dial(addr, federationClient(f.ca))
+	cached, err := dial(addr, federationClient(f.ca, "acme.test"))
 	if err != nil || !cached.Equal(first) || f.orderCount() != 1 {
 		t.Fatalf("after restart: %v, orders %d", err, f.orderCount())
 	}
 
-	// A cached certificate due for renewal (10 days left) is still served
-	// while a new one is ordered in the background.
+	// A cached certificate in the last third of its lifetime (10 of 90
+	// days left) is still served while a new one is ordered in the
+	// background. The cache entry is autocert's: the key, then the chain.
 	tmpl, err := leafTemplate([]string{"acme.test"}, time.Now().Add(10*24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
+	tmpl.NotBefore = time.Now().Add(-80 * 24 * time.Hour)
 	certPEM, keyPEM, err := issue(tmpl, f.ca.cert, f.ca.key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(cfg.ACME.CacheDir, "acme.test.crt"), certPEM, 0o644)
-	os.WriteFile(filepath.Join(cfg.ACME.CacheDir, "acme.test.key"), keyPEM, 0o600)
+	if err := os.WriteFile(filepath.Join(cfg.ACME.CacheDir, "acme.test"), append(keyPEM, certPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	addr = start()
-	due, err := dial(addr, federationClient(f.ca))
+	due, err := dial(addr, federationClient(f.ca, "acme.test"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +310,7 @@ func TestACMEObtainCacheRenew(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		renewed, err := dial(addr, federationClient(f.ca))
+		renewed, err := dial(addr, federationClient(f.ca, "acme.test"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,8 +327,26 @@ func TestACMEObtainCacheRenew(t *testing.T) {
 	}
 }
 
+// With delegation, the certificate is for the host of well_known_server,
+// which is the name other servers check, and not for the server name.
+func TestACMEDelegated(t *testing.T) {
+	f, start, cfg := acmeSetup(t)
+	cfg.WellKnownServer = "matrix.acme.test:443"
+	addr := start()
+	cert, err := dial(addr, federationClient(f.ca, "matrix.acme.test"))
+	if err != nil {
+		t.Fatalf("handshake for the delegated host: %v", err)
+	}
+	if !slices.Equal(cert.DNSNames, []string{"matrix.acme.test"}) {
+		t.Errorf("certificate for %v", cert.DNSNames)
+	}
+	if _, err := dial(addr, federationClient(f.ca, "acme.test")); err == nil || f.orderCount() != 1 {
+		t.Errorf("connection for the server name: %v, orders %d", err, f.orderCount())
+	}
+}
+
 // A CA refusing the order fails the handshake with an error naming the
-// step, and is not asked again within a minute.
+// host, the CA and its reason, and is not asked again within a minute.
 func TestACMEFailure(t *testing.T) {
 	f, _, cfg := acmeSetup(t)
 	f.mu.Lock()
@@ -321,16 +356,18 @@ func TestACMEFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = tc.GetCertificate(&tls.ClientHelloInfo{ServerName: "acme.test"})
-	if err == nil || !strings.Contains(err.Error(), "ACME certificate for acme.test: creating the order") || !strings.Contains(err.Error(), "no orders today") {
+	hello := &tls.ClientHelloInfo{ServerName: "acme.test", SupportedProtos: []string{"h2", "http/1.1"},
+		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}}
+	_, err = tc.GetCertificate(hello)
+	want := "ACME certificate for acme.test from " + f.url("/dir") + ": "
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "no orders today") {
 		t.Fatalf("error = %v", err)
 	}
 	f.mu.Lock()
 	requests := f.nonce
 	f.mu.Unlock()
-	_, err2 := tc.GetCertificate(&tls.ClientHelloInfo{ServerName: "acme.test"})
-	if err2 == nil || err2.Error() != err.Error() {
-		t.Errorf("second attempt: %v", err2)
+	if _, err := tc.GetCertificate(hello); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("second attempt: %v", err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -340,5 +377,20 @@ func TestACMEFailure(t *testing.T) {
 	// A validation connection for which no challenge is pending is refused.
 	if _, err := tc.GetCertificate(&tls.ClientHelloInfo{ServerName: "acme.test", SupportedProtos: []string{"acme-tls/1"}}); err == nil {
 		t.Error("challenge certificate served with no challenge pending")
+	}
+}
+
+// A cache directory that cannot be created is a startup error.
+func TestACMEBadCacheDir(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.ServerName = "acme.test"
+	cfg.ACME.Enabled = true
+	file := filepath.Join(cfg.DataDir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ACME.CacheDir = filepath.Join(file, "acme")
+	if _, err := FederationServerConfig(cfg); err == nil || !strings.Contains(err.Error(), "acme.cache_dir "+cfg.ACME.CacheDir+": not a directory") {
+		t.Errorf("error = %v", err)
 	}
 }

@@ -28,7 +28,7 @@ import (
 // FederationServerConfig returns the TLS configuration of the federation
 // listener: the certificate in cfg.TLSCert/TLSKey (re-read when the files
 // change, so a renewal needs no restart); else, when cfg.ACME.Enabled, one
-// obtained from the ACME CA; else a self-signed certificate created in
+// obtained from the ACME CA by golang.org/x/crypto/acme/autocert; else a self-signed certificate created in
 // DataDir on first run (tls.crt, tls.key) and reused afterwards. Files
 // written by `myelin generate-tls --out DATA_DIR` take that last place.
 func FederationServerConfig(cfg *config.Config) (*tls.Config, error) {
@@ -44,12 +44,7 @@ func FederationServerConfig(cfg *config.Config) (*tls.Config, error) {
 		}
 		tc.GetCertificate = r.getCertificate
 	case cfg.ACME.Enabled:
-		m, err := newACMEManager(cfg)
-		if err != nil {
-			return nil, err
-		}
-		tc.GetCertificate = m.getCertificate
-		tc.NextProtos = append(tc.NextProtos, acmeALPNProto)
+		return acmeConfig(cfg)
 	default:
 		cert, err := selfSigned(cfg)
 		if err != nil {
