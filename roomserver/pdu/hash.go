@@ -125,27 +125,5 @@ func hashAndSign(obj []byte, ver *RoomVersion, origin, keyID string, key ed25519
 	}
 	red := appendRedacted(nil, withHash, evType, ver.Redaction, false)
 	sig := EncodeBase64(ed25519.Sign(key, red))
-	var sigs []byte
-	for _, m := range withHash {
-		if keyEquals(m.key, "signatures") {
-			sigs = m.val
-		}
-	}
-	sigs, err = withSignature(sigs, origin, keyID, sig)
-	if err != nil {
-		return nil, err
-	}
-	out := []byte(`{"signatures":`)
-	out = append(out, sigs...)
-	for _, m := range withHash {
-		if keyEquals(m.key, "signatures") {
-			continue
-		}
-		out = append(out, ',', '"')
-		out = append(out, m.key...)
-		out = append(out, '"', ':')
-		out = append(out, m.val...)
-	}
-	out = append(out, '}')
-	return CanonicalJSON(out)
+	return mergeSignature(withHash, origin, keyID, sig)
 }

@@ -38,13 +38,19 @@ func SignJSON(obj []byte, serverName, keyID string, key ed25519.PrivateKey) ([]b
 // returns the whole object with the signature merged into "signatures".
 func signMembers(top []member, serverName, keyID string, key ed25519.PrivateKey) ([]byte, error) {
 	sig := ed25519.Sign(key, appendObjectWithout(nil, top, "signatures", "unsigned"))
+	return mergeSignature(top, serverName, keyID, EncodeBase64(sig))
+}
+
+// mergeSignature returns the canonical object whose members are top with
+// sig added under signatures[serverName][keyID].
+func mergeSignature(top []member, serverName, keyID, sig string) ([]byte, error) {
 	var sigs []byte
 	for _, m := range top {
 		if keyEquals(m.key, "signatures") {
 			sigs = m.val
 		}
 	}
-	sigs, err := withSignature(sigs, serverName, keyID, EncodeBase64(sig))
+	sigs, err := withSignature(sigs, serverName, keyID, sig)
 	if err != nil {
 		return nil, err
 	}
