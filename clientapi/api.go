@@ -3,23 +3,42 @@ package clientapi
 import (
 	"github.com/gorilla/mux"
 
+	"github.com/myelin-chat/myelin/clientapi/auth"
 	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/ratelimit"
+	"github.com/myelin-chat/myelin/storage"
 )
 
 // Deps is what the client API is built from. It grows as modules land
 // (storage, the roomserver, sync, ...).
 type Deps struct {
 	Config *config.Config
+	DB     *storage.DB
+	// Auth checks access tokens; nil = a new one over DB.
+	Auth *auth.Authenticator
+	// Limits are the rate limiters (see internal/ratelimit); nil = built
+	// from Config.
+	Limits *ratelimit.Limits
 }
 
 // API is the Client-Server API.
 type API struct {
-	cfg *config.Config
+	cfg    *config.Config
+	db     *storage.DB
+	auth   *auth.Authenticator
+	limits *ratelimit.Limits
 }
 
 // New builds the client API.
 func New(d Deps) *API {
-	return &API{cfg: d.Config}
+	a := &API{cfg: d.Config, db: d.DB, auth: d.Auth, limits: d.Limits}
+	if a.auth == nil && d.DB != nil {
+		a.auth = NewAuthenticator(d.DB, d.Config)
+	}
+	if a.limits == nil {
+		a.limits = ratelimit.FromConfig(d.Config)
+	}
+	return a
 }
 
 // Register adds every client API endpoint to r, which should come from
@@ -28,5 +47,6 @@ func New(d Deps) *API {
 func (a *API) Register(r *mux.Router) {
 	a.registerVersions(r)
 	a.registerWellKnown(r)
+	a.registerAccounts(r)
 	registerLegacyR0(r)
 }

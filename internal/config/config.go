@@ -41,6 +41,11 @@ type Config struct {
 	RegistrationSharedSecret string `yaml:"registration_shared_secret"`
 	OpenRegistration         bool   `yaml:"open_registration"`
 	NoRateLimit              bool   `yaml:"no_rate_limit"`
+	// RateLimit sets the request rate limits (internal/ratelimit).
+	RateLimit RateLimitConfig `yaml:"rate_limit"`
+	// RefreshableAccessTokenLifetime is how long an access token issued
+	// with a refresh token lives (Go duration).
+	RefreshableAccessTokenLifetime string `yaml:"refreshable_access_token_lifetime"`
 
 	// SigningKeyPath is the ed25519 signing key file; default DataDir/signing.key.
 	SigningKeyPath string `yaml:"signing_key_path"`
@@ -68,6 +73,20 @@ type ACMEConfig struct {
 	CacheDir     string `yaml:"cache_dir"`     // default DataDir/acme
 }
 
+// RateLimitConfig is the token-bucket limits of internal/ratelimit: each
+// action may happen PerMinute times a minute on average, in bursts of up
+// to Burst. PerMinute 0 turns that limit off.
+type RateLimitConfig struct {
+	LoginPerMinute        int `yaml:"login_per_minute"`
+	LoginBurst            int `yaml:"login_burst"`
+	RegistrationPerMinute int `yaml:"registration_per_minute"`
+	RegistrationBurst     int `yaml:"registration_burst"`
+	MessagePerMinute      int `yaml:"message_per_minute"`
+	MessageBurst          int `yaml:"message_burst"`
+	JoinPerMinute         int `yaml:"join_per_minute"`
+	JoinBurst             int `yaml:"join_burst"`
+}
+
 // Default returns the configuration used when nothing is configured: an
 // embedded server in ./myelin-data named "localhost".
 func Default() *Config {
@@ -81,6 +100,15 @@ func Default() *Config {
 		LogFormat:           "text",
 		BcryptCost:          12,
 		ShutdownTimeout:     "10s",
+		// Near Synapse's defaults, a little more generous for messages
+		// and joins, which bots and bridges do in bursts.
+		RateLimit: RateLimitConfig{
+			LoginPerMinute: 10, LoginBurst: 10,
+			RegistrationPerMinute: 10, RegistrationBurst: 5,
+			MessagePerMinute: 120, MessageBurst: 30,
+			JoinPerMinute: 30, JoinBurst: 10,
+		},
+		RefreshableAccessTokenLifetime: "5m",
 	}
 	c.fillDerived()
 	return c

@@ -44,6 +44,13 @@ func TestDefault(t *testing.T) {
 		LogFormat:           "text",
 		BcryptCost:          12,
 		ShutdownTimeout:     "10s",
+		RateLimit: RateLimitConfig{
+			LoginPerMinute: 10, LoginBurst: 10,
+			RegistrationPerMinute: 10, RegistrationBurst: 5,
+			MessagePerMinute: 120, MessageBurst: 30,
+			JoinPerMinute: 30, JoinBurst: 10,
+		},
+		RefreshableAccessTokenLifetime: "5m",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)

@@ -234,6 +234,34 @@ func checkShutdownTimeout(c *Config) error {
 	return nil
 }
 
+// checkRate accepts a rate limit: 0 (off) up to a million a minute.
+func checkRate(get func(*Config) int) func(*Config) error {
+	return func(c *Config) error {
+		if v := get(c); v < 0 || v > 1_000_000 {
+			return fmt.Errorf("%d is outside 0-1000000: use e.g. 10, or 0 for no limit", v)
+		}
+		return nil
+	}
+}
+
+// checkBurst accepts a burst size: at least 1.
+func checkBurst(get func(*Config) int) func(*Config) error {
+	return func(c *Config) error {
+		if v := get(c); v < 1 || v > 1_000_000 {
+			return fmt.Errorf("%d is outside 1-1000000: use e.g. 10", v)
+		}
+		return nil
+	}
+}
+
+func checkTokenLifetime(c *Config) error {
+	d, err := time.ParseDuration(c.RefreshableAccessTokenLifetime)
+	if err != nil || d < time.Second {
+		return fmt.Errorf("%q is not a duration of at least 1s: use a number with a unit, e.g. 5m or 1h", c.RefreshableAccessTokenLifetime)
+	}
+	return nil
+}
+
 // crossCheck validates settings that depend on each other. src names where
 // a setting came from, for the error message.
 func crossCheck(c *Config, src func(key string) string) error {

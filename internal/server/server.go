@@ -191,7 +191,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 		KeyValidity: o.keyValidity,
 	})
 	clientRouter := httputil.NewRouter()
-	clientapi.New(clientapi.Deps{Config: cfg}).Register(clientRouter)
+	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db}).Register(clientRouter)
 	fed.RegisterWellKnown(clientRouter)
 	clientRouter.Handle("/metrics", s.metrics.Handler(logger)).Methods(http.MethodGet)
 	for _, register := range o.clientRoutes {

@@ -134,6 +134,11 @@ func start(t testing.TB, i int, ca *tlsutil.CA, caFile string, fedClient *http.C
 	}
 	cfg.FederationTrustCA = caFile
 	cfg.NoRateLimit = true
+	// Accounts for tests: anyone may register (RegisterUser relies on it;
+	// registration tests turn it off with WithConfig), and bcrypt at its
+	// lowest cost, since a test logs in far more often than an attacker.
+	cfg.OpenRegistration = true
+	cfg.BcryptCost = 4
 	for _, f := range o.configure {
 		f(i, cfg)
 	}
