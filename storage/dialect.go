@@ -85,3 +85,20 @@ func (d Dialect) lockMigrations(ctx context.Context, conn *sql.Conn) (unlock fun
 // migrationLockID is the first half of the advisory lock key: arbitrary,
 // but fixed so that every myelin process agrees on it.
 const migrationLockID = 0x6d79656c // "myel"
+
+// lockRoom keeps other processes from writing to the room roomID until tx
+// ends, so that one writer at a time extends a room's DAG.
+//
+// PostgreSQL: a transaction-level advisory lock on a hash of the schema and
+// the room ID (a hash collision only makes two rooms wait for each other).
+// SQLite needs nothing: a writing transaction (begun IMMEDIATE) already
+// holds the lock of the whole database.
+func (d Dialect) lockRoom(ctx context.Context, tx *sql.Tx, roomID string) error {
+	if d != PostgreSQL {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ' ' || $1, 0))`, roomID); err != nil {
+		return fmt.Errorf("lock room %s: %w", roomID, err)
+	}
+	return nil
+}

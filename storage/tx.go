@@ -13,7 +13,8 @@ import (
 // Its query methods (one file per table, e.g. accounts.go) run inside the
 // transaction. A Tx must not be used after that function returns.
 type Tx struct {
-	tx *sql.Tx
+	tx      *sql.Tx
+	dialect Dialect
 }
 
 // queryer is what a query needs; *sql.DB and *sql.Tx both provide it, so a
@@ -80,7 +81,7 @@ func (db *DB) runTx(ctx context.Context, fn func(tx *Tx) error) error {
 			sqlTx.Rollback()
 		}
 	}()
-	err = fn(&Tx{tx: sqlTx})
+	err = fn(&Tx{tx: sqlTx, dialect: db.dialect})
 	finished = true
 	if err != nil {
 		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {

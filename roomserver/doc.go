@@ -1,0 +1,50 @@
+// Package roomserver is the one way room events enter Myelin, and the place
+// every component asks about rooms.
+//
+// # The input path
+//
+// Local events (Send, CreateRoom) and received events (InputReceived, for
+// federation) go through the same stages (design notes "One path for every
+// room change"; server-server-api "Checks performed on receipt of a PDU"):
+//
+//  1. format, hashes and signatures (a local event is built and signed
+//     here, so these hold by construction);
+//  2. auth against the event's auth events (auth.CheckAuthEvents);
+//  3. auth against the state before the event: the state after its prev
+//     event, or the resolution (stateres.Resolve) of the states after its
+//     prev events when there are several; a failure rejects the event;
+//  4. auth against the current state; a failure soft-fails the event;
+//  5. persist the event with its state snapshot, move the forward
+//     extremities and the current state, take a stream position;
+//  6. after commit, publish it on the output stream.
+//
+// A local event is built against the current state with the forward
+// extremities as prev_events, so its auth events are current state and the
+// state before it is the current state: stages 2 to 4 are one auth.Check.
+//
+// # Serialisation and batching
+//
+// One goroutine (the committer) runs every write of this process: it takes
+// the jobs queued by Send, CreateRoom and InputReceived, runs as many as are
+// waiting in one database transaction (one fsync for all of them, a
+// savepoint per job so that a refused job leaves nothing behind), and
+// publishes their output after the commit. A room therefore has one writer
+// at a time in a process; across processes on PostgreSQL each transaction
+// also takes an advisory lock per room (storage.(*Tx).LockRoom), in room ID
+// order so that two processes cannot deadlock.
+//
+// # Output
+//
+// Every event that enters a room's timeline gets a position in the global
+// stream (storage.(*Tx).NextStreamPos) and is published on the JetStream
+// stream ROOMSERVER_OUTPUT, subject roomserver.output.event, with the
+// position as message ID (see Output and OutputEvent). The last published
+// position is stored; on start, events committed after it (a crash between
+// commit and publish) are published again.
+//
+// # Queries
+//
+// query.go answers questions about rooms (current state, memberships,
+// events, the state before and after an event); visibility.go implements
+// history visibility (client-server-api "Room History Visibility").
+package roomserver

@@ -1,0 +1,172 @@
+package roomserver
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/roomserver/pdu"
+	"github.com/myelin-chat/myelin/storage"
+)
+
+// Deps is what a Roomserver is built from.
+type Deps struct {
+	DB         *storage.DB
+	Bus        *bus.Bus
+	ServerName string
+	Keys       *keys.Ring
+	Logger     *slog.Logger
+	// ServerKeys looks up other servers' signing keys for received events.
+	// Nil until federation provides one: received events from other servers
+	// then fail their signature check.
+	ServerKeys ServerKeys
+}
+
+// ServerKeys gives the public key of another server's signing key, for
+// checking the signatures of received events.
+type ServerKeys interface {
+	// VerifyKey returns serverName's key keyID, valid at atTS
+	// (milliseconds), or an error when it cannot be had.
+	VerifyKey(ctx context.Context, serverName, keyID string, atTS int64) (ed25519.PublicKey, error)
+}
+
+// Errors returned (wrapped) by the roomserver besides *auth.NotAllowedError
+// (M_FORBIDDEN) and *pdu.FormatError (M_BAD_JSON, or M_TOO_LARGE when the
+// event is too big).
+var (
+	ErrRoomNotFound  = errors.New("room not found")
+	ErrEventNotFound = errors.New("event not found")
+	ErrRoomExists    = errors.New("room already exists")
+	ErrClosed        = errors.New("roomserver closed")
+)
+
+// BadRequestError is a request the roomserver cannot turn into an event
+// (M_BAD_JSON / M_INVALID_PARAM for clients), for reasons other than the
+// event format.
+type BadRequestError struct{ Reason string }
+
+func (e *BadRequestError) Error() string { return "bad request: " + e.Reason }
+
+// TxnKey identifies a client transaction (client-server-api "Transaction
+// identifiers"): a second request with the same key in the same room
+// returns the first request's event instead of sending another.
+type TxnKey struct {
+	UserID, DeviceID, TxnID string
+}
+
+// EventRequest is a local event to send: the fields the client chooses.
+type EventRequest struct {
+	Type     string
+	StateKey *string // nil for a message event
+	Sender   string  // a local user ID
+	Content  json.RawMessage
+	Redacts  string // for m.room.redaction: the event redacted
+	Txn      *TxnKey
+}
+
+// CreateRoomRequest asks for a new room.
+type CreateRoomRequest struct {
+	Creator string
+	// Version is the room version; nil means pdu.DefaultRoomVersion.
+	Version *pdu.RoomVersion
+	// CreationContent is merged into the m.room.create event's content
+	// (the server sets creator in versions that have it, and room_version).
+	CreationContent json.RawMessage
+	// Initial events are sent in order right after the create event, in
+	// the same transaction: all of them are stored or none.
+	Initial []EventRequest
+}
+
+// Output is an event that entered a room's timeline.
+type Output struct {
+	Event     *pdu.Event
+	StreamPos int64
+	// replay: the event was stored before (a retried transaction ID) and
+	// is not published again.
+	replay bool
+}
+
+// Roomserver is the room component. It is safe for concurrent use.
+type Roomserver struct {
+	db         *storage.DB
+	bus        *bus.Bus
+	serverName string
+	keys       *keys.Ring
+	logger     *slog.Logger
+	serverKeys ServerKeys
+
+	queue     chan *job
+	stop      chan struct{}
+	stopOnce  sync.Once
+	committer sync.WaitGroup
+	pub       *publisher
+}
+
+// New builds the roomserver: it makes sure the output stream exists,
+// publishes the events a crash left unpublished, and starts the committer.
+func New(d Deps) (*Roomserver, error) {
+	if d.DB == nil || d.Bus == nil || d.Keys == nil || d.ServerName == "" {
+		return nil, errors.New("roomserver: DB, Bus, Keys and ServerName are required")
+	}
+	logger := d.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	rs := &Roomserver{
+		db:         d.DB,
+		bus:        d.Bus,
+		serverName: d.ServerName,
+		keys:       d.Keys,
+		logger:     logger.With("component", "roomserver"),
+		serverKeys: d.ServerKeys,
+		queue:      make(chan *job, queueSize),
+		stop:       make(chan struct{}),
+	}
+	ctx := context.Background()
+	pub, err := newPublisher(ctx, rs)
+	if err != nil {
+		return nil, err
+	}
+	rs.pub = pub
+	if err := pub.republish(ctx); err != nil {
+		pub.close()
+		return nil, err
+	}
+	rs.committer.Add(1)
+	go rs.commitLoop()
+	return rs, nil
+}
+
+// Close stops accepting work, finishes the jobs already queued, waits for
+// their output to be published and records the published position. Call it
+// before closing the bus and the database.
+func (rs *Roomserver) Close() {
+	rs.stopOnce.Do(func() {
+		close(rs.stop)
+		rs.committer.Wait()
+		rs.pub.close()
+		if err := rs.db.SetPublishedPos(context.Background(), rs.pub.publishedPos()); err != nil {
+			rs.logger.Warn("cannot record the published position", "err", err)
+		}
+	})
+}
+
+// ServerName is the server name the roomserver signs events as.
+func (rs *Roomserver) ServerName() string { return rs.serverName }
+
+// DB is the database the roomserver writes to, for the storage read
+// functions that take room NIDs.
+func (rs *Roomserver) DB() *storage.DB { return rs.db }
+
+func wrapNotFound(err error, roomID string) error {
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("room %s: %w", roomID, ErrRoomNotFound)
+	}
+	return err
+}
