@@ -6,6 +6,7 @@ import (
 	"github.com/myelin-chat/myelin/clientapi/auth"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
+	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/storage"
 )
 
@@ -19,6 +20,8 @@ type Deps struct {
 	// Limits are the rate limiters (see internal/ratelimit); nil = built
 	// from Config.
 	Limits *ratelimit.Limits
+	// Roomserver is the one way into rooms (sending events, room queries).
+	Roomserver *roomserver.Roomserver
 }
 
 // API is the Client-Server API.

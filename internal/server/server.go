@@ -32,6 +32,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/metrics"
 	"github.com/myelin-chat/myelin/internal/tlsutil"
+	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/storage"
 )
 
@@ -44,6 +45,7 @@ type Server struct {
 	keys      *keys.Ring
 	db        *storage.DB
 	bus       *bus.Bus
+	rs        *roomserver.Roomserver
 	metrics   *metrics.Registry
 	fedClient *http.Client
 
@@ -174,6 +176,17 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	}
 	undo = append(undo, func() { s.bus.Close() })
 
+	if s.rs, err = roomserver.New(roomserver.Deps{
+		DB:         s.db,
+		Bus:        s.bus,
+		ServerName: cfg.ServerName,
+		Keys:       s.keys,
+		Logger:     logger,
+	}); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { s.rs.Close() })
+
 	fedTLS, err := tlsutil.FederationServerConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -191,7 +204,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 		KeyValidity: o.keyValidity,
 	})
 	clientRouter := httputil.NewRouter()
-	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db}).Register(clientRouter)
+	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db, Roomserver: s.rs}).Register(clientRouter)
 	fed.RegisterWellKnown(clientRouter)
 	clientRouter.Handle("/metrics", s.metrics.Handler(logger)).Methods(http.MethodGet)
 	for _, register := range o.clientRoutes {
@@ -348,10 +361,12 @@ func (s *Server) Close() error {
 	return s.release()
 }
 
-// release closes the bus (draining it) and then the database.
+// release stops the roomserver (finishing and publishing its queued
+// work), closes the bus (draining it) and then the database.
 func (s *Server) release() error {
 	s.closeOnce.Do(func() {
 		s.fedClient.CloseIdleConnections()
+		s.rs.Close()
 		s.closeErr = errors.Join(s.bus.Close(), s.db.Close())
 	})
 	return s.closeErr
@@ -371,6 +386,9 @@ func (s *Server) FederationAddr() net.Addr { return s.fedLn.Addr() }
 
 // Keys is the server's signing key ring.
 func (s *Server) Keys() *keys.Ring { return s.keys }
+
+// Roomserver is the server's room component.
+func (s *Server) Roomserver() *roomserver.Roomserver { return s.rs }
 
 // DB is the server's database.
 func (s *Server) DB() *storage.DB { return s.db }
