@@ -5,6 +5,8 @@ package clientapi
 // capabilities.go) and small helpers.
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -33,11 +35,33 @@ func (a *API) registerAccounts(r *mux.Router) {
 	}
 	a.registerRegister(r)
 	a.registerLogin(r)
+	a.registerSharedSecret(r)
+	a.registerRegistrationTokens(r)
+	a.registerAccountManagement(r)
+	a.registerDevices(r)
+	a.registerProfile(r)
+	a.registerCapabilities(r)
 }
 
 // writeErr answers with err, including the 401 of user-interactive auth.
 func writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	auth.WriteError(w, r, err)
+}
+
+// readOptionalJSON is httputil.ReadJSON for a body that may be empty (left
+// as dst was).
+func readOptionalJSON(r *http.Request, dst any) error {
+	body, err := httputil.ReadBody(r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	r2 := r.Clone(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	r2.ContentLength = int64(len(body))
+	return httputil.ReadJSON(r2, dst)
 }
 
 // emptyObject is the {} many endpoints answer with.

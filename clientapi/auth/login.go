@@ -12,8 +12,10 @@ import (
 )
 
 // Limiter is what CheckLoginPassword needs of a rate limiter (an
-// *ratelimit.Limiter): a check per key.
+// *ratelimit.Limiter): Peek says whether a key is over its limit, Check
+// counts one more failure.
 type Limiter interface {
+	Peek(key string) error
 	Check(key string) error
 }
 
@@ -34,11 +36,17 @@ func (a *Authenticator) CheckLoginPassword(ctx context.Context, body json.RawMes
 		return "", ErrBadPassword
 	}
 	if failed != nil {
-		// Checked before the password, so that guessing stops once the
-		// account's budget is spent.
-		if err := failed.Check(lp); err != nil {
+		// Before the password: guessing stops once the account's budget
+		// of failures is spent, even for the right password.
+		if err := failed.Peek(strings.ToLower(lp)); err != nil {
 			return "", err
 		}
+	}
+	fail := func() (string, error) {
+		if failed != nil {
+			_ = failed.Check(strings.ToLower(lp)) // counts the failure
+		}
+		return "", ErrBadPassword
 	}
 	acct, err := a.db.GetAccount(ctx, lp)
 	if errors.Is(err, storage.ErrNotFound) && strings.ToLower(lp) != lp {
@@ -48,13 +56,13 @@ func (a *Authenticator) CheckLoginPassword(ctx context.Context, body json.RawMes
 	}
 	if errors.Is(err, storage.ErrNotFound) {
 		CheckPassword("", password)
-		return "", ErrBadPassword
+		return fail()
 	}
 	if err != nil {
 		return "", err
 	}
 	if !CheckPassword(acct.PasswordHash, password) {
-		return "", ErrBadPassword
+		return fail()
 	}
 	if acct.Deactivated {
 		return "", httputil.NewError(http.StatusForbidden, httputil.CodeUserDeactivated, "this account has been deactivated")

@@ -61,6 +61,12 @@ func New(name string, perMinute, burst int) *Limiter {
 // Allow takes one token from key's bucket. When the bucket is empty it
 // returns false and how long until a token is there.
 func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
+	return l.take(key, true)
+}
+
+// take looks at key's bucket and, when take is true and a token is
+// there, takes it.
+func (l *Limiter) take(key string, take bool) (ok bool, retryAfter time.Duration) {
 	if l == nil {
 		return true, 0
 	}
@@ -73,13 +79,18 @@ func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 	}
 	b := l.buckets[key]
 	if b == nil {
+		if !take {
+			return true, 0 // a new bucket is full
+		}
 		b = &bucket{tokens: l.burst, at: now}
 		l.buckets[key] = b
 	}
 	b.tokens = math.Min(l.burst, b.tokens+float64(now.Sub(b.at))/float64(l.interval))
 	b.at = now
 	if b.tokens >= 1 {
-		b.tokens--
+		if take {
+			b.tokens--
+		}
 		return true, 0
 	}
 	wait := time.Duration((1 - b.tokens) * float64(l.interval))
@@ -99,6 +110,16 @@ func (l *Limiter) sweep(now time.Time) {
 // Check is Allow as an error: nil, or the 429 M_LIMIT_EXCEEDED to send.
 func (l *Limiter) Check(key string) error {
 	if ok, wait := l.Allow(key); !ok {
+		return httputil.LimitExceeded("too many requests ("+l.name+"); try again later", wait)
+	}
+	return nil
+}
+
+// Peek is Check without taking a token: it says whether the next Check
+// would pass. For limits that count only failures (a failed login takes a
+// token; every attempt peeks first).
+func (l *Limiter) Peek(key string) error {
+	if ok, wait := l.take(key, false); !ok {
 		return httputil.LimitExceeded("too many requests ("+l.name+"); try again later", wait)
 	}
 	return nil
