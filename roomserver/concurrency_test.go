@@ -1,0 +1,186 @@
+package roomserver
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/myelin-chat/myelin/storage"
+)
+
+// Many goroutines sending to one room: the DAG stays a line (no forks),
+// depths are contiguous, positions unique and in depth order.
+func TestConcurrentSendsToOneRoom(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		ctx := ctxT(t)
+		alice := user("alice")
+		roomID, outs := e.createRoom("11", alice)
+		const senders, each = 16, 25
+		for i := range senders {
+			e.join(roomID, user(fmt.Sprint("u", i)))
+		}
+		var (
+			mu  sync.Mutex
+			got []Output
+			wg  sync.WaitGroup
+		)
+		for i := range senders {
+			wg.Go(func() {
+				for j := range each {
+					o, err := e.rs.Send(ctx, roomID, msgReq(t, user(fmt.Sprint("u", i)), fmt.Sprint(j)))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					got = append(got, o...)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(got) != senders*each {
+			t.Fatalf("%d events sent, want %d", len(got), senders*each)
+		}
+		sort.Slice(got, func(a, b int) bool { return got[a].StreamPos < got[b].StreamPos })
+		firstDepth := outs[len(outs)-1].Event.Depth() + senders + 1
+		seen := map[int64]bool{}
+		for i, o := range got {
+			if seen[o.StreamPos] {
+				t.Fatalf("position %d given twice", o.StreamPos)
+			}
+			seen[o.StreamPos] = true
+			if o.Event.Depth() != firstDepth+int64(i) {
+				t.Fatalf("event %d in stream order has depth %d, want %d", i, o.Event.Depth(), firstDepth+int64(i))
+			}
+			if i > 0 {
+				prev := o.Event.PrevEventIDs()
+				if len(prev) != 1 || prev[0] != got[i-1].Event.EventID() {
+					t.Fatalf("event %d cites %v, want the previous event %s", i, prev, got[i-1].Event.EventID())
+				}
+			}
+		}
+		room, err := e.db.Room(ctx, roomID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ext, err := e.db.ForwardExtremities(ctx, room.NID)
+		if err != nil || len(ext) != 1 || ext[0].EventID != got[len(got)-1].Event.EventID() {
+			t.Errorf("forward extremities %v, %v; want the last event only", ext, err)
+		}
+		// /messages sees each exactly once, in the same order.
+		var paged []string
+		from := storage.TopoMax
+		for {
+			page, err := e.db.RoomMessages(ctx, roomID, from, 37, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, r := range page {
+				paged = append(paged, r.EventID)
+			}
+			from = page[len(page)-1].Pos()
+		}
+		total := len(outs) + senders + senders*each
+		if len(paged) != total {
+			t.Fatalf("paginated %d events, want %d", len(paged), total)
+		}
+		for i, o := range got {
+			if paged[len(got)-1-i] != o.Event.EventID() {
+				t.Fatalf("pagination order differs from stream order at %d", i)
+			}
+		}
+	})
+}
+
+// Sends to many rooms at once share transactions but never mix rooms up.
+func TestConcurrentSendsToManyRooms(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		ctx := ctxT(t)
+		const rooms, each = 8, 20
+		ids := make([]string, rooms)
+		var wg sync.WaitGroup
+		for i := range rooms {
+			wg.Go(func() {
+				id, _, err := e.rs.CreateRoom(ctx, CreateRoomRequest{Creator: user(fmt.Sprint("c", i)),
+					Initial: []EventRequest{memberReq(t, user(fmt.Sprint("c", i)), user(fmt.Sprint("c", i)), "join")}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids[i] = id
+				for j := range each {
+					if _, err := e.rs.Send(ctx, id, msgReq(t, user(fmt.Sprint("c", i)), fmt.Sprint(j))); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for i, id := range ids {
+			evs, err := e.db.EventsInRange(ctx, id, 0, 1<<62, 0, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != 2+each {
+				t.Errorf("room %d has %d events, want %d", i, len(evs), 2+each)
+			}
+			for k, ev := range evs {
+				if ev.Depth != int64(k+1) {
+					t.Errorf("room %d event %d has depth %d", i, k, ev.Depth)
+				}
+			}
+		}
+	})
+}
+
+func TestTransactionIDsAreIdempotentAcrossRestarts(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		ctx := ctxT(t)
+		alice := user("alice")
+		roomID, _ := e.createRoom("11", alice)
+		txn := &TxnKey{UserID: alice, DeviceID: "DEV", TxnID: "t1"}
+		req := msgReq(t, alice, "once")
+		req.Txn = txn
+		first := e.send(roomID, req)[0]
+
+		again := e.send(roomID, req)[0]
+		if again.Event.EventID() != first.Event.EventID() || again.StreamPos != first.StreamPos {
+			t.Fatalf("retry gave %s at %d, want %s at %d", again.Event.EventID(), again.StreamPos, first.Event.EventID(), first.StreamPos)
+		}
+		// Same transaction ID from another device, or in another room, is
+		// another event.
+		other := req
+		other.Txn = &TxnKey{UserID: alice, DeviceID: "OTHER", TxnID: "t1"}
+		if o := e.send(roomID, other)[0]; o.Event.EventID() == first.Event.EventID() {
+			t.Error("another device's transaction returned the first event")
+		}
+
+		e.reopen()
+		// Even with different content, the stored transaction wins.
+		req.Content = content(t, map[string]string{"msgtype": "m.text", "body": "changed"})
+		after := e.send(roomID, req)[0]
+		if after.Event.EventID() != first.Event.EventID() {
+			t.Fatalf("retry after restart created %s, want %s", after.Event.EventID(), first.Event.EventID())
+		}
+		n := 0
+		evs, _ := e.db.EventsInRange(ctx, roomID, 0, 1<<62, 0, false)
+		for _, ev := range evs {
+			if ev.Type == "m.room.message" {
+				n++
+			}
+		}
+		if n != 2 {
+			t.Errorf("%d messages stored, want 2", n)
+		}
+		ids, err := e.db.TxnIDs(ctx, alice, "DEV", []string{first.Event.EventID()})
+		if err != nil || ids[first.Event.EventID()] != "t1" {
+			t.Errorf("TxnIDs = %v, %v", ids, err)
+		}
+	})
+}
