@@ -30,11 +30,12 @@ type API struct {
 	db     *storage.DB
 	auth   *auth.Authenticator
 	limits *ratelimit.Limits
+	rs     *roomserver.Roomserver
 }
 
 // New builds the client API.
 func New(d Deps) *API {
-	a := &API{cfg: d.Config, db: d.DB, auth: d.Auth, limits: d.Limits}
+	a := &API{cfg: d.Config, db: d.DB, auth: d.Auth, limits: d.Limits, rs: d.Roomserver}
 	if a.auth == nil && d.DB != nil {
 		a.auth = NewAuthenticator(d.DB, d.Config)
 	}
@@ -51,5 +52,6 @@ func (a *API) Register(r *mux.Router) {
 	a.registerVersions(r)
 	a.registerWellKnown(r)
 	a.registerAccounts(r)
+	a.registerRooms(r)
 	registerLegacyR0(r)
 }

@@ -5,6 +5,8 @@ package storage
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -61,58 +63,71 @@ func (db *DB) PublishedRooms(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// ForgetRoom records that userID forgot roomID while their membership
-// event in it was the one at stream position membershipPos (client-server
-// API "Leaving rooms"). The caller checked that the user has left.
-func (db *DB) ForgetRoom(ctx context.Context, userID, roomID string, membershipPos int64) error {
+// ForgetRoom records that userID forgot roomID (client-server-api
+// "Leaving rooms"), as of the user's current membership event in the room;
+// the caller checked that the user has left. It returns an error wrapping
+// ErrNotFound when the user has no membership in the room.
+//
+// The room stays forgotten until the user's next membership event (a new
+// join, invite or knock): IsRoomForgotten and ForgottenRooms compare the
+// stream position stored here with that of the current membership event,
+// so no writer of member events has to clear anything.
+func (db *DB) ForgetRoom(ctx context.Context, userID, roomID string) error {
 	return db.WithTx(ctx, func(tx *Tx) error {
+		var pos sql.NullInt64
+		err := tx.tx.QueryRowContext(ctx, `
+			SELECT e.stream_pos FROM room_memberships m
+			JOIN rooms r ON r.room_nid = m.room_nid
+			JOIN events e ON e.event_nid = m.event_nid
+			WHERE r.room_id = $1 AND m.user_id = $2`, roomID, userID).Scan(&pos)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("forget room %q for %q: no membership: %w", roomID, userID, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("forget room %q for %q: %w", roomID, userID, err)
+		}
 		if _, err := tx.tx.ExecContext(ctx, `
 			INSERT INTO forgotten_rooms (user_id, room_id, membership_pos) VALUES ($1, $2, $3)
 			ON CONFLICT (user_id, room_id) DO UPDATE SET membership_pos = excluded.membership_pos`,
-			userID, roomID, membershipPos); err != nil {
+			userID, roomID, pos.Int64); err != nil {
 			return fmt.Errorf("forget room %q for %q: %w", roomID, userID, err)
 		}
 		return nil
 	})
 }
 
-// ForgottenRooms returns the rooms userID has forgotten, each with the
-// stream position of the membership event it was forgotten at. A room is
-// forgotten only while the user's current membership event in it is at
-// that position or earlier: a later membership event (a new join, invite
-// or knock) ends the forgetting. Use IsForgotten for that comparison.
-func (db *DB) ForgottenRooms(ctx context.Context, userID string) (map[string]int64, error) {
-	rows, err := db.read.QueryContext(ctx, `
-		SELECT room_id, membership_pos FROM forgotten_rooms WHERE user_id = $1`, userID)
-	if err != nil {
-		return nil, fmt.Errorf("forgotten rooms of %q: %w", userID, err)
-	}
-	defer rows.Close()
-	m := map[string]int64{}
-	for rows.Next() {
-		var id string
-		var pos int64
-		if err := rows.Scan(&id, &pos); err != nil {
-			return nil, fmt.Errorf("forgotten rooms of %q: %w", userID, err)
-		}
-		m[id] = pos
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("forgotten rooms of %q: %w", userID, err)
-	}
-	return m, nil
-}
+// forgottenWhere selects the forgotten_rooms rows (f) still in force: the
+// user's current membership event in the room is the one forgotten (or an
+// earlier one).
+const forgottenWhere = `
+	FROM forgotten_rooms f
+	JOIN rooms r ON r.room_id = f.room_id
+	JOIN room_memberships m ON m.room_nid = r.room_nid AND m.user_id = f.user_id
+	JOIN events e ON e.event_nid = m.event_nid
+	WHERE f.user_id = $1 AND COALESCE(e.stream_pos, 0) <= f.membership_pos`
 
-// IsForgotten reports whether userID has forgotten roomID, given the
-// stream position of the user's current membership event in the room.
-func (db *DB) IsForgotten(ctx context.Context, userID, roomID string, currentMembershipPos int64) (bool, error) {
+// IsRoomForgotten reports whether userID has forgotten roomID (and has had
+// no membership event in it since).
+func (db *DB) IsRoomForgotten(ctx context.Context, userID, roomID string) (bool, error) {
 	var n int
-	err := db.read.QueryRowContext(ctx, `
-		SELECT COUNT(*) FROM forgotten_rooms
-		WHERE user_id = $1 AND room_id = $2 AND membership_pos >= $3`,
-		userID, roomID, currentMembershipPos).Scan(&n)
+	err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) `+forgottenWhere+` AND f.room_id = $2`,
+		userID, roomID).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("is room %q forgotten by %q: %w", roomID, userID, err)
 	}
 	return n > 0, nil
+}
+
+// ForgottenRooms returns the rooms userID has forgotten (and has had no
+// membership event in since), sorted; /sync leaves them out.
+func (db *DB) ForgottenRooms(ctx context.Context, userID string) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT f.room_id `+forgottenWhere+` ORDER BY f.room_id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("forgotten rooms of %q: %w", userID, err)
+	}
+	ids, err := scanStringRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("forgotten rooms of %q: %w", userID, err)
+	}
+	return ids, nil
 }

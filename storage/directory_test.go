@@ -2,6 +2,8 @@ package storage_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -37,41 +39,82 @@ func TestRoomDirectory(t *testing.T) {
 	})
 }
 
+// setMember stores a member event of user in the room at stream position
+// pos and makes it the user's current membership.
+func setMember(t *testing.T, db *storage.DB, roomID, user, membership string, pos int64) {
+	t.Helper()
+	ctx := context.Background()
+	err := db.WithTx(ctx, func(tx *storage.Tx) error {
+		room, err := tx.Room(ctx, roomID)
+		if errors.Is(err, storage.ErrNotFound) {
+			nid, err := tx.InsertRoom(ctx, roomID, "11")
+			if err != nil {
+				return err
+			}
+			room = &storage.Room{NID: nid}
+		} else if err != nil {
+			return err
+		}
+		k := storage.StateKey{Type: "m.room.member", StateKey: user}
+		nids, err := tx.StateKeyNIDs(ctx, []storage.StateKey{k}, true)
+		if err != nil {
+			return err
+		}
+		evNID, err := tx.InsertEvent(ctx, &storage.EventRecord{
+			EventID: fmt.Sprintf("$%s%d", membership, pos), RoomNID: room.NID, Type: k.Type,
+			StateKeyNID: nids[k], Sender: user, StreamPos: pos, Membership: membership, JSON: []byte("{}"),
+		})
+		if err != nil {
+			return err
+		}
+		return tx.SetMembership(ctx, room.NID, user, membership, evNID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestForgottenRooms(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
-		if err := db.ForgetRoom(ctx, "@u:hs", "!r:hs", 10); err != nil {
-			t.Fatal(err)
+		if err := db.ForgetRoom(ctx, "@u:hs", "!r:hs"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("ForgetRoom without a membership = %v, want ErrNotFound", err)
 		}
-		if err := db.ForgetRoom(ctx, "@u:hs", "!s:hs", 12); err != nil {
-			t.Fatal(err)
-		}
-		got, err := db.ForgottenRooms(ctx, "@u:hs")
-		if err != nil || len(got) != 2 || got["!r:hs"] != 10 || got["!s:hs"] != 12 {
-			t.Errorf("ForgottenRooms = %v, %v", got, err)
-		}
-		if got, err := db.ForgottenRooms(ctx, "@other:hs"); err != nil || len(got) != 0 {
-			t.Errorf("ForgottenRooms(other user) = %v, %v", got, err)
-		}
-		for _, c := range []struct {
-			room string
-			pos  int64
-			want bool
-		}{
-			{"!r:hs", 10, true},  // still the membership it was forgotten at
-			{"!r:hs", 11, false}, // a later membership event ends it
-			{"!x:hs", 1, false},  // never forgotten
-		} {
-			if ok, err := db.IsForgotten(ctx, "@u:hs", c.room, c.pos); err != nil || ok != c.want {
-				t.Errorf("IsForgotten(%s, %d) = %v, %v; want %v", c.room, c.pos, ok, err, c.want)
+		setMember(t, db, "!r:hs", "@u:hs", "leave", 10)
+		setMember(t, db, "!s:hs", "@u:hs", "leave", 12)
+		setMember(t, db, "!s:hs", "@v:hs", "join", 13)
+		for _, r := range []string{"!r:hs", "!s:hs"} {
+			if err := db.ForgetRoom(ctx, "@u:hs", r); err != nil {
+				t.Fatal(err)
 			}
 		}
-		// Forgetting again after a new leave moves the position.
-		if err := db.ForgetRoom(ctx, "@u:hs", "!r:hs", 20); err != nil {
+		check := func(want ...string) {
+			t.Helper()
+			got, err := db.ForgottenRooms(ctx, "@u:hs")
+			if err != nil || !slices.Equal(got, want) {
+				t.Errorf("ForgottenRooms = %v, %v; want %v", got, err, want)
+			}
+			for _, r := range []string{"!r:hs", "!s:hs", "!x:hs"} {
+				ok, err := db.IsRoomForgotten(ctx, "@u:hs", r)
+				if err != nil || ok != slices.Contains(want, r) {
+					t.Errorf("IsRoomForgotten(%s) = %v, %v", r, ok, err)
+				}
+			}
+		}
+		check("!r:hs", "!s:hs")
+		if got, err := db.ForgottenRooms(ctx, "@v:hs"); err != nil || len(got) != 0 {
+			t.Errorf("ForgottenRooms(other user) = %v, %v", got, err)
+		}
+
+		// A new membership event (re-invited) ends the forgetting...
+		setMember(t, db, "!r:hs", "@u:hs", "invite", 20)
+		check("!s:hs")
+		// ... and a later leave does not bring it back without a new forget.
+		setMember(t, db, "!r:hs", "@u:hs", "leave", 21)
+		check("!s:hs")
+		if err := db.ForgetRoom(ctx, "@u:hs", "!r:hs"); err != nil {
 			t.Fatal(err)
 		}
-		if ok, _ := db.IsForgotten(ctx, "@u:hs", "!r:hs", 20); !ok {
-			t.Error("re-forgotten room is not forgotten")
-		}
+		check("!r:hs", "!s:hs")
 	})
 }
