@@ -245,40 +245,49 @@ func (w *writer) buildLocal(ctx context.Context, rc *roomCtx, req EventRequest) 
 	return ev, state, nil
 }
 
-// checkLocalRedaction refuses a local redaction of a known event that its
-// sender may not redact (client-server-api "Redactions": 403), as Synapse
-// does. A redaction of an unknown event is allowed (it may arrive later).
+// checkLocalRedaction applies the client API's rule for redactions, as
+// Synapse does: a user below the room's redact level may redact only their
+// own events (403 otherwise, although the federation rule,
+// auth.RedactionAllowed, would let any user of the original sender's
+// server do it), and only known events of the same room (404, 400).
 func (w *writer) checkLocalRedaction(ctx context.Context, rc *roomCtx, redaction *pdu.Event) error {
-	recs, err := w.tx.EventsByID(ctx, []string{redaction.Redacts()})
-	if err != nil || len(recs) == 0 {
+	levels, err := w.currentPowerLevels(ctx, rc)
+	if err != nil {
 		return err
 	}
-	if recs[0].RoomNID != rc.room.NID {
+	recs, err := w.tx.EventsByID(ctx, []string{redaction.Redacts()})
+	if err != nil {
+		return err
+	}
+	if len(recs) > 0 && recs[0].RoomNID != rc.room.NID {
 		return &BadRequestError{Reason: "the redacted event is in another room"}
 	}
-	original, err := parseRecord(recs[0])
-	if err != nil {
-		return err
+	if levels.UserLevel(redaction.Sender()) >= levels.Redact {
+		return nil
 	}
-	ok, err := w.redactionAllowed(ctx, rc, redaction, original)
-	if err != nil {
-		return err
+	if len(recs) == 0 {
+		return fmt.Errorf("redacted event %s: %w", redaction.Redacts(), ErrEventNotFound)
 	}
-	if !ok {
+	if recs[0].Sender != redaction.Sender() {
 		return fmt.Errorf("event refused: %w", &auth.NotAllowedError{Rule: "m.room.redaction",
-			Reason: "the sender's power level is below the redact level and the event is another server's"})
+			Reason: "the sender's power level is below the redact level and the event is another user's"})
 	}
 	return nil
+}
+
+// currentPowerLevels returns the room's effective power levels now.
+func (w *writer) currentPowerLevels(ctx context.Context, rc *roomCtx) (*auth.PowerLevels, error) {
+	state, err := w.currentState(ctx, rc, []pdu.StateKey{{Type: "m.room.create"}, {Type: "m.room.power_levels"}})
+	if err != nil {
+		return nil, err
+	}
+	return auth.PowerLevelsFromState(state[pdu.StateKey{Type: "m.room.create"}], state[pdu.StateKey{Type: "m.room.power_levels"}])
 }
 
 // redactionAllowed applies auth.RedactionAllowed with the room's current
 // power levels (a redaction changes no state, so they are those at it).
 func (w *writer) redactionAllowed(ctx context.Context, rc *roomCtx, redaction, original *pdu.Event) (bool, error) {
-	state, err := w.currentState(ctx, rc, []pdu.StateKey{{Type: "m.room.create"}, {Type: "m.room.power_levels"}})
-	if err != nil {
-		return false, err
-	}
-	levels, err := auth.PowerLevelsFromState(state[pdu.StateKey{Type: "m.room.create"}], state[pdu.StateKey{Type: "m.room.power_levels"}])
+	levels, err := w.currentPowerLevels(ctx, rc)
 	if err != nil {
 		return false, err
 	}
