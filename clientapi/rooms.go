@@ -25,6 +25,7 @@ import (
 )
 
 func (a *API) registerRooms(r *mux.Router) {
+	a.registerCreateRoom(r)
 	a.registerRoomReads(r)
 }
 

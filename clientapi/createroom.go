@@ -1,0 +1,121 @@
+package clientapi
+
+// POST /createRoom (client-server-api "Creation", create_room.yaml). The
+// events a request implies are worked out by planCreateRoom
+// (createroom_plan.go); this file carries the plan out.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/myelin-chat/myelin/clientapi/auth"
+	"github.com/myelin-chat/myelin/internal/httputil"
+	"github.com/myelin-chat/myelin/roomserver"
+	rsauth "github.com/myelin-chat/myelin/roomserver/auth"
+	"github.com/myelin-chat/myelin/storage"
+)
+
+// codeInvalidRoomState is create_room.yaml's error for an initial state the
+// auth rules refuse (e.g. power levels that keep the creator from setting
+// the name).
+const codeInvalidRoomState = "M_INVALID_ROOM_STATE"
+
+func (a *API) registerCreateRoom(r *mux.Router) {
+	r.HandleFunc("/_matrix/client/v3/createRoom", a.auth.Required(a.postCreateRoom)).Methods(http.MethodPost)
+}
+
+// postCreateRoom implements POST /createRoom.
+func (a *API) postCreateRoom(w http.ResponseWriter, r *http.Request, d *auth.Device) {
+	body, err := httputil.ReadJSONObject(r)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	var req createRoomRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		httputil.WriteError(w, r, badJSONError(err))
+		return
+	}
+	ctx := r.Context()
+	plan, err := planCreateRoom(&req, d.UserID, a.cfg.ServerName, func(u string) memberProfile {
+		return a.memberProfileOf(ctx, u)
+	})
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	roomID, err := a.createRoom(ctx, d.UserID, plan)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	httputil.WriteJSON(w, r, http.StatusOK, map[string]string{"room_id": roomID})
+}
+
+// createRoom creates the room a plan describes, for POST /createRoom and
+// room upgrades: the alias is reserved first (so that a taken alias refuses
+// the request before anything is written), the room and all its initial
+// events are stored in one roomserver transaction, then the alias points
+// at the room and the room is published if asked. A refused room leaves
+// nothing behind.
+func (a *API) createRoom(ctx context.Context, creator string, plan *createRoomPlan) (string, error) {
+	if plan.Alias != "" {
+		err := a.db.ReserveAlias(ctx, plan.Alias, creator)
+		if errors.Is(err, storage.ErrAliasExists) {
+			return "", httputil.NewError(http.StatusBadRequest, httputil.CodeRoomInUse, "room alias "+plan.Alias+" is already taken")
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	initial := make([]roomserver.EventRequest, len(plan.Events))
+	for i, ev := range plan.Events {
+		sk := ev.StateKey
+		initial[i] = roomserver.EventRequest{Type: ev.Type, StateKey: &sk, Sender: creator, Content: ev.Content}
+	}
+	roomID, _, err := a.rs.CreateRoom(ctx, roomserver.CreateRoomRequest{
+		Creator:         creator,
+		Version:         plan.Version,
+		CreationContent: plan.CreationContent,
+		Initial:         initial,
+	})
+	if err != nil {
+		if plan.Alias != "" {
+			if rerr := a.db.ReleaseAlias(context.WithoutCancel(ctx), plan.Alias); rerr != nil {
+				httputil.Logger(ctx).WarnContext(ctx, "cannot release a reserved alias; it expires by itself", "alias", plan.Alias, "err", rerr)
+			}
+		}
+		var na *rsauth.NotAllowedError
+		if errors.As(err, &na) {
+			return "", httputil.NewError(http.StatusBadRequest, codeInvalidRoomState, "the initial state is not allowed: "+na.Reason)
+		}
+		return "", roomError(err)
+	}
+	// The room exists from here on: finish even if the client went away.
+	ctx = context.WithoutCancel(ctx)
+	if plan.Alias != "" {
+		if err := a.db.CompleteAlias(ctx, plan.Alias, roomID); err != nil {
+			return "", err
+		}
+	}
+	if plan.Publish {
+		if err := a.db.SetRoomPublished(ctx, roomID, true); err != nil {
+			return "", err
+		}
+	}
+	return roomID, nil
+}
+
+// badJSONError is the 400 M_BAD_JSON for a body of the wrong shape,
+// naming the field where encoding/json can.
+func badJSONError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return httputil.BadJSON(`"` + te.Field + `" has the wrong type: ` + te.Value + " where a " + te.Type.Kind().String() + " was expected")
+	}
+	return httputil.BadJSON("invalid request body: " + err.Error())
+}
