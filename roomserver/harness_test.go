@@ -28,6 +28,8 @@ type env struct {
 	keys *keys.Ring
 	dir  string
 	dsn  string
+	// remoteKeys, when set, is the roomserver's ServerKeys.
+	remoteKeys ServerKeys
 }
 
 // forEachDB runs fn with a fresh roomserver on each test database.
@@ -37,6 +39,20 @@ func forEachDB(t *testing.T, fn func(t *testing.T, e *env)) {
 			fn(t, newEnv(t, storagetest.DSN(t, d)))
 		})
 	}
+}
+
+type dsnCase struct {
+	name string
+	dsn  func(t *testing.T) string
+}
+
+// dsnsForTest lists the test databases, each giving a fresh DSN per call.
+func dsnsForTest(t *testing.T) []dsnCase {
+	var out []dsnCase
+	for _, d := range storagetest.Dialects() {
+		out = append(out, dsnCase{string(d), func(t *testing.T) string { return storagetest.DSN(t, d) }})
+	}
+	return out
 }
 
 func newEnv(t *testing.T, dsn string) *env {
@@ -63,7 +79,7 @@ func (e *env) open() {
 	if e.bus, err = bus.Open(ctx, bus.Config{DataDir: e.dir, Namespace: "rstest"}); err != nil {
 		e.t.Fatal(err)
 	}
-	if e.rs, err = New(Deps{DB: e.db, Bus: e.bus, ServerName: testServer, Keys: e.keys}); err != nil {
+	if e.rs, err = New(Deps{DB: e.db, Bus: e.bus, ServerName: testServer, Keys: e.keys, ServerKeys: e.remoteKeys}); err != nil {
 		e.t.Fatal(err)
 	}
 }

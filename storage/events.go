@@ -111,7 +111,16 @@ func (tx *Tx) ApplyRedaction(ctx context.Context, targetNID int64, redactedJSON 
 // RedactionsOf returns the accepted redactions in the timeline that name
 // eventID as their target (a redaction may arrive before its target).
 func (db *DB) RedactionsOf(ctx context.Context, eventID string) ([]*EventRecord, error) {
-	return queryEvents(ctx, db.read, `WHERE e.redacts = $1 AND e.event_type = 'm.room.redaction'
+	return redactionsOf(ctx, db.read, eventID)
+}
+
+// RedactionsOf is DB.RedactionsOf within tx.
+func (tx *Tx) RedactionsOf(ctx context.Context, eventID string) ([]*EventRecord, error) {
+	return redactionsOf(ctx, tx.tx, eventID)
+}
+
+func redactionsOf(ctx context.Context, q queryer, eventID string) ([]*EventRecord, error) {
+	return queryEvents(ctx, q, `WHERE e.redacts = $1 AND e.event_type = 'm.room.redaction'
 		AND e.stream_pos IS NOT NULL ORDER BY e.stream_pos`, eventID)
 }
 
