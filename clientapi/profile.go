@@ -165,6 +165,10 @@ func (a *API) putProfileField(w http.ResponseWriter, r *http.Request, d *auth.De
 		writeErr(w, r, err)
 		return
 	}
+	if err := a.profileChanged(r.Context(), d, key); err != nil {
+		writeErr(w, r, err)
+		return
+	}
 	writeOK(w, r, emptyObject)
 }
 
@@ -209,6 +213,10 @@ func (a *API) deleteProfileField(w http.ResponseWriter, r *http.Request, d *auth
 		return tx.DeleteProfileField(r.Context(), d.Localpart(), key)
 	})
 	if err != nil {
+		writeErr(w, r, err)
+		return
+	}
+	if err := a.profileChanged(r.Context(), d, key); err != nil {
 		writeErr(w, r, err)
 		return
 	}
