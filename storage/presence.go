@@ -73,15 +73,22 @@ func (tx *Tx) PutPresence(ctx context.Context, p Presence, newPos bool) (int64, 
 	return pos, nil
 }
 
-// PresenceSince returns the presence of every user whose presence changed at
-// a stream position in (since, upto], for the caller to keep the users its
-// client shares a room with.
-func (db *DB) PresenceSince(ctx context.Context, since, upto int64) ([]Presence, error) {
+// PresenceVisibleTo returns the presence of userID and of every user
+// joined to a room userID is joined to, changed at stream positions in
+// (since, upto], oldest change first: the presence section of userID's
+// sync. since 0 returns all of it.
+func (db *DB) PresenceVisibleTo(ctx context.Context, userID string, since, upto int64) ([]Presence, error) {
 	rows, err := db.read.QueryContext(ctx, `
-		SELECT user_id, state, status_msg, last_active_ts, currently_active, stream_pos
-		FROM presence WHERE stream_pos > $1 AND stream_pos <= $2 ORDER BY stream_pos`, since, upto)
+		SELECT p.user_id, p.state, p.status_msg, p.last_active_ts, p.currently_active, p.stream_pos
+		FROM presence p
+		WHERE p.stream_pos > $2 AND p.stream_pos <= $3 AND (p.user_id = $1 OR EXISTS (
+			SELECT 1 FROM room_memberships theirs
+			JOIN room_memberships mine ON mine.room_nid = theirs.room_nid
+			WHERE theirs.user_id = p.user_id AND theirs.membership = 'join'
+			AND mine.user_id = $1 AND mine.membership = 'join'))
+		ORDER BY p.stream_pos`, userID, since, upto)
 	if err != nil {
-		return nil, fmt.Errorf("presence since %d: %w", since, err)
+		return nil, fmt.Errorf("presence for %q since %d: %w", userID, since, err)
 	}
 	defer rows.Close()
 	var out []Presence
@@ -91,7 +98,7 @@ func (db *DB) PresenceSince(ctx context.Context, since, upto int64) ([]Presence,
 			msg sql.NullString
 		)
 		if err := rows.Scan(&p.UserID, &p.State, &msg, &p.LastActiveTS, &p.CurrentlyActive, &p.StreamPos); err != nil {
-			return nil, fmt.Errorf("presence since %d: %w", since, err)
+			return nil, fmt.Errorf("presence for %q since %d: %w", userID, since, err)
 		}
 		if msg.Valid {
 			p.StatusMsg = &msg.String
@@ -99,7 +106,45 @@ func (db *DB) PresenceSince(ctx context.Context, since, upto int64) ([]Presence,
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("presence since %d: %w", since, err)
+		return nil, fmt.Errorf("presence for %q since %d: %w", userID, since, err)
 	}
 	return out, nil
+}
+
+// SharesRoom reports whether two users are joined to a common room (who
+// may see whose presence).
+func (db *DB) SharesRoom(ctx context.Context, a, b string) (bool, error) {
+	var one int
+	err := db.read.QueryRowContext(ctx, `
+		SELECT 1 FROM room_memberships x JOIN room_memberships y ON y.room_nid = x.room_nid
+		WHERE x.user_id = $1 AND x.membership = 'join' AND y.user_id = $2 AND y.membership = 'join'
+		LIMIT 1`, a, b).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("shared rooms of %q and %q: %w", a, b, err)
+	}
+	return true, nil
+}
+
+// StalePresence returns the users marked online whose last activity is
+// before cutoffTS (ms since the epoch): those whose clients stopped
+// syncing, for the server to mark offline.
+func (db *DB) StalePresence(ctx context.Context, cutoffTS int64, limit int) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, `
+		SELECT user_id FROM presence WHERE state = 'online' AND last_active_ts < $1 LIMIT $2`, cutoffTS, limit)
+	if err != nil {
+		return nil, fmt.Errorf("stale presence: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, fmt.Errorf("stale presence: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
 }

@@ -175,9 +175,25 @@ func TestPresence(t *testing.T) {
 			t.Errorf("GetPresence = %+v, %v", got, err)
 		}
 		p2 := put(storage.Presence{UserID: "@b:x", State: "unavailable", LastActiveTS: 30}, true)
-		since, err := db.PresenceSince(ctx, p1, p2)
-		if err != nil || len(since) != 1 || since[0].UserID != "@b:x" || since[0].StatusMsg != nil {
-			t.Errorf("PresenceSince = %+v, %v", since, err)
+		// @b:x shares no room with @a:x: only a's own presence is visible.
+		mine, err := db.PresenceVisibleTo(ctx, "@a:x", 0, p2)
+		if err != nil || len(mine) != 1 || mine[0].UserID != "@a:x" {
+			t.Errorf("PresenceVisibleTo = %+v, %v", mine, err)
+		}
+		theirs, err := db.PresenceVisibleTo(ctx, "@b:x", p1, p2)
+		if err != nil || len(theirs) != 1 || theirs[0].UserID != "@b:x" || theirs[0].StatusMsg != nil {
+			t.Errorf("PresenceVisibleTo(b) = %+v, %v", theirs, err)
+		}
+		if shares, err := db.SharesRoom(ctx, "@a:x", "@b:x"); err != nil || shares {
+			t.Errorf("SharesRoom = %v, %v", shares, err)
+		}
+		stale, err := db.StalePresence(ctx, 15, 10)
+		if err != nil || len(stale) != 0 {
+			t.Errorf("StalePresence(15) = %v, %v", stale, err)
+		}
+		stale, err = db.StalePresence(ctx, 25, 10)
+		if err != nil || len(stale) != 1 || stale[0] != "@a:x" {
+			t.Errorf("StalePresence(25) = %v, %v", stale, err)
 		}
 	})
 }

@@ -1,0 +1,285 @@
+package storage
+
+// Reads of the roomserver's tables (migrations/0003_rooms.sql) shaped for
+// /sync, /messages and /context: a user's memberships with their stream
+// positions, several rooms' new events at once, the state events of a gap,
+// parts of the current state, member counts and the history of the two
+// pieces of state history visibility depends on.
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// SyncMembership is a user's current membership of a room.
+type SyncMembership struct {
+	RoomID      string
+	RoomNID     int64
+	RoomVersion string
+	Membership  string
+	EventNID    int64
+	// EventPos is the stream position of the member event (0 if it has
+	// none, e.g. an outlier invite).
+	EventPos int64
+	// StateNID is the snapshot of the room's current state.
+	StateNID int64
+}
+
+// SyncMemberships returns every room where userID has a membership.
+func (db *DB) SyncMemberships(ctx context.Context, userID string) ([]SyncMembership, error) {
+	rows, err := db.read.QueryContext(ctx, `
+		SELECT r.room_id, r.room_nid, r.room_version, m.membership, m.event_nid, e.stream_pos, r.state_nid
+		FROM room_memberships m
+		JOIN rooms r ON r.room_nid = m.room_nid
+		JOIN events e ON e.event_nid = m.event_nid
+		WHERE m.user_id = $1
+		ORDER BY r.room_nid`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("memberships of %q: %w", userID, err)
+	}
+	defer rows.Close()
+	var out []SyncMembership
+	for rows.Next() {
+		var (
+			m   SyncMembership
+			pos sql.NullInt64
+		)
+		if err := rows.Scan(&m.RoomID, &m.RoomNID, &m.RoomVersion, &m.Membership, &m.EventNID, &pos, &m.StateNID); err != nil {
+			return nil, fmt.Errorf("memberships of %q: %w", userID, err)
+		}
+		m.EventPos = pos.Int64
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("memberships of %q: %w", userID, err)
+	}
+	return out, nil
+}
+
+// SyncMembershipAt returns userID's latest member event in the room with a
+// stream position at or before pos, or nil when there is none: the
+// membership as it was at a sync token.
+func (db *DB) SyncMembershipAt(ctx context.Context, roomNID int64, userID string, pos int64) (*EventRecord, error) {
+	evs, err := queryEvents(ctx, db.read, `
+		WHERE e.state_key_nid = (SELECT state_key_nid FROM state_keys
+			WHERE event_type = 'm.room.member' AND state_key = $2)
+		AND e.room_nid = $1 AND e.stream_pos <= $3
+		ORDER BY e.stream_pos DESC LIMIT 1`, roomNID, userID, pos)
+	if err != nil || len(evs) == 0 {
+		return nil, err
+	}
+	return evs[0], nil
+}
+
+// SyncRoomEvents returns the newest timeline events of each of roomNIDs
+// with from < stream_pos <= to, newest first, at most limit in all. An
+// incremental sync reads its rooms' new events with one query; a room with
+// more new events than the limit is read again on its own.
+func (db *DB) SyncRoomEvents(ctx context.Context, roomNIDs []int64, from, to int64, limit int) ([]*EventRecord, error) {
+	var out []*EventRecord
+	for chunk := range syncChunks(roomNIDs, syncMaxInList) {
+		args := []any{from, to}
+		for _, nid := range chunk {
+			args = append(args, nid)
+		}
+		evs, err := queryEvents(ctx, db.read, `
+			WHERE e.room_nid IN (`+syncPlaceholders(3, len(chunk))+`)
+			AND e.stream_pos > $1 AND e.stream_pos <= $2
+			ORDER BY e.stream_pos DESC`+limitClause(limit), args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evs...)
+	}
+	return out, nil
+}
+
+// SyncRoomTimeline returns up to limit timeline events of the room with
+// from < stream_pos <= to, newest first.
+func (db *DB) SyncRoomTimeline(ctx context.Context, roomNID int64, from, to int64, limit int) ([]*EventRecord, error) {
+	return queryEvents(ctx, db.read, `
+		WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
+		ORDER BY e.stream_pos DESC`+limitClause(limit), roomNID, from, to)
+}
+
+// SyncRoomPage returns up to limit timeline events of the room for
+// /messages, in stream order: with backwards, those with stream_pos <= from
+// and > to, newest first; otherwise those with stream_pos > from and <= to,
+// oldest first.
+func (db *DB) SyncRoomPage(ctx context.Context, roomNID int64, from, to int64, limit int, backwards bool) ([]*EventRecord, error) {
+	if backwards {
+		return queryEvents(ctx, db.read, `
+			WHERE e.room_nid = $1 AND e.stream_pos <= $2 AND e.stream_pos > $3
+			ORDER BY e.stream_pos DESC`+limitClause(limit), roomNID, from, to)
+	}
+	return queryEvents(ctx, db.read, `
+		WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
+		ORDER BY e.stream_pos ASC`+limitClause(limit), roomNID, from, to)
+}
+
+// SyncStateEvents returns the room's timeline state events with from <
+// stream_pos <= to, in stream order: the state changes of a gap.
+func (db *DB) SyncStateEvents(ctx context.Context, roomNID int64, from, to int64) ([]*EventRecord, error) {
+	return queryEvents(ctx, db.read, `
+		WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
+		AND e.state_key_nid IS NOT NULL
+		ORDER BY e.stream_pos`, roomNID, from, to)
+}
+
+// SyncCurrentState returns the room's current state. With allMembers false
+// it leaves out the m.room.member events except those of members
+// (lazy-loading).
+func (db *DB) SyncCurrentState(ctx context.Context, roomNID int64, allMembers bool, members []string) ([]*EventRecord, error) {
+	const join = `JOIN room_state rs ON rs.event_nid = e.event_nid WHERE rs.room_nid = $1`
+	if allMembers {
+		return queryEvents(ctx, db.read, join, roomNID)
+	}
+	out, err := queryEvents(ctx, db.read, join+` AND e.event_type <> 'm.room.member'`, roomNID)
+	if err != nil {
+		return nil, err
+	}
+	for chunk := range syncChunks(members, syncMaxInList) {
+		args := []any{roomNID}
+		for _, m := range chunk {
+			args = append(args, m)
+		}
+		evs, err := queryEvents(ctx, db.read, join+` AND e.event_type = 'm.room.member'
+			AND sk.state_key IN (`+syncPlaceholders(2, len(chunk))+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evs...)
+	}
+	return out, nil
+}
+
+// SyncSnapshotState returns the state of snapshot nid as events, leaving
+// out the m.room.member events except those of members when allMembers is
+// false.
+func (db *DB) SyncSnapshotState(ctx context.Context, nid int64, allMembers bool, members []string) ([]*EventRecord, error) {
+	state, err := db.Snapshot(ctx, nid)
+	if err != nil {
+		return nil, err
+	}
+	keyNIDs := make([]int64, 0, len(state))
+	for k := range state {
+		keyNIDs = append(keyNIDs, k)
+	}
+	var want []int64
+	if allMembers {
+		want = make([]int64, 0, len(state))
+		for _, e := range state {
+			want = append(want, e)
+		}
+	} else {
+		keys, err := db.StateKeysByNID(ctx, keyNIDs)
+		if err != nil {
+			return nil, err
+		}
+		wanted := make(map[string]bool, len(members))
+		for _, m := range members {
+			wanted[m] = true
+		}
+		for k, e := range state {
+			if sk := keys[k]; sk.Type != "m.room.member" || wanted[sk.StateKey] {
+				want = append(want, e)
+			}
+		}
+	}
+	return db.EventsByNID(ctx, want)
+}
+
+// SyncMemberCount is a room's number of joined and invited members.
+type SyncMemberCount struct{ Joined, Invited int }
+
+// SyncMemberCounts returns the member counts of roomNIDs in one query.
+func (db *DB) SyncMemberCounts(ctx context.Context, roomNIDs []int64) (map[int64]SyncMemberCount, error) {
+	out := make(map[int64]SyncMemberCount, len(roomNIDs))
+	for chunk := range syncChunks(roomNIDs, syncMaxInList) {
+		args := make([]any, len(chunk))
+		for i, nid := range chunk {
+			args[i] = nid
+		}
+		rows, err := db.read.QueryContext(ctx, `
+			SELECT room_nid, membership, COUNT(*) FROM room_memberships
+			WHERE room_nid IN (`+syncPlaceholders(1, len(chunk))+`) AND membership IN ('join', 'invite')
+			GROUP BY room_nid, membership`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("member counts: %w", err)
+		}
+		for rows.Next() {
+			var (
+				nid int64
+				m   string
+				n   int
+			)
+			if err := rows.Scan(&nid, &m, &n); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("member counts: %w", err)
+			}
+			c := out[nid]
+			if m == "join" {
+				c.Joined = n
+			} else {
+				c.Invited = n
+			}
+			out[nid] = c
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("member counts: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// SyncHeroes returns up to n members of the room other than userID for
+// the room summary: joined or invited ones first, in the order they became
+// members, else those who left or were banned.
+func (db *DB) SyncHeroes(ctx context.Context, roomNID int64, userID string, n int) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, `
+		SELECT m.user_id FROM room_memberships m JOIN events e ON e.event_nid = m.event_nid
+		WHERE m.room_nid = $1 AND m.user_id <> $2
+		ORDER BY CASE WHEN m.membership IN ('join', 'invite') THEN 0 ELSE 1 END, e.stream_pos
+		LIMIT $3`, roomNID, userID, n)
+	if err != nil {
+		return nil, fmt.Errorf("room heroes: %w", err)
+	}
+	out, err := scanStringRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("room heroes: %w", err)
+	}
+	return out, nil
+}
+
+// SyncVisibilityEvents returns the room's timeline events at or before
+// stream position upto that history visibility depends on: its
+// m.room.history_visibility events and userID's m.room.member events, in
+// stream order. Walking them tells, for any event of the room, the
+// visibility setting and the user's membership just before it, for a whole
+// page of events at the cost of one query.
+func (db *DB) SyncVisibilityEvents(ctx context.Context, roomNID int64, userID string, upto int64) ([]*EventRecord, error) {
+	return queryEvents(ctx, db.read, `
+		WHERE e.room_nid = $1 AND e.stream_pos <= $3 AND e.state_key_nid IN (
+			SELECT state_key_nid FROM state_keys
+			WHERE (event_type = 'm.room.history_visibility' AND state_key = '')
+			   OR (event_type = 'm.room.member' AND state_key = $2))
+		ORDER BY e.stream_pos`, roomNID, userID, upto)
+}
+
+// SyncRoom returns the room roomID's NID and version, or an error wrapping
+// ErrNotFound.
+func (db *DB) SyncRoom(ctx context.Context, roomID string) (nid int64, version string, err error) {
+	err = db.read.QueryRowContext(ctx, `SELECT room_nid, room_version FROM rooms WHERE room_id = $1`, roomID).
+		Scan(&nid, &version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", fmt.Errorf("room %s: %w", roomID, ErrNotFound)
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("room %s: %w", roomID, err)
+	}
+	return nid, version, nil
+}

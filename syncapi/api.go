@@ -1,0 +1,112 @@
+package syncapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/gorilla/mux"
+
+	"github.com/myelin-chat/myelin/clientapi/auth"
+	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/storage"
+)
+
+// Deps is what the sync API is built from.
+type Deps struct {
+	DB         *storage.DB
+	Bus        *bus.Bus
+	Auth       *auth.Authenticator
+	ServerName string
+	Logger     *slog.Logger
+}
+
+// API is the sync component: its HTTP endpoints, the notifier and the
+// in-memory typing table, fed from the bus.
+type API struct {
+	db         *storage.DB
+	bus        *bus.Bus
+	auth       *auth.Authenticator
+	serverName string
+	logger     *slog.Logger
+	instance   string // this process's instance ID (sync tokens)
+
+	notifier    *notifier
+	typing      *typingTable
+	presence    *presenceTracker
+	lazyMembers *lazyMembersCache
+
+	stopOnce sync.Once
+	stop     func()
+}
+
+// New builds the sync API and subscribes it to the bus. Close it before
+// closing the bus.
+func New(d Deps) (*API, error) {
+	if d.DB == nil || d.Bus == nil || d.Auth == nil || d.ServerName == "" {
+		return nil, errors.New("syncapi: DB, Bus, Auth and ServerName are required")
+	}
+	logger := d.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	a := &API{
+		db:          d.DB,
+		bus:         d.Bus,
+		auth:        d.Auth,
+		serverName:  d.ServerName,
+		logger:      logger.With("component", "syncapi"),
+		instance:    newInstanceID(),
+		notifier:    newNotifier(),
+		lazyMembers: newLazyMembersCache(),
+	}
+	a.typing = newTypingTable(func(roomID string) { a.notifier.notify(0, roomID, nil) })
+	a.presence = newPresenceTracker(a)
+	stop, err := a.subscribe(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	a.stop = stop
+	return a, nil
+}
+
+// Close stops the bus subscriptions. Waiting syncs return at their timeout.
+func (a *API) Close() {
+	a.stopOnce.Do(func() {
+		a.stop()
+		a.presence.close()
+	})
+}
+
+// Register adds the sync API's endpoints to r (a router from
+// httputil.NewRouter).
+func (a *API) Register(r *mux.Router) {
+	const v3 = "/_matrix/client/v3"
+	route := func(method, path string, h func(http.ResponseWriter, *http.Request, *auth.Device)) {
+		r.HandleFunc(v3+path, a.auth.Required(h)).Methods(method)
+	}
+	route(http.MethodGet, "/sync", a.getSync)
+
+	route(http.MethodPost, "/user/{userId}/filter", a.postFilter)
+	route(http.MethodGet, "/user/{userId}/filter/{filterId}", a.getFilter)
+
+	route(http.MethodPut, "/user/{userId}/account_data/{type}", a.putAccountData)
+	route(http.MethodGet, "/user/{userId}/account_data/{type}", a.getAccountData)
+	route(http.MethodPut, "/user/{userId}/rooms/{roomId}/account_data/{type}", a.putAccountData)
+	route(http.MethodGet, "/user/{userId}/rooms/{roomId}/account_data/{type}", a.getAccountData)
+	route(http.MethodGet, "/user/{userId}/rooms/{roomId}/tags", a.getTags)
+	route(http.MethodPut, "/user/{userId}/rooms/{roomId}/tags/{tag}", a.putTag)
+	route(http.MethodDelete, "/user/{userId}/rooms/{roomId}/tags/{tag}", a.deleteTag)
+
+	route(http.MethodPut, "/rooms/{roomId}/typing/{userId}", a.putTyping)
+	route(http.MethodPost, "/rooms/{roomId}/receipt/{receiptType}/{eventId}", a.postReceipt)
+	route(http.MethodPost, "/rooms/{roomId}/read_markers", a.postReadMarkers)
+
+	route(http.MethodPut, "/presence/{userId}/status", a.putPresence)
+	route(http.MethodGet, "/presence/{userId}/status", a.getPresence)
+
+	route(http.MethodGet, "/rooms/{roomId}/messages", a.getMessages)
+	route(http.MethodGet, "/rooms/{roomId}/context/{eventId}", a.getContext)
+}

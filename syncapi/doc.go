@@ -1,0 +1,23 @@
+// Package syncapi serves what clients read: /sync and the per-user data it
+// carries, and room history. It implements, from the client-server spec:
+//
+//   - "Syncing": GET /sync, initial and incremental, long-polling (sync.go,
+//     syncrooms.go); sync tokens are documented in token.go;
+//   - "Filtering": POST/GET /user/{userId}/filter and inline filters
+//     (filter.go, filterapi.go), lazy-loading room members;
+//   - "Getting events for a room": GET /rooms/{roomId}/messages
+//     (messages.go) and "Event context": GET /rooms/{roomId}/context/{eventId}
+//     (context.go);
+//   - "Room History Visibility" on every read path (visibility.go);
+//   - "Typing Notifications" (typing.go, typingapi.go), "Receipts" and "Read
+//     and unread markers" (receipts.go), "Presence" (presence.go), "Client
+//     Config" account data, "Room Tagging" and "Ignoring Users"
+//     (accountdata.go).
+//
+// Room events come from the roomserver's tables and its output stream;
+// everything else this package writes itself (storage/sync*.go,
+// filters.go, receipts.go, accountdata.go, presence.go). A /sync long-poll
+// waits on the notifier (notifier.go), which the bus feeds (bus.go), so a
+// write in any process wakes the waiters of every process within
+// milliseconds, without polling the database.
+package syncapi

@@ -1,0 +1,257 @@
+package syncapi
+
+// GET /rooms/{roomId}/messages (client-server-api "Getting events for a
+// room"): paging through a room's history.
+//
+// Pages follow stream order, the order of sync timelines, so that /sync's
+// prev_batch and next_batch are /messages tokens as they are (token.go):
+// a page going backwards from s<p> returns events at or before p, its end
+// token is s<q-1> for its last (oldest) event q; going forwards from s<p> it
+// returns events after p and ends at s<q>. Positions are unique and
+// committed in order, so consecutive pages never repeat or skip an event,
+// however many are sent meanwhile. (Events received late over federation
+// belong before the room's existing history; they are to be given positions
+// that sort there, as Synapse gives backfilled events negative ones.)
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/myelin-chat/myelin/clientapi/auth"
+	"github.com/myelin-chat/myelin/internal/httputil"
+	"github.com/myelin-chat/myelin/storage"
+)
+
+// Page sizes: the default and the most a request may ask for (Synapse's
+// limits).
+const (
+	defaultMessagesLimit = 10
+	maxMessagesLimit     = 1000
+)
+
+type messagesResponse struct {
+	Start string    `json:"start"`
+	End   string    `json:"end,omitempty"`
+	Chunk []jsonRaw `json:"chunk"`
+	State []jsonRaw `json:"state,omitempty"`
+}
+
+// roomReader is what reading a room's history needs: the room, and the
+// visibility of its events to the requester.
+type roomReader struct {
+	roomID  string
+	roomNID int64
+	upto    int64
+	vis     *roomVisibility
+}
+
+// openRoomForReading checks that userID may read roomID's history: 403
+// M_FORBIDDEN for a user who was never in the room (unless it is world
+// readable), and for an unknown room, whose existence is not revealed.
+func (a *API) openRoomForReading(ctx context.Context, roomID, userID string) (*roomReader, error) {
+	forbidden := httputil.Forbidden("you are not allowed to read the history of room " + roomID)
+	nid, _, err := a.db.SyncRoom(ctx, roomID)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, forbidden
+		}
+		return nil, err
+	}
+	upto, err := a.db.StreamPos(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vis, err := a.loadVisibility(ctx, nid, userID, upto)
+	if err != nil {
+		return nil, err
+	}
+	if !vis.everMember() && !vis.worldReadable() {
+		return nil, forbidden
+	}
+	return &roomReader{roomID: roomID, roomNID: nid, upto: upto, vis: vis}, nil
+}
+
+func (a *API) getMessages(w http.ResponseWriter, r *http.Request, d *auth.Device) {
+	roomID, err := roomIDParam(r)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	var backwards bool
+	switch q.Get("dir") {
+	case "b":
+		backwards = true
+	case "f":
+	case "":
+		httputil.WriteError(w, r, httputil.MissingParam("dir is required (b or f)"))
+		return
+	default:
+		httputil.WriteError(w, r, httputil.InvalidParam("dir must be b or f"))
+		return
+	}
+	limit, err := limitParam(q.Get("limit"), defaultMessagesLimit, maxMessagesLimit)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	filter := &RoomEventFilter{}
+	if s := q.Get("filter"); s != "" {
+		if filter, err = ParseRoomEventFilter([]byte(s)); err != nil {
+			httputil.WriteError(w, r, err)
+			return
+		}
+	}
+	var from, to *syncToken
+	for _, p := range []struct {
+		name string
+		dst  **syncToken
+	}{{"from", &from}, {"to", &to}} {
+		if s := q.Get(p.name); s != "" {
+			t, err := parseToken(p.name, s)
+			if err != nil {
+				httputil.WriteError(w, r, err)
+				return
+			}
+			*p.dst = &t
+		}
+	}
+	rr, err := a.openRoomForReading(r.Context(), roomID, d.UserID)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	resp, err := a.messages(r.Context(), rr, d, from, to, backwards, limit, filter)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	httputil.WriteJSON(w, r, http.StatusOK, resp)
+}
+
+// limitParam parses a limit query parameter.
+func limitParam(s string, def, maxLimit int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, httputil.InvalidParam("limit must be a non-negative integer")
+	}
+	return min(n, maxLimit), nil
+}
+
+func (a *API) messages(ctx context.Context, rr *roomReader, d *auth.Device, from, to *syncToken, backwards bool, limit int, filter *RoomEventFilter) (*messagesResponse, error) {
+	ignored, err := a.ignoredUsers(ctx, d.UserID)
+	if err != nil {
+		return nil, err
+	}
+	// cursor: events at or before it (backwards), after it (forwards);
+	// bound: the other end, exclusive backwards and inclusive forwards.
+	var cursor, bound int64
+	if backwards {
+		cursor, bound = rr.upto, 0
+	} else {
+		cursor, bound = 0, rr.upto
+	}
+	if from != nil {
+		cursor = min(from.Pos, rr.upto)
+	}
+	if to != nil {
+		bound = min(to.Pos, rr.upto)
+	}
+	resp := &messagesResponse{Start: paginationToken(cursor), Chunk: []jsonRaw{}}
+	var chunk []*storage.EventRecord
+	scanned := false
+	// Read pages until the chunk is full: the visibility, the ignored users
+	// and the filter may drop events, and a client should not get empty
+	// pages while history remains. Bounded, so a filter that matches
+	// nothing cannot make one request read the whole room.
+	for round := 0; round < 8 && len(chunk) < limit; round++ {
+		batch := limit - len(chunk)
+		if round > 0 {
+			batch = max(batch, 50)
+		}
+		evs, err := a.db.SyncRoomPage(ctx, rr.roomNID, cursor, bound, batch, backwards)
+		if err != nil {
+			return nil, err
+		}
+		for _, ev := range evs {
+			scanned = true
+			if backwards {
+				cursor = ev.StreamPos - 1
+			} else {
+				cursor = ev.StreamPos
+			}
+			if rr.vis.canSee(ev) && !(ev.StateKey == nil && ignored[ev.Sender]) &&
+				filter.matchesEvent(rr.roomID, ev.Type, ev.Sender, contentOf(ev)) {
+				chunk = append(chunk, ev)
+				if len(chunk) == limit {
+					break
+				}
+			}
+		}
+		if len(evs) < batch {
+			break // the start (or the end) of the room's history
+		}
+	}
+	if scanned {
+		resp.End = paginationToken(cursor)
+	}
+	opts, err := a.roomFormatOpts(ctx, d, chunk)
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range chunk {
+		resp.Chunk = append(resp.Chunk, opts.clientEvent(ev))
+	}
+	if filter.LazyLoadMembers && len(chunk) > 0 {
+		newest := chunk[0]
+		if !backwards {
+			newest = chunk[len(chunk)-1]
+		}
+		members, err := a.membersAtSnapshot(ctx, newest.StateAfterNID, sendersOf(chunk))
+		if err != nil {
+			return nil, err
+		}
+		for _, ev := range members {
+			resp.State = append(resp.State, opts.clientEvent(ev))
+		}
+	}
+	return resp, nil
+}
+
+// roomFormatOpts formats events with room IDs, with the device's
+// transaction IDs on its own events.
+func (a *API) roomFormatOpts(ctx context.Context, d *auth.Device, evs []*storage.EventRecord) (*formatOpts, error) {
+	opts := newFormatOpts(nil, true)
+	var own []string
+	for _, ev := range evs {
+		if ev.Sender == d.UserID {
+			own = append(own, ev.EventID)
+		}
+	}
+	if len(own) > 0 {
+		ids, err := a.db.TxnIDs(ctx, d.UserID, d.DeviceID, own)
+		if err != nil {
+			return nil, err
+		}
+		opts.txnIDs = ids
+	}
+	return &opts, nil
+}
+
+// membersAtSnapshot returns the member events of users in a snapshot.
+func (a *API) membersAtSnapshot(ctx context.Context, snapshot int64, users []string) ([]*storage.EventRecord, error) {
+	b := &syncBuilder{a: a, ctx: ctx}
+	evs, err := b.membersAt(snapshot, users)
+	sortByPos(evs)
+	return evs, err
+}
+
+func contentOf(ev *storage.EventRecord) func() []byte {
+	return func() []byte { return []byte(gjson.GetBytes(ev.JSON, "content").Raw) }
+}

@@ -1,0 +1,205 @@
+package syncapi
+
+// The notifier wakes /sync long-polls. It is in-process and in memory: it
+// holds no data, only who is waiting. What feeds it comes from the bus (the
+// roomserver's output stream and the sync.notify subject, see bus.go), so a
+// write made by any process wakes the waiters of every process.
+//
+// A waiter is keyed by its user. Room-wide wake-ups (a message, a receipt,
+// typing) reach the users the notifier knows to be joined to the room: it
+// learns a user's rooms from each of their /sync calls (setRooms) and keeps
+// them current from the membership events on the output stream, so it never
+// queries the database. Only users who have synced through this process are
+// known, which is exactly the users who can have waiters here.
+
+import (
+	"sync"
+)
+
+type notifier struct {
+	mu    sync.Mutex
+	pos   int64 // highest stream position notified so far
+	users map[string]*userEntry
+	rooms map[string]map[*userEntry]struct{}
+}
+
+type userEntry struct {
+	userID  string
+	waiters map[*waiter]struct{}
+	rooms   map[string]struct{}
+}
+
+// waiter is one waiting /sync. ch is closed when something it may want to
+// return happens.
+type waiter struct {
+	ch    chan struct{}
+	since int64 // the stream position the sync already covers
+	fired bool
+}
+
+func newNotifier() *notifier {
+	return &notifier{
+		users: make(map[string]*userEntry),
+		rooms: make(map[string]map[*userEntry]struct{}),
+	}
+}
+
+func (n *notifier) user(userID string) *userEntry {
+	u := n.users[userID]
+	if u == nil {
+		u = &userEntry{userID: userID, waiters: make(map[*waiter]struct{}), rooms: make(map[string]struct{})}
+		n.users[userID] = u
+	}
+	return u
+}
+
+// register adds a waiter for userID, whose sync covers stream positions up
+// to since. Register before reading the database, so that nothing written
+// after the read can be missed.
+func (n *notifier) register(userID string, since int64) *waiter {
+	w := &waiter{ch: make(chan struct{}), since: since}
+	n.mu.Lock()
+	n.user(userID).waiters[w] = struct{}{}
+	n.mu.Unlock()
+	return w
+}
+
+// unregister removes w (fired or not).
+func (n *notifier) unregister(userID string, w *waiter) {
+	n.mu.Lock()
+	if u := n.users[userID]; u != nil {
+		delete(u.waiters, w)
+	}
+	n.mu.Unlock()
+}
+
+// advance raises the position w waits beyond, after its sync re-read the
+// database up to pos.
+func (n *notifier) advance(w *waiter, pos int64) {
+	n.mu.Lock()
+	w.since = max(w.since, pos)
+	n.mu.Unlock()
+}
+
+// setRooms records the rooms userID is joined to, as its sync just read
+// them from the database.
+func (n *notifier) setRooms(userID string, roomIDs []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	u := n.user(userID)
+	if len(u.rooms) == len(roomIDs) {
+		same := true
+		for _, r := range roomIDs {
+			if _, ok := u.rooms[r]; !ok {
+				same = false
+				break
+			}
+		}
+		if same {
+			return
+		}
+	}
+	keep := make(map[string]struct{}, len(roomIDs))
+	for _, r := range roomIDs {
+		keep[r] = struct{}{}
+		n.join(u, r)
+	}
+	for r := range u.rooms {
+		if _, ok := keep[r]; !ok {
+			n.leave(u, r)
+		}
+	}
+}
+
+func (n *notifier) join(u *userEntry, roomID string) {
+	u.rooms[roomID] = struct{}{}
+	members := n.rooms[roomID]
+	if members == nil {
+		members = make(map[*userEntry]struct{})
+		n.rooms[roomID] = members
+	}
+	members[u] = struct{}{}
+}
+
+func (n *notifier) leave(u *userEntry, roomID string) {
+	delete(u.rooms, roomID)
+	if members := n.rooms[roomID]; members != nil {
+		delete(members, u)
+		if len(members) == 0 {
+			delete(n.rooms, roomID)
+		}
+	}
+}
+
+// membership applies a membership change seen on the output stream, for
+// users the notifier knows.
+func (n *notifier) membership(roomID, userID, membership string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	u := n.users[userID]
+	if u == nil {
+		return
+	}
+	if membership == "join" {
+		n.join(u, roomID)
+	} else {
+		n.leave(u, roomID)
+	}
+}
+
+// notify wakes the waiters of the users in roomID (if not "") and of
+// userIDs whose syncs do not already cover pos. pos 0 (typing) wakes them
+// all.
+func (n *notifier) notify(pos int64, roomID string, userIDs []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.pos = max(n.pos, pos)
+	if roomID != "" {
+		for u := range n.rooms[roomID] {
+			u.wake(pos)
+		}
+	}
+	for _, id := range userIDs {
+		if u := n.users[id]; u != nil {
+			u.wake(pos)
+		}
+	}
+}
+
+// wakeAll wakes every waiter: after the bus reconnects, when wake-ups may
+// have been lost.
+func (n *notifier) wakeAll() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, u := range n.users {
+		u.wake(0)
+	}
+}
+
+func (u *userEntry) wake(pos int64) {
+	for w := range u.waiters {
+		if !w.fired && (pos == 0 || pos > w.since) {
+			w.fired = true
+			close(w.ch)
+			delete(u.waiters, w)
+		}
+	}
+}
+
+// latest is the highest stream position notified so far.
+func (n *notifier) latest() int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.pos
+}
+
+// waiting counts the waiting syncs (for metrics and tests).
+func (n *notifier) waiting() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	for _, u := range n.users {
+		c += len(u.waiters)
+	}
+	return c
+}

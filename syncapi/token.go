@@ -1,0 +1,111 @@
+package syncapi
+
+// Sync and pagination tokens.
+//
+// Everything /sync returns except typing is ordered by one number: the
+// global stream position (storage.(*Tx).NextStreamPos), taken by room
+// events, receipts, account data and presence alike, in commit order. So a
+// token is mostly that number:
+//
+//	s<pos>                    a pagination token (prev_batch, /messages
+//	                          start and end, /context start and end)
+//	s<pos>_<typing>_<inst>    a sync token (next_batch)
+//
+// A token at position p stands between the events at p and p+1: /sync with
+// since=s<p> returns what was written after p, and /messages from s<p>
+// returns events at or before p going backwards, after p going forwards.
+//
+// Typing notifications are not stored (they expire within seconds), so they
+// have no stream position: each process numbers the typing changes it
+// sees (<typing>) and names itself with a random instance ID (<inst>),
+// fixed for the life of the process. A sync token from another process or
+// from before a restart has a foreign <inst>; /sync then sends the current
+// typing state of every room instead of the changes.
+
+import (
+	"crypto/rand"
+	"strconv"
+	"strings"
+
+	"github.com/myelin-chat/myelin/internal/httputil"
+)
+
+// syncToken is a parsed token.
+type syncToken struct {
+	Pos      int64
+	Typing   int64
+	Instance string // "" in pagination tokens
+}
+
+// String formats t: a sync token when it has an instance, else a
+// pagination token.
+func (t syncToken) String() string {
+	b := make([]byte, 0, 32)
+	b = append(b, 's')
+	b = strconv.AppendInt(b, t.Pos, 10)
+	if t.Instance != "" {
+		b = append(b, '_')
+		b = strconv.AppendInt(b, t.Typing, 10)
+		b = append(b, '_')
+		b = append(b, t.Instance...)
+	}
+	return string(b)
+}
+
+// paginationToken formats the pagination token of position pos.
+func paginationToken(pos int64) string { return syncToken{Pos: pos}.String() }
+
+// parseToken parses either form. A malformed token is 400 M_INVALID_PARAM
+// naming the parameter, as Synapse answers.
+func parseToken(param, s string) (syncToken, error) {
+	bad := func() (syncToken, error) {
+		return syncToken{}, httputil.InvalidParam("invalid " + param + " token " + strconv.Quote(s))
+	}
+	rest, ok := strings.CutPrefix(s, "s")
+	if !ok {
+		return bad()
+	}
+	var t syncToken
+	posText, typingPart, hasTyping := strings.Cut(rest, "_")
+	pos, err := strconv.ParseInt(posText, 10, 64)
+	if err != nil || pos < 0 || posText != strconv.FormatInt(pos, 10) {
+		return bad()
+	}
+	t.Pos = pos
+	if hasTyping {
+		typingText, inst, ok := strings.Cut(typingPart, "_")
+		typing, err := strconv.ParseInt(typingText, 10, 64)
+		if !ok || err != nil || typing < 0 || !validInstance(inst) {
+			return bad()
+		}
+		t.Typing, t.Instance = typing, inst
+	}
+	return t, nil
+}
+
+// instanceLen is the length of an instance ID: 8 characters of [a-z0-9],
+// 41 bits, plenty to tell a few processes and restarts apart.
+const instanceLen = 8
+
+func newInstanceID() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var b [instanceLen]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b[:])
+}
+
+func validInstance(s string) bool {
+	if len(s) != instanceLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
