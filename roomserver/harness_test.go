@@ -21,7 +21,7 @@ const testServer = "test.local"
 
 // env is a roomserver on a real database and a real embedded bus.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	rs   *Roomserver
 	db   *storage.DB
 	bus  *bus.Bus
@@ -55,7 +55,7 @@ func dsnsForTest(t *testing.T) []dsnCase {
 	return out
 }
 
-func newEnv(t *testing.T, dsn string) *env {
+func newEnv(t testing.TB, dsn string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, dsn: dsn}
@@ -100,7 +100,7 @@ func (e *env) reopen() {
 	e.open()
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx

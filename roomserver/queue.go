@@ -145,12 +145,17 @@ func (rs *Roomserver) runBatch(batch []*job) {
 			if err := tx.Savepoint(ctx, jobSavepoint); err != nil {
 				return err
 			}
+			clear(w.touched)
 			outs, err := j.run(ctx, w)
 			if err != nil {
 				if rerr := tx.RollbackTo(ctx, jobSavepoint); rerr != nil {
 					return rerr
 				}
 				w.forget()
+				// Its writes are undone: so is what it cached.
+				for nid := range w.touched {
+					rs.cache.drop(nid)
+				}
 				results[i].err = err
 			} else {
 				results[i].outs = outs
@@ -162,6 +167,7 @@ func (rs *Roomserver) runBatch(batch []*job) {
 		return nil
 	})
 	if err != nil {
+		rs.cache.clear()
 		rs.logger.Error("room input transaction failed", "jobs", len(live), "err", err)
 		for i := range results {
 			if results[i].err == nil {

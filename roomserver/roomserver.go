@@ -106,6 +106,8 @@ type Roomserver struct {
 	stopOnce  sync.Once
 	committer sync.WaitGroup
 	pub       *publisher
+	// cache is the committer's state cache (committer goroutine only).
+	cache stateCache
 }
 
 // New builds the roomserver: it makes sure the output stream exists,

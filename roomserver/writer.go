@@ -19,6 +19,8 @@ type writer struct {
 	rs    *Roomserver
 	tx    *storage.Tx
 	rooms map[string]*roomCtx
+	// touched holds the NIDs of the rooms the current job used.
+	touched map[int64]bool
 }
 
 // roomCtx is a room as the batch sees it, kept up to date as events are
@@ -30,7 +32,7 @@ type roomCtx struct {
 }
 
 func newWriter(rs *Roomserver, tx *storage.Tx) *writer {
-	return &writer{rs: rs, tx: tx, rooms: make(map[string]*roomCtx)}
+	return &writer{rs: rs, tx: tx, rooms: make(map[string]*roomCtx), touched: make(map[int64]bool)}
 }
 
 // forget drops what the writer knows: after a rollback to a savepoint it
@@ -40,6 +42,7 @@ func (w *writer) forget() { clear(w.rooms) }
 // room returns the room, or an error wrapping ErrRoomNotFound.
 func (w *writer) room(ctx context.Context, roomID string) (*roomCtx, error) {
 	if rc := w.rooms[roomID]; rc != nil {
+		w.touched[rc.room.NID] = true
 		return rc, nil
 	}
 	room, err := w.tx.Room(ctx, roomID)
@@ -56,6 +59,7 @@ func (w *writer) room(ctx context.Context, roomID string) (*roomCtx, error) {
 	}
 	rc := &roomCtx{room: room, ver: ver, extremities: ext}
 	w.rooms[roomID] = rc
+	w.touched[room.NID] = true
 	return rc, nil
 }
 
@@ -72,13 +76,36 @@ func toStorageKeys(keys []pdu.StateKey) []storage.StateKey {
 	return out
 }
 
-// currentState returns the room's current state events at keys.
+// currentState returns the room's current state events at keys, from the
+// state cache when it has them.
 func (w *writer) currentState(ctx context.Context, rc *roomCtx, keys []pdu.StateKey) (stateEvents, error) {
-	recs, err := w.tx.CurrentStateEvents(ctx, rc.room.NID, toStorageKeys(keys))
-	if err != nil {
-		return nil, err
+	c := w.rs.cache.get(rc.room.NID, rc.room.StateNID)
+	var missing []pdu.StateKey
+	for _, k := range keys {
+		if _, ok := c.events[k]; !ok {
+			missing = append(missing, k)
+		}
 	}
-	return parseState(recs)
+	if len(missing) > 0 {
+		recs, err := w.tx.CurrentStateEvents(ctx, rc.room.NID, toStorageKeys(missing))
+		if err != nil {
+			return nil, err
+		}
+		found, err := parseState(recs)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range missing {
+			c.events[k] = found[k] // nil: known to be absent
+		}
+	}
+	out := make(stateEvents, len(keys))
+	for _, k := range keys {
+		if ev := c.events[k]; ev != nil {
+			out[k] = ev
+		}
+	}
+	return out, nil
 }
 
 // snapshotState returns the events of snapshot snapNID at keys.
@@ -226,6 +253,7 @@ func (w *writer) persist(ctx context.Context, rc *roomCtx, ev *pdu.Event, o pers
 		if err := tx.SetRoomState(ctx, rc.room.NID, after); err != nil {
 			return nil, err
 		}
+		w.rs.cache.advance(rc.room.NID, rc.room.StateNID, after, key, ev)
 		rc.room.StateNID = after
 	case extendsCurrent:
 		// A message event changes no state.
@@ -349,6 +377,7 @@ func (w *writer) setCurrentState(ctx context.Context, rc *roomCtx, state storage
 	if err := w.tx.SetRoomState(ctx, rc.room.NID, snap); err != nil {
 		return err
 	}
+	w.rs.cache.drop(rc.room.NID)
 	rc.room.StateNID = snap
 	return nil
 }
@@ -539,6 +568,9 @@ func (w *writer) applyRedaction(ctx context.Context, rc *roomCtx, redaction *pdu
 	if err != nil {
 		return err
 	}
+	// The target may be in the current state, whose cached form would
+	// keep the unredacted content.
+	w.rs.cache.drop(rc.room.NID)
 	return w.tx.ApplyRedaction(ctx, target.NID, red, redaction.EventID())
 }
 
