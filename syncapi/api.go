@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gorilla/mux"
 
@@ -37,6 +38,8 @@ type API struct {
 	typing      *typingTable
 	presence    *presenceTracker
 	lazyMembers *lazyMembersCache
+
+	draining atomic.Bool
 
 	stopOnce sync.Once
 	stop     func()
@@ -78,6 +81,13 @@ func (a *API) Close() {
 		a.stop()
 		a.presence.close()
 	})
+}
+
+// Drain makes the waiting long-polls answer now, and later ones answer at
+// once, for a graceful shutdown.
+func (a *API) Drain() {
+	a.draining.Store(true)
+	a.notifier.wakeAll()
 }
 
 // Register adds the sync API's endpoints to r (a router from

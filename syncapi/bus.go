@@ -18,22 +18,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/roomserver"
 )
-
-// The roomserver's output stream (see package roomserver).
-const (
-	outputStream  = "ROOMSERVER_OUTPUT"
-	outputSubject = "roomserver.output.event"
-)
-
-// outputEvent is the part of a roomserver output message sync needs.
-type outputEvent struct {
-	StreamPos  int64   `json:"stream_pos"`
-	RoomID     string  `json:"room_id"`
-	Type       string  `json:"type"`
-	StateKey   *string `json:"state_key"`
-	Membership string  `json:"membership"`
-}
 
 // subscribe starts the three feeds and returns the function that stops
 // them.
@@ -119,12 +105,12 @@ func (a *API) followOutput(ctx context.Context) {
 }
 
 func (a *API) consumeOutput(ctx context.Context, js jetstream.JetStream) error {
-	stream, err := js.Stream(ctx, a.bus.StreamName(outputStream))
+	stream, err := js.Stream(ctx, a.bus.StreamName(roomserver.OutputStream))
 	if err != nil {
 		return err
 	}
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{a.bus.Subject(outputSubject)},
+		FilterSubjects: []string{a.bus.Subject(roomserver.OutputSubject)},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 	})
 	if err != nil {
@@ -157,7 +143,7 @@ func (a *API) consumeOutput(ctx context.Context, js jetstream.JetStream) error {
 }
 
 func (a *API) onOutput(data []byte) {
-	var ev outputEvent
+	var ev roomserver.OutputEvent
 	if err := json.Unmarshal(data, &ev); err != nil || ev.RoomID == "" {
 		a.logger.Warn("malformed roomserver output", "err", err)
 		return

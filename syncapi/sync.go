@@ -129,7 +129,7 @@ func (a *API) syncWait(ctx context.Context, req *syncRequest) (*syncResponse, er
 		}
 		a.notifier.setRooms(req.userID, joined)
 		remaining := time.Until(deadline)
-		if !resp.empty || req.since == nil || req.fullState || remaining <= 0 {
+		if !resp.empty || req.since == nil || req.fullState || remaining <= 0 || a.draining.Load() {
 			a.notifier.unregister(req.userID, w)
 			return resp, nil
 		}

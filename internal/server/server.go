@@ -34,6 +34,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/tlsutil"
 	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/storage"
+	"github.com/myelin-chat/myelin/syncapi"
 )
 
 // Server is one running homeserver.
@@ -46,6 +47,7 @@ type Server struct {
 	db        *storage.DB
 	bus       *bus.Bus
 	rs        *roomserver.Roomserver
+	sync      *syncapi.API
 	metrics   *metrics.Registry
 	fedClient *http.Client
 
@@ -204,7 +206,15 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 		KeyValidity: o.keyValidity,
 	})
 	clientRouter := httputil.NewRouter()
-	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db, Roomserver: s.rs}).Register(clientRouter)
+	authn := clientapi.NewAuthenticator(s.db, cfg)
+	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db, Auth: authn, Roomserver: s.rs}).Register(clientRouter)
+	if s.sync, err = syncapi.New(syncapi.Deps{
+		DB: s.db, Bus: s.bus, Auth: authn, ServerName: cfg.ServerName, Logger: logger,
+	}); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { s.sync.Close() })
+	s.sync.Register(clientRouter)
 	fed.RegisterWellKnown(clientRouter)
 	clientRouter.Handle("/metrics", s.metrics.Handler(logger)).Methods(http.MethodGet)
 	for _, register := range o.clientRoutes {
@@ -328,6 +338,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	s.logger.Info("shutting down", "timeout", s.shutdownTimeout)
+	// Held /sync long-polls answer now rather than at their timeout.
+	s.sync.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -366,6 +378,7 @@ func (s *Server) Close() error {
 func (s *Server) release() error {
 	s.closeOnce.Do(func() {
 		s.fedClient.CloseIdleConnections()
+		s.sync.Close()
 		s.rs.Close()
 		s.closeErr = errors.Join(s.bus.Close(), s.db.Close())
 	})
