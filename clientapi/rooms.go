@@ -26,7 +26,10 @@ import (
 
 func (a *API) registerRooms(r *mux.Router) {
 	a.registerCreateRoom(r)
+	a.registerMembership(r)
 	a.registerRoomReads(r)
+	a.registerAliases(r)
+	a.registerDirectory(r)
 }
 
 // roomError turns an error of the roomserver into the Matrix error a
@@ -196,3 +199,5 @@ func gjsonEscape(key string) string {
 	}
 	return b.String()
 }
+
+func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }

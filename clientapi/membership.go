@@ -1,0 +1,482 @@
+package clientapi
+
+// Room membership (client-server-api "Room membership", "Joining rooms",
+// "Knocking on rooms", "Leaving rooms", "Banning users in a room"):
+// POST /join/{roomIdOrAlias}, /knock/{roomIdOrAlias}, /rooms/{roomId}/join,
+// invite, leave, forget, kick, ban, unban, and GET /joined_rooms.
+//
+// Every change is an m.room.member event sent through the roomserver by
+// changeMembership; the auth rules decide who may do what, and their
+// reason is the M_FORBIDDEN message.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/tidwall/gjson"
+
+	"github.com/myelin-chat/myelin/clientapi/auth"
+	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/httputil"
+	"github.com/myelin-chat/myelin/roomserver"
+	rsauth "github.com/myelin-chat/myelin/roomserver/auth"
+	"github.com/myelin-chat/myelin/roomserver/pdu"
+	"github.com/myelin-chat/myelin/storage"
+)
+
+func (a *API) registerMembership(r *mux.Router) {
+	r.HandleFunc(v3Prefix+"join/{roomIdOrAlias}", a.auth.Required(a.postJoinAlias)).Methods(http.MethodPost)
+	r.HandleFunc(v3Prefix+"knock/{roomIdOrAlias}", a.auth.Required(a.postKnock)).Methods(http.MethodPost)
+	const p = v3Prefix + "rooms/{roomId}/"
+	r.HandleFunc(p+"join", a.auth.Required(a.postJoinRoom)).Methods(http.MethodPost)
+	r.HandleFunc(p+"leave", a.auth.Required(a.postLeave)).Methods(http.MethodPost)
+	r.HandleFunc(p+"forget", a.auth.Required(a.postForget)).Methods(http.MethodPost)
+	for _, action := range []string{"invite", "kick", "ban", "unban"} {
+		r.HandleFunc(p+action, a.auth.Required(a.targetedMembership(action))).Methods(http.MethodPost)
+	}
+	r.HandleFunc(v3Prefix+"joined_rooms", a.auth.Required(a.getJoinedRooms)).Methods(http.MethodGet)
+}
+
+// membershipBody is the body of the membership endpoints. user_id is read
+// only by those that name a target (invite, kick, ban, unban).
+type membershipBody struct {
+	UserID *string `json:"user_id"`
+	Reason *string `json:"reason"`
+	// ThirdPartySigned (join with a third-party invite) needs identity
+	// servers, which this server does not support.
+	ThirdPartySigned json.RawMessage `json:"third_party_signed"`
+}
+
+// readMembershipBody reads the optional body: clients often send none to
+// /join and /leave, as Synapse allows, but what is sent must be a JSON
+// object of the right shape.
+func readMembershipBody(r *http.Request) (*membershipBody, error) {
+	raw, err := httputil.ReadBody(r)
+	if err != nil {
+		return nil, err
+	}
+	var b membershipBody
+	if len(strings.TrimSpace(string(raw))) == 0 {
+		return &b, nil
+	}
+	if err := checkJSONObject(raw); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return nil, badJSONError(err)
+	}
+	if len(b.ThirdPartySigned) > 0 && string(b.ThirdPartySigned) != "null" {
+		return nil, httputil.NewError(http.StatusBadRequest, httputil.CodeUnrecognized, "third_party_signed is not supported by this server")
+	}
+	return &b, nil
+}
+
+// checkJSONObject accepts exactly one JSON object encoded in UTF-8; its
+// errors are ReadJSON's (M_NOT_JSON, M_BAD_JSON).
+func checkJSONObject(raw []byte) error {
+	if !gjson.ValidBytes(raw) {
+		return httputil.NotJSON("the request body is not valid JSON")
+	}
+	if !gjson.ParseBytes(raw).IsObject() {
+		return httputil.BadJSON("the request body must be a JSON object")
+	}
+	return nil
+}
+
+// postJoinAlias implements POST /join/{roomIdOrAlias}.
+func (a *API) postJoinAlias(w http.ResponseWriter, r *http.Request, d *auth.Device) {
+	a.join(w, r, d, httputil.PathVar(r, "roomIdOrAlias"))
+}
+
+// postJoinRoom implements POST /rooms/{roomId}/join.
+func (a *API) postJoinRoom(w http.ResponseWriter, r *http.Request, d *auth.Device) {
+	roomID, err := roomIDVar(r)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	a.join(w, r, d, roomID)
+}
+
+func (a *API) join(w http.ResponseWriter, r *http.Request, d *auth.Device, roomIDOrAlias string) {
+	body, err := readMembershipBody(r)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	roomID, err := a.resolveRoom(ctx, roomIDOrAlias, r)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	if err := a.limits.Join.Check(d.UserID); err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	content := memberContent("join", a.memberProfileOf(ctx, d.UserID), false)
+	if err := a.authoriseRestrictedJoin(ctx, roomID, d.UserID, content); err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	if _, err := a.changeMembership(ctx, roomID, d.UserID, d.UserID, content, body.Reason); err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	httputil.WriteJSON(w, r, http.StatusOK, map[string]string{"room_id": roomID})
+}
+
+// postKnock implements POST /knock/{roomIdOrAlias}.
+func (a *API) postKnock(w http.ResponseWriter, r *http.Request, d *auth.Device) {
+	body, err := readMembershipBody(r)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	roomID, err := a.resolveRoom(ctx, httputil.PathVar(r, "roomIdOrAlias"), r)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	if err := a.limits.Join.Check(d.UserID); err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	content := memberContent("knock", a.memberProfileOf(ctx, d.UserID), false)
+	if _, err := a.changeMembership(ctx, roomID, d.UserID, d.UserID, content, body.Reason); err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	httputil.WriteJSON(w, r, http.StatusOK, map[string]string{"room_id": roomID})
+}
+
+// postLeave implements POST /rooms/{roomId}/leave: leaving, rejecting an
+// invite or retracting a knock.
+func (a *API) postLeave(w http.ResponseWriter, r *http.Request, d *auth.Device) {
+	roomID, err := roomIDVar(r)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	body, err := readMembershipBody(r)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	if _, err := a.changeMembership(r.Context(), roomID, d.UserID, d.UserID, map[string]any{"membership": "leave"}, body.Reason); err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	httputil.WriteJSON(w, r, http.StatusOK, struct{}{})
+}
+
+// postForget implements POST /rooms/{roomId}/forget. As in Synapse, a
+// user still joined, invited or knocking gets 400 M_UNKNOWN, and a user
+// who was never in the room succeeds without effect.
+func (a *API) postForget(w http.ResponseWriter, r *http.Request, d *auth.Device) {
+	roomID, err := roomIDVar(r)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	if _, err := readMembershipBody(r); err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	if _, err := a.db.Room(ctx, roomID); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			err = httputil.NotFound("room not found")
+		}
+		httputil.WriteError(w, r, err)
+		return
+	}
+	membership, err := a.rs.Membership(ctx, roomID, d.UserID)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	switch membership {
+	case "":
+	case "leave", "ban":
+		if err := a.db.ForgetRoom(ctx, d.UserID, roomID); err != nil {
+			httputil.WriteError(w, r, err)
+			return
+		}
+	default:
+		httputil.WriteError(w, r, httputil.NewError(http.StatusBadRequest, httputil.CodeUnknown,
+			fmt.Sprintf("user %s is in room %s (membership %s): leave it first", d.UserID, roomID, membership)))
+		return
+	}
+	httputil.WriteJSON(w, r, http.StatusOK, struct{}{})
+}
+
+// targetedMembership implements POST /rooms/{roomId}/invite, kick, ban and
+// unban, which change another user's membership.
+func (a *API) targetedMembership(action string) func(http.ResponseWriter, *http.Request, *auth.Device) {
+	return func(w http.ResponseWriter, r *http.Request, d *auth.Device) {
+		roomID, err := roomIDVar(r)
+		if err != nil {
+			httputil.WriteError(w, r, err)
+			return
+		}
+		body, err := httputil.ReadJSONObject(r)
+		if err != nil {
+			httputil.WriteError(w, r, err)
+			return
+		}
+		var req membershipBody
+		if err := json.Unmarshal(body, &req); err != nil {
+			httputil.WriteError(w, r, badJSONError(err))
+			return
+		}
+		if req.UserID == nil {
+			httputil.WriteError(w, r, httputil.MissingParam(`"user_id" is required`))
+			return
+		}
+		target := *req.UserID
+		if err := checkUserID(target); err != nil {
+			httputil.WriteError(w, r, err)
+			return
+		}
+		ctx := r.Context()
+		var content map[string]any
+		switch action {
+		case "invite":
+			if err := a.checkLocalUserExists(ctx, target); err != nil {
+				httputil.WriteError(w, r, err)
+				return
+			}
+			content = memberContent("invite", a.memberProfileOf(ctx, target), false)
+		case "ban":
+			content = map[string]any{"membership": "ban"}
+		case "kick", "unban":
+			// Both set the target's membership to leave; each needs the
+			// target in the state it undoes (kicking.yaml: "The kickee is
+			// not currently in the room"; Synapse refuses to unban a user
+			// who is not banned with M_BAD_STATE).
+			current, err := a.rs.Membership(ctx, roomID, target)
+			if err != nil {
+				httputil.WriteError(w, r, err)
+				return
+			}
+			if action == "unban" && current != "ban" {
+				if err := a.checkRoomExists(ctx, roomID); err != nil {
+					httputil.WriteError(w, r, err)
+					return
+				}
+				httputil.WriteError(w, r, httputil.NewError(http.StatusForbidden, httputil.CodeBadState,
+					fmt.Sprintf("cannot unban %s, who is not banned (membership %q)", target, current)))
+				return
+			}
+			if action == "kick" && current != "join" && current != "invite" && current != "knock" {
+				if err := a.checkRoomExists(ctx, roomID); err != nil {
+					httputil.WriteError(w, r, err)
+					return
+				}
+				httputil.WriteError(w, r, httputil.Forbidden(fmt.Sprintf("%s is not in the room", target)))
+				return
+			}
+			content = map[string]any{"membership": "leave"}
+		}
+		if _, err := a.changeMembership(ctx, roomID, d.UserID, target, content, req.Reason); err != nil {
+			httputil.WriteError(w, r, err)
+			return
+		}
+		httputil.WriteJSON(w, r, http.StatusOK, struct{}{})
+	}
+}
+
+// changeMembership sends an m.room.member event by sender about target
+// with content (plus reason when given) and returns its event ID. As in
+// Synapse, when the target's current member event already says the same
+// (same sender, same content), nothing is sent and that event's ID is
+// returned: repeating an invite or a join is not an error.
+func (a *API) changeMembership(ctx context.Context, roomID, sender, target string, content map[string]any, reason *string) (string, error) {
+	if reason != nil {
+		content["reason"] = *reason
+	}
+	raw, err := json.Marshal(content)
+	if err != nil {
+		return "", err
+	}
+	current, err := a.rs.CurrentStateEvent(ctx, roomID, pdu.StateKey{Type: "m.room.member", StateKey: target})
+	if err != nil {
+		return "", roomError(err)
+	}
+	if current != nil && current.Sender() == sender && sameJSON(current.Content(), raw) {
+		return current.EventID(), nil
+	}
+	outs, err := a.rs.Send(ctx, roomID, roomserver.EventRequest{
+		Type: "m.room.member", StateKey: &target, Sender: sender, Content: raw,
+	})
+	if err != nil {
+		return "", roomError(err)
+	}
+	return outs[0].Event.EventID(), nil
+}
+
+// sameJSON reports whether two JSON values are equal as values.
+func sameJSON(x, y []byte) bool {
+	var vx, vy any
+	if json.Unmarshal(x, &vx) != nil || json.Unmarshal(y, &vy) != nil {
+		return false
+	}
+	return reflect.DeepEqual(vx, vy)
+}
+
+// resolveRoom turns the {roomIdOrAlias} of /join and /knock into a room
+// this server has. Joining a room only known to other servers needs
+// federation, which is not there yet: such rooms, like unknown ones, are
+// 404 M_NOT_FOUND, as Synapse answers when no server can be reached.
+func (a *API) resolveRoom(ctx context.Context, roomIDOrAlias string, r *http.Request) (string, error) {
+	var roomID string
+	switch {
+	case strings.HasPrefix(roomIDOrAlias, "#"):
+		id, err := a.resolveAlias(ctx, roomIDOrAlias)
+		if err != nil {
+			return "", err
+		}
+		roomID = id
+	case strings.HasPrefix(roomIDOrAlias, "!"):
+		if err := checkRoomID(roomIDOrAlias); err != nil {
+			return "", err
+		}
+		roomID = roomIDOrAlias
+	default:
+		return "", httputil.InvalidParam(quoteID(roomIDOrAlias) + " is not a room ID or a room alias")
+	}
+	// via (and server_name, its older name) only matter for rooms on other
+	// servers; they are checked so that a typo is reported.
+	q := r.URL.Query()
+	for _, s := range append(q["via"], q["server_name"]...) {
+		if config.ValidServerName(s) != nil {
+			return "", httputil.InvalidParam("invalid server name " + quoteID(s) + " in via")
+		}
+	}
+	if err := a.checkRoomExists(ctx, roomID); err != nil {
+		return "", httputil.NotFound("room " + roomID + " is not known to this server, and joining rooms on other servers is not supported yet")
+	}
+	return roomID, nil
+}
+
+// checkRoomExists returns 404 M_NOT_FOUND for a room this server does not
+// have.
+func (a *API) checkRoomExists(ctx context.Context, roomID string) error {
+	_, err := a.db.Room(ctx, roomID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return httputil.NotFound("room not found")
+	}
+	return err
+}
+
+// checkLocalUserExists refuses (404 M_NOT_FOUND) a local user ID without
+// an account; remote users cannot be checked without federation.
+func (a *API) checkLocalUserExists(ctx context.Context, userID string) error {
+	local, server, _ := strings.Cut(userID[1:], ":")
+	if server != a.cfg.ServerName {
+		return nil
+	}
+	_, err := a.db.GetAccount(ctx, local)
+	if errors.Is(err, storage.ErrNotFound) {
+		return httputil.NotFound("user " + userID + " does not exist")
+	}
+	return err
+}
+
+// authoriseRestrictedJoin prepares a join to a room with the join rule
+// restricted or knock_restricted (client-server-api "Restricted rooms"):
+// when the user is neither joined nor invited, the join is allowed if they
+// are joined to one of the rooms the join rule's "allow" lists, and must
+// then name, in join_authorised_via_users_server, a member of this server
+// with the power to invite, whom the auth rules check. If no condition
+// holds the content is left alone and the auth rules refuse the join.
+func (a *API) authoriseRestrictedJoin(ctx context.Context, roomID, userID string, content map[string]any) error {
+	ver, err := a.rs.RoomVersion(ctx, roomID)
+	if err != nil {
+		return roomError(err)
+	}
+	if !ver.RestrictedJoins {
+		return nil
+	}
+	jr, err := a.rs.CurrentStateEvent(ctx, roomID, pdu.StateKey{Type: "m.room.join_rules"})
+	if err != nil || jr == nil {
+		return roomError(err)
+	}
+	rule := gjson.GetBytes(jr.Content(), "join_rule").Str
+	if rule != "restricted" && !(rule == "knock_restricted" && ver.KnockRestricted) {
+		return nil
+	}
+	if m, err := a.rs.Membership(ctx, roomID, userID); err != nil || m == "join" || m == "invite" {
+		return err
+	}
+	allowed := false
+	for _, cond := range gjson.GetBytes(jr.Content(), "allow").Array() {
+		if cond.Get("type").Str != "m.room_membership" {
+			continue
+		}
+		m, err := a.rs.Membership(ctx, cond.Get("room_id").Str, userID)
+		if err != nil {
+			return err
+		}
+		if m == "join" {
+			allowed = true
+			break
+		}
+	}
+	if !allowed {
+		return nil
+	}
+	// The authorising user: a local member with the power to invite,
+	// the most powerful one (least likely to lose that power soon).
+	create, err := a.rs.CurrentStateEvent(ctx, roomID, pdu.StateKey{Type: "m.room.create"})
+	if err != nil {
+		return err
+	}
+	plEvent, err := a.rs.CurrentStateEvent(ctx, roomID, pdu.StateKey{Type: "m.room.power_levels"})
+	if err != nil {
+		return err
+	}
+	levels, err := rsauth.PowerLevelsFromState(create, plEvent)
+	if err != nil {
+		return err
+	}
+	members, err := a.rs.JoinedMembers(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	best, bestLevel := "", int64(0)
+	for _, m := range members {
+		if pdu.DomainOf(m) != a.cfg.ServerName {
+			continue
+		}
+		if l := levels.UserLevel(m); l >= levels.Invite && (best == "" || l > bestLevel) {
+			best, bestLevel = m, l
+		}
+	}
+	if best == "" {
+		return httputil.Forbidden("no member of this server can authorise joining this restricted room")
+	}
+	content["join_authorised_via_users_server"] = best
+	return nil
+}
+
+// getJoinedRooms implements GET /joined_rooms.
+func (a *API) getJoinedRooms(w http.ResponseWriter, r *http.Request, d *auth.Device) {
+	rooms, err := a.rs.RoomsForUser(r.Context(), d.UserID, "join")
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	if rooms == nil {
+		rooms = []string{}
+	}
+	httputil.WriteJSON(w, r, http.StatusOK, map[string][]string{"joined_rooms": rooms})
+}
