@@ -216,4 +216,6 @@ func gjsonKey(k string) string {
 	return strings.ReplaceAll(k, ".", `\.`)
 }
 
-func urlEscape(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "#", "%23"), "!", "%21") }
+func urlEscape(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "#", "%23"), "!", "%21")
+}

@@ -290,7 +290,9 @@ type dirTokenKey struct {
 	RoomID  string `json:"r"`
 }
 
-func dirKey(p publicRoom) dirTokenKey { return dirTokenKey{Members: p.NumJoinedMembers, RoomID: p.RoomID} }
+func dirKey(p publicRoom) dirTokenKey {
+	return dirTokenKey{Members: p.NumJoinedMembers, RoomID: p.RoomID}
+}
 
 // compare orders by members, most first, then by room ID.
 func (k dirTokenKey) compare(o dirTokenKey) int {
