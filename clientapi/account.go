@@ -41,6 +41,7 @@ func (a *API) registerAccounts(r *mux.Router) {
 	a.registerDevices(r)
 	a.registerProfile(r)
 	a.registerCapabilities(r)
+	a.registerUserDirectory(r)
 }
 
 // writeErr answers with err, including the 401 of user-interactive auth.

@@ -43,6 +43,10 @@ type Config struct {
 	NoRateLimit              bool   `yaml:"no_rate_limit"`
 	// RateLimit sets the request rate limits (internal/ratelimit).
 	RateLimit RateLimitConfig `yaml:"rate_limit"`
+	// UserDirectorySearchAllUsers lets the user directory find every local
+	// user, not only those sharing a room with the searcher or in public
+	// rooms.
+	UserDirectorySearchAllUsers bool `yaml:"user_directory_search_all_users"`
 	// RefreshableAccessTokenLifetime is how long an access token issued
 	// with a refresh token lives (Go duration).
 	RefreshableAccessTokenLifetime string `yaml:"refreshable_access_token_lifetime"`
@@ -109,6 +113,7 @@ func Default() *Config {
 			JoinPerMinute: 30, JoinBurst: 10,
 		},
 		RefreshableAccessTokenLifetime: "5m",
+		UserDirectorySearchAllUsers:    true,
 	}
 	c.fillDerived()
 	return c

@@ -51,6 +51,7 @@ func TestDefault(t *testing.T) {
 			JoinPerMinute: 30, JoinBurst: 10,
 		},
 		RefreshableAccessTokenLifetime: "5m",
+		UserDirectorySearchAllUsers:    true,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)
