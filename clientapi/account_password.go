@@ -13,6 +13,7 @@ import (
 
 	"github.com/myelin-chat/myelin/clientapi/auth"
 	"github.com/myelin-chat/myelin/internal/httputil"
+	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/storage"
 )
 
@@ -112,12 +113,36 @@ func (a *API) postDeactivate(w http.ResponseWriter, r *http.Request, d *auth.Dev
 }
 
 // deactivate deactivates localpart: sessions end at once, the account can
-// never log in again, and (erase) the profile goes.
+// never log in again, (erase) the profile goes, and the user leaves every
+// room, rejects its invites and withdraws its knocks, as Synapse does.
 func (a *API) deactivate(ctx context.Context, localpart string, erase bool, passed *auth.Passed) error {
-	return a.db.WithTx(ctx, func(tx *storage.Tx) error {
+	err := a.db.WithTx(ctx, func(tx *storage.Tx) error {
 		if err := tx.DeactivateAccount(ctx, localpart, erase); err != nil {
 			return err
 		}
 		return auth.FinishUIA(ctx, tx, passed)
 	})
+	if err != nil || a.rs == nil {
+		return err
+	}
+	userID := a.auth.UserID(localpart)
+	rooms, err := a.rs.RoomsForUser(ctx, userID, "join", "invite", "knock")
+	if err != nil {
+		return err
+	}
+	for _, roomID := range rooms {
+		_, err := a.rs.Send(ctx, roomID, roomserver.EventRequest{
+			Type: "m.room.member", StateKey: &userID, Sender: userID,
+			Content: json.RawMessage(`{"membership":"leave"}`),
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			// The account is deactivated either way; a room that refuses
+			// the leave keeps a stale membership, as in Synapse.
+			httputil.Logger(ctx).WarnContext(ctx, "deactivated user could not leave a room", "room_id", roomID, "err", err)
+		}
+	}
+	return nil
 }

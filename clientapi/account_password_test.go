@@ -1,6 +1,7 @@
 package clientapi_test
 
 import (
+	"net/url"
 	"testing"
 
 	"github.com/myelin-chat/myelin/internal/servertest"
@@ -90,6 +91,11 @@ func TestDeactivate(t *testing.T) {
 	userID, tok := s.RegisterUser(t, "alice")
 	other, _ := s.Login(t, "alice")
 	const path = "/_matrix/client/v3/account/deactivate"
+	// A room alice is in, and one she is invited to.
+	bob, bobTok := s.RegisterUser(t, "bob")
+	joined := createRoom(t, s, tok, map[string]any{"invite": []string{bob}})
+	invited := createRoom(t, s, bobTok, map[string]any{"invite": []string{userID}})
+	s.DoJSON(t, "POST", "/_matrix/client/v3/rooms/"+url.PathEscape(joined)+"/join", bobTok, map[string]any{}, nil)
 	st, raw := s.Do(t, "POST", path, tok, map[string]any{})
 	u := wantUIA(t, st, raw, "")
 	st, raw = s.Do(t, "POST", path, tok, map[string]any{"auth": passwordAuth(u.Session, userID, "wrong")})
@@ -111,6 +117,13 @@ func TestDeactivate(t *testing.T) {
 	// The user ID is never given out again.
 	st, raw = s.Do(t, "GET", "/_matrix/client/v3/register/available?username=alice", "", nil)
 	wantErr(t, st, raw, 400, "M_USER_IN_USE")
+	// She left the room and rejected the invite.
+	for _, roomID := range []string{joined, invited} {
+		m := doOK(t, s, "GET", "/_matrix/client/v3/rooms/"+url.PathEscape(roomID)+"/state/m.room.member/"+url.PathEscape(userID), bobTok, nil)
+		if m["membership"] != "leave" {
+			t.Fatalf("room %s: membership after deactivation %v", roomID, m)
+		}
+	}
 	// erase removed the profile.
 	if p := doOK(t, s, "GET", "/_matrix/client/v3/profile/"+userID, "", nil); len(p) != 0 {
 		t.Fatalf("erased profile %v", p)
