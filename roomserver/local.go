@@ -81,7 +81,7 @@ func (rs *Roomserver) CreateRoom(ctx context.Context, req CreateRoomRequest) (st
 		}
 		rc := &roomCtx{room: &storage.Room{NID: nid, RoomID: roomID, Version: ver.ID}, ver: ver}
 		w.rooms[roomID] = rc
-		w.touched[nid] = true
+		w.touch(roomID, rc, false)
 		out, err := w.persist(ctx, rc, create, persistOpts{})
 		if err != nil {
 			return nil, err

@@ -137,25 +137,23 @@ func (rs *Roomserver) runBatch(batch []*job) {
 				return err
 			}
 		}
-		if err := tx.SetPublishedPos(ctx, published); err != nil {
-			return err
+		if published > rs.markedPos {
+			if err := tx.SetPublishedPos(ctx, published); err != nil {
+				return err
+			}
 		}
 		w := newWriter(rs, tx)
 		for i, j := range live {
 			if err := tx.Savepoint(ctx, jobSavepoint); err != nil {
 				return err
 			}
-			clear(w.touched)
+			w.startJob()
 			outs, err := j.run(ctx, w)
 			if err != nil {
 				if rerr := tx.RollbackTo(ctx, jobSavepoint); rerr != nil {
 					return rerr
 				}
-				w.forget()
-				// Its writes are undone: so is what it cached.
-				for nid := range w.touched {
-					rs.cache.drop(nid)
-				}
+				w.undoJob()
 				results[i].err = err
 			} else {
 				results[i].outs = outs
@@ -164,7 +162,7 @@ func (rs *Roomserver) runBatch(batch []*job) {
 				return err
 			}
 		}
-		return nil
+		return w.flush(ctx)
 	})
 	if err != nil {
 		rs.cache.clear()
@@ -175,6 +173,7 @@ func (rs *Roomserver) runBatch(batch []*job) {
 			}
 		}
 	} else {
+		rs.markedPos = max(rs.markedPos, published)
 		var outs []Output
 		for _, r := range results {
 			for _, o := range r.outs {

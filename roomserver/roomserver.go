@@ -106,8 +106,10 @@ type Roomserver struct {
 	stopOnce  sync.Once
 	committer sync.WaitGroup
 	pub       *publisher
-	// cache is the committer's state cache (committer goroutine only).
-	cache stateCache
+	// cache is the committer's state cache; markedPos the published
+	// position last written to the database (committer goroutine only).
+	cache     stateCache
+	markedPos int64
 }
 
 // New builds the roomserver: it makes sure the output stream exists,

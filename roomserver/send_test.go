@@ -115,7 +115,7 @@ func TestRefusedInputWritesNothing(t *testing.T) {
 		e.join(roomID, bob)
 
 		tables := []string{"events", "state_snapshots", "state_snapshot_entries", "room_state",
-			"room_memberships", "event_txns", "rooms"}
+			"room_memberships", "event_txns", "rooms", "room_forward_extremities"}
 		counts := func() map[string]int {
 			m := map[string]int{}
 			for _, tb := range tables {

@@ -19,30 +19,109 @@ type writer struct {
 	rs    *Roomserver
 	tx    *storage.Tx
 	rooms map[string]*roomCtx
-	// touched holds the NIDs of the rooms the current job used.
-	touched map[int64]bool
+	// The rooms the current job touched, and for those the batch knew
+	// before the job, a copy as they were: a job that fails is undone in
+	// memory as its savepoint undoes it in the database.
+	jobRooms map[string]bool
+	saved    map[string]*roomCtx
 }
 
 // roomCtx is a room as the batch sees it, kept up to date as events are
 // persisted (cheaper than reading it back for each event).
 type roomCtx struct {
-	room        *storage.Room // StateNID is the current state's snapshot
-	ver         *pdu.RoomVersion
+	room *storage.Room // StateNID is the current state's snapshot
+	ver  *pdu.RoomVersion
+	// extremities are the forward extremities now; stored, those in the
+	// database, which flush brings up to date once per batch rather than
+	// once per event.
 	extremities []storage.Extremity
+	stored      []storage.Extremity
+}
+
+func (rc *roomCtx) clone() *roomCtx {
+	room := *rc.room
+	return &roomCtx{room: &room, ver: rc.ver,
+		extremities: append([]storage.Extremity(nil), rc.extremities...),
+		stored:      append([]storage.Extremity(nil), rc.stored...)}
 }
 
 func newWriter(rs *Roomserver, tx *storage.Tx) *writer {
-	return &writer{rs: rs, tx: tx, rooms: make(map[string]*roomCtx), touched: make(map[int64]bool)}
+	return &writer{rs: rs, tx: tx, rooms: make(map[string]*roomCtx),
+		jobRooms: make(map[string]bool), saved: make(map[string]*roomCtx)}
 }
 
-// forget drops what the writer knows: after a rollback to a savepoint it
-// may describe writes that were undone.
-func (w *writer) forget() { clear(w.rooms) }
+// startJob marks the beginning of a job.
+func (w *writer) startJob() {
+	clear(w.jobRooms)
+	clear(w.saved)
+}
+
+// touch records that the current job uses the room rc, which the batch
+// knew before the job when known is true.
+func (w *writer) touch(roomID string, rc *roomCtx, known bool) {
+	if w.jobRooms[roomID] {
+		return
+	}
+	w.jobRooms[roomID] = true
+	if known {
+		w.saved[roomID] = rc.clone()
+	}
+}
+
+// undoJob forgets what the failed job did to the rooms it touched (its
+// database writes are rolled back to its savepoint), and drops their
+// cached state, which may describe undone snapshots.
+func (w *writer) undoJob() {
+	for id := range w.jobRooms {
+		if rc := w.rooms[id]; rc != nil {
+			w.rs.cache.drop(rc.room.NID)
+		}
+		if s := w.saved[id]; s != nil {
+			w.rooms[id] = s
+		} else {
+			delete(w.rooms, id)
+		}
+	}
+}
+
+// flush writes what the batch deferred: the forward extremities.
+func (w *writer) flush(ctx context.Context) error {
+	for _, rc := range w.rooms {
+		var remove, add []int64
+		for _, x := range rc.stored {
+			if !hasExtremity(rc.extremities, x.EventNID) {
+				remove = append(remove, x.EventNID)
+			}
+		}
+		for _, x := range rc.extremities {
+			if !hasExtremity(rc.stored, x.EventNID) {
+				add = append(add, x.EventNID)
+			}
+		}
+		if len(remove)+len(add) == 0 {
+			continue
+		}
+		if err := w.tx.UpdateForwardExtremities(ctx, rc.room.NID, remove, add...); err != nil {
+			return err
+		}
+		rc.stored = append(rc.stored[:0], rc.extremities...)
+	}
+	return nil
+}
+
+func hasExtremity(xs []storage.Extremity, nid int64) bool {
+	for _, x := range xs {
+		if x.EventNID == nid {
+			return true
+		}
+	}
+	return false
+}
 
 // room returns the room, or an error wrapping ErrRoomNotFound.
 func (w *writer) room(ctx context.Context, roomID string) (*roomCtx, error) {
 	if rc := w.rooms[roomID]; rc != nil {
-		w.touched[rc.room.NID] = true
+		w.touch(roomID, rc, true)
 		return rc, nil
 	}
 	room, err := w.tx.Room(ctx, roomID)
@@ -57,9 +136,9 @@ func (w *writer) room(ctx context.Context, roomID string) (*roomCtx, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc := &roomCtx{room: room, ver: ver, extremities: ext}
+	rc := &roomCtx{room: room, ver: ver, extremities: ext, stored: append([]storage.Extremity(nil), ext...)}
 	w.rooms[roomID] = rc
-	w.touched[room.NID] = true
+	w.touch(roomID, rc, false)
 	return rc, nil
 }
 
@@ -227,17 +306,12 @@ func (w *writer) persist(ctx context.Context, rc *roomCtx, ev *pdu.Event, o pers
 
 	// Forward extremities: the prev events stop being extremities, the
 	// event becomes one.
-	var removed []int64
+	// event becomes one (written to the database by flush).
 	remaining := rc.extremities[:0:0]
 	for _, x := range rc.extremities {
-		if contains(ev.PrevEventIDs(), x.EventID) {
-			removed = append(removed, x.EventNID)
-		} else {
+		if !contains(ev.PrevEventIDs(), x.EventID) {
 			remaining = append(remaining, x)
 		}
-	}
-	if err := tx.UpdateForwardExtremities(ctx, rc.room.NID, removed, nid); err != nil {
-		return nil, err
 	}
 	extendsCurrent := len(remaining) == 0 && o.stateBefore == rc.room.StateNID
 	rc.extremities = append(remaining, storage.Extremity{EventNID: nid, EventID: ev.EventID(), Depth: ev.Depth()})

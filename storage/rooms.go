@@ -126,23 +126,22 @@ func forwardExtremities(ctx context.Context, q queryer, roomNID int64) ([]Extrem
 	return out, nil
 }
 
-// UpdateForwardExtremities removes the events remove (the new event's
-// prev_events) from the room's forward extremities and adds add (the new
-// event), unless add is 0.
-func (tx *Tx) UpdateForwardExtremities(ctx context.Context, roomNID int64, remove []int64, add int64) error {
+// UpdateForwardExtremities removes the events remove from the room's
+// forward extremities (those a new event cites as prev_events) and adds the
+// events add.
+func (tx *Tx) UpdateForwardExtremities(ctx context.Context, roomNID int64, remove []int64, add ...int64) error {
 	for _, nid := range remove {
 		if _, err := tx.tx.ExecContext(ctx, `
 			DELETE FROM room_forward_extremities WHERE room_nid = $1 AND event_nid = $2`, roomNID, nid); err != nil {
 			return fmt.Errorf("remove forward extremity: %w", err)
 		}
 	}
-	if add == 0 {
-		return nil
-	}
-	if _, err := tx.tx.ExecContext(ctx, `
-		INSERT INTO room_forward_extremities (room_nid, event_nid) VALUES ($1, $2)
-		ON CONFLICT (room_nid, event_nid) DO NOTHING`, roomNID, add); err != nil {
-		return fmt.Errorf("add forward extremity: %w", err)
+	for _, nid := range add {
+		if _, err := tx.tx.ExecContext(ctx, `
+			INSERT INTO room_forward_extremities (room_nid, event_nid) VALUES ($1, $2)
+			ON CONFLICT (room_nid, event_nid) DO NOTHING`, roomNID, nid); err != nil {
+			return fmt.Errorf("add forward extremity: %w", err)
+		}
 	}
 	return nil
 }
