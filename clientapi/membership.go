@@ -24,8 +24,6 @@ import (
 	"github.com/myelin-chat/myelin/clientapi/auth"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httputil"
-	"github.com/myelin-chat/myelin/roomserver"
-	rsauth "github.com/myelin-chat/myelin/roomserver/auth"
 	"github.com/myelin-chat/myelin/roomserver/pdu"
 	"github.com/myelin-chat/myelin/storage"
 )
@@ -295,10 +293,9 @@ func (a *API) targetedMembership(action string) func(http.ResponseWriter, *http.
 }
 
 // changeMembership sends an m.room.member event by sender about target
-// with content (plus reason when given) and returns its event ID. As in
-// Synapse, when the target's current member event already says the same
-// (same sender, same content), nothing is sent and that event's ID is
-// returned: repeating an invite or a join is not an error.
+// with content (plus reason when given) and returns its event ID. A change
+// that changes nothing (repeating an invite or a join) sends nothing; see
+// sendState.
 func (a *API) changeMembership(ctx context.Context, roomID, sender, target string, content map[string]any, reason *string) (string, error) {
 	if reason != nil {
 		content["reason"] = *reason
@@ -307,20 +304,7 @@ func (a *API) changeMembership(ctx context.Context, roomID, sender, target strin
 	if err != nil {
 		return "", err
 	}
-	current, err := a.rs.CurrentStateEvent(ctx, roomID, pdu.StateKey{Type: "m.room.member", StateKey: target})
-	if err != nil {
-		return "", roomError(err)
-	}
-	if current != nil && current.Sender() == sender && sameJSON(current.Content(), raw) {
-		return current.EventID(), nil
-	}
-	outs, err := a.rs.Send(ctx, roomID, roomserver.EventRequest{
-		Type: "m.room.member", StateKey: &target, Sender: sender, Content: raw,
-	})
-	if err != nil {
-		return "", roomError(err)
-	}
-	return outs[0].Event.EventID(), nil
+	return a.sendState(ctx, roomID, sender, "m.room.member", target, raw)
 }
 
 // sameJSON reports whether two JSON values are equal as values.
@@ -436,15 +420,7 @@ func (a *API) authoriseRestrictedJoin(ctx context.Context, roomID, userID string
 	}
 	// The authorising user: a local member with the power to invite,
 	// the most powerful one (least likely to lose that power soon).
-	create, err := a.rs.CurrentStateEvent(ctx, roomID, pdu.StateKey{Type: "m.room.create"})
-	if err != nil {
-		return err
-	}
-	plEvent, err := a.rs.CurrentStateEvent(ctx, roomID, pdu.StateKey{Type: "m.room.power_levels"})
-	if err != nil {
-		return err
-	}
-	levels, err := rsauth.PowerLevelsFromState(create, plEvent)
+	levels, err := a.powerLevels(ctx, roomID)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ func (a *API) registerRooms(r *mux.Router) {
 	a.registerCreateRoom(r)
 	a.registerMembership(r)
 	a.registerRoomReads(r)
+	a.registerEvents(r)
 	a.registerAliases(r)
 	a.registerDirectory(r)
 }
