@@ -75,7 +75,7 @@ func (b *syncBuilder) format(rooms *syncRooms) error {
 			}
 			if c, ok := counts[r.m.RoomNID]; ok || slices.Contains(counted, r.m.RoomNID) {
 				heroes := r.heroes
-				if !r.full {
+				if !r.full && !hasName(r.timeline) && !hasName(r.state) {
 					var err error
 					if heroes, err = b.a.db.SyncHeroes(b.ctx, r.m.RoomNID, b.req.userID, 5); err != nil {
 						return err

@@ -50,13 +50,9 @@ func (b *syncBuilder) fullRoom(m storage.SyncMembership, section string, from, e
 		return err
 	}
 	r.timeline = b.filterTimeline(m.RoomID, visible)
-	if r.heroes, err = b.a.db.SyncHeroes(b.ctx, m.RoomNID, b.req.userID, 5); err != nil {
-		return err
-	}
 	var members []string
 	if b.lazy {
 		members = append(sendersOf(r.timeline), b.req.userID)
-		members = append(members, r.heroes...)
 	}
 	var state []*storage.EventRecord
 	useCurrent := section == "join" && snapshot != 0 && snapshot == m.StateNID
@@ -74,12 +70,40 @@ func (b *syncBuilder) fullRoom(m storage.SyncMembership, section string, from, e
 			return err
 		}
 	}
+	// Heroes name a room that has neither a name nor an alias; a lazy
+	// client needs their member events too.
+	if !hasName(append(slices.Clone(state), visible...)) {
+		if r.heroes, err = b.a.db.SyncHeroes(b.ctx, m.RoomNID, b.req.userID, 5); err != nil {
+			return err
+		}
+		if b.lazy && snapshot != 0 {
+			extra, err := b.membersAt(snapshot, slices.DeleteFunc(slices.Clone(r.heroes), func(u string) bool { return slices.Contains(members, u) }))
+			if err != nil {
+				return err
+			}
+			state = append(state, extra...)
+		}
+	}
 	sortByPos(state)
 	r.state = b.filterState(m.RoomID, state)
 	if b.req.useStateAfter {
 		r.stateAfter = stateAfter(r.state, visible, &b.f.Room.State, m.RoomID)
 	}
 	return nil
+}
+
+// hasName reports whether state events include a non-empty room name or
+// canonical alias.
+func hasName(evs []*storage.EventRecord) bool {
+	return slices.ContainsFunc(evs, func(ev *storage.EventRecord) bool {
+		switch ev.Type {
+		case "m.room.name":
+			return gjson.GetBytes(ev.JSON, "content.name").Str != ""
+		case "m.room.canonical_alias":
+			return gjson.GetBytes(ev.JSON, "content.alias").Str != ""
+		}
+		return false
+	})
 }
 
 // incrementalRoom adds a room's events in (since, end]: the events of a
