@@ -48,9 +48,37 @@ func formatEvent(rec *storage.EventRecord) *clientEvent {
 	if u := gjson.GetBytes(rec.JSON, "unsigned"); u.IsObject() {
 		_ = json.Unmarshal([]byte(u.Raw), &unsigned)
 	}
+	if rb, ok := unsigned["redacted_because"]; ok && rec.RedactedBy != "" {
+		unsigned["redacted_because"] = redactionForClient(rb, rec.RedactedBy)
+	}
 	unsigned["age"], _ = json.Marshal(max(0, time.Now().UnixMilli()-rec.OriginServerTS))
 	ev.Unsigned, _ = json.Marshal(unsigned)
 	return ev
+}
+
+// redactionForClient turns the redaction stored in a redacted event's
+// unsigned.redacted_because (the federation form, which has no event ID
+// from room version 3 on) into the client form clients expect there.
+func redactionForClient(fed json.RawMessage, eventID string) json.RawMessage {
+	r := gjson.ParseBytes(fed)
+	ev := clientEvent{
+		Content:        json.RawMessage(`{}`),
+		EventID:        eventID,
+		OriginServerTS: r.Get("origin_server_ts").Int(),
+		RoomID:         r.Get("room_id").Str,
+		Redacts:        r.Get("redacts").Str,
+		Sender:         r.Get("sender").Str,
+		Type:           r.Get("type").Str,
+		Unsigned:       json.RawMessage(`{}`),
+	}
+	if c := r.Get("content"); c.IsObject() {
+		ev.Content = json.RawMessage(c.Raw)
+	}
+	if ev.Redacts == "" {
+		ev.Redacts = r.Get("content.redacts").Str
+	}
+	out, _ := json.Marshal(ev)
+	return out
 }
 
 // formatEvents formats every event, never returning nil (a JSON [] rather
