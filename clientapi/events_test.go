@@ -239,7 +239,9 @@ func TestTimestampToEvent(t *testing.T) {
 	time.Sleep(5 * time.Millisecond)
 	second := alice.send(t, roomID, "t2", map[string]any{"body": "2"})
 	const p = "/_matrix/client/v1/rooms/"
-	path := func(ts int64, dir string) string { return p + url.PathEscape(roomID) + fmt.Sprintf("/timestamp_to_event?ts=%d&dir=%s", ts, dir) }
+	path := func(ts int64, dir string) string {
+		return p + url.PathEscape(roomID) + fmt.Sprintf("/timestamp_to_event?ts=%d&dir=%s", ts, dir)
+	}
 
 	if got := alice.ok(t, "GET", path(start, "f"), nil); got.Get("event_id").Str != first || got.Get("origin_server_ts").Int() < start {
 		t.Errorf("forwards from start: %s (first %s)", got.Raw, first)
