@@ -38,8 +38,11 @@ func BenchmarkSendOneRoom(b *testing.B) {
 				if n >= int64(b.N) {
 					return
 				}
+				// With a transaction ID, as every client send has.
+				req := msgReq(b, user(fmt.Sprint("s", i)), "hello")
+				req.Txn = &TxnKey{UserID: req.Sender, DeviceID: "BENCH", TxnID: fmt.Sprint(n)}
 				t0 := time.Now()
-				if _, err := e.rs.Send(b.Context(), roomID, msgReq(b, user(fmt.Sprint("s", i)), "hello")); err != nil {
+				if _, err := e.rs.Send(b.Context(), roomID, req); err != nil {
 					b.Error(err)
 					return
 				}

@@ -267,10 +267,19 @@ func (tx *Tx) InsertTxn(ctx context.Context, roomNID int64, userID, deviceID, tx
 // TxnEvent returns the event a client transaction produced in the room,
 // or nil when there was none.
 func (tx *Tx) TxnEvent(ctx context.Context, roomNID int64, userID, deviceID, txnID string) (*EventRecord, error) {
-	evs, err := queryEvents(ctx, tx.tx, `
-		JOIN event_txns t ON t.event_nid = e.event_nid
-		WHERE t.room_nid = $1 AND t.user_id = $2 AND t.device_id = $3 AND t.txn_id = $4`,
-		roomNID, userID, deviceID, txnID)
+	// A short statement first: almost every transaction ID is new.
+	var nid int64
+	err := tx.tx.QueryRowContext(ctx, `
+		SELECT event_nid FROM event_txns
+		WHERE room_nid = $1 AND user_id = $2 AND device_id = $3 AND txn_id = $4`,
+		roomNID, userID, deviceID, txnID).Scan(&nid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("transaction ID: %w", err)
+	}
+	evs, err := eventsByNID(ctx, tx.tx, []int64{nid})
 	if err != nil || len(evs) == 0 {
 		return nil, err
 	}
