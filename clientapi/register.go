@@ -88,6 +88,9 @@ func (a *API) postRegister(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) register(ctx context.Context, req *registerRequest) (*registerResponse, error) {
+	if err := a.registrationPossible(ctx); err != nil {
+		return nil, err
+	}
 	// The username is checked before auth, as Synapse does, so that a
 	// client learns at the first request that the name is taken.
 	var localpart string
@@ -100,15 +103,6 @@ func (a *API) register(ctx context.Context, req *registerRequest) (*registerResp
 	if req.Password != nil {
 		if err := auth.CheckPasswordParam(*req.Password); err != nil {
 			return nil, err
-		}
-	}
-	if !a.cfg.OpenRegistration {
-		has, err := a.db.HasRegistrationTokens(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if !has {
-			return nil, httputil.Forbidden("registration is disabled on this server")
 		}
 	}
 	passed, err := a.auth.CheckUIA(ctx, &auth.Operation{Name: "register", Flows: a.registerFlows()}, req.Auth)
@@ -162,6 +156,23 @@ func (a *API) register(ctx context.Context, req *registerRequest) (*registerResp
 		return nil, err
 	}
 	return resp, nil
+}
+
+// registrationPossible is 403 M_FORBIDDEN when nobody can register:
+// registration is closed and no registration token exists. Checked first,
+// as Synapse does, so that a closed server tells nothing about usernames.
+func (a *API) registrationPossible(ctx context.Context) error {
+	if a.cfg.OpenRegistration {
+		return nil
+	}
+	has, err := a.db.HasRegistrationTokens(ctx)
+	if err != nil {
+		return err
+	}
+	if !has {
+		return httputil.Forbidden("registration is disabled on this server")
+	}
+	return nil
 }
 
 func deref(s *string) string {
@@ -237,6 +248,10 @@ func generateLocalpart() string {
 // getRegisterAvailable implements GET /_matrix/client/v3/register/available.
 func (a *API) getRegisterAvailable(w http.ResponseWriter, r *http.Request) {
 	if err := a.limits.Registration.Check(auth.ClientIP(r)); err != nil {
+		writeErr(w, r, err)
+		return
+	}
+	if err := a.registrationPossible(r.Context()); err != nil {
 		writeErr(w, r, err)
 		return
 	}

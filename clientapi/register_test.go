@@ -193,6 +193,9 @@ func TestRegisterClosed(t *testing.T) {
 	st, raw = s.Do(t, "POST", registerPath, "", map[string]any{"username": "zed", "password": "pw",
 		"auth": map[string]string{"type": "m.login.dummy"}})
 	wantErr(t, st, raw, 403, "M_FORBIDDEN")
+	// Nor does it say which usernames exist.
+	st, raw = s.Do(t, "GET", "/_matrix/client/v3/register/available?username=zed", "", nil)
+	wantErr(t, st, raw, 403, "M_FORBIDDEN")
 
 	// With a token, the only flow is the token.
 	admin := registerAdmin(t, s, "root")

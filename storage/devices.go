@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -174,20 +175,11 @@ func (tx *Tx) DeleteAllDevices(ctx context.Context, localpart string, keep ...st
 	}
 	var ids []string
 	for _, d := range ds {
-		if !contains(keep, d.DeviceID) {
+		if !slices.Contains(keep, d.DeviceID) {
 			ids = append(ids, d.DeviceID)
 		}
 	}
 	return tx.DeleteDevices(ctx, localpart, ids)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // DeleteDeviceTokens deletes every access and refresh token of one device
@@ -197,20 +189,6 @@ func (tx *Tx) DeleteDeviceTokens(ctx context.Context, localpart, deviceID string
 		if _, err := tx.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE localpart = $1 AND device_id = $2`,
 			localpart, deviceID); err != nil {
 			return fmt.Errorf("delete %s of device %q of %q: %w", table, deviceID, localpart, err)
-		}
-	}
-	return nil
-}
-
-// DeleteAccessTokensExcept deletes every access and refresh token of
-// localpart except those of the device keepDevice ("" keeps none), leaving
-// the devices in place (a password change with logout_devices false keeps
-// other sessions, true ends them; see DeleteAllDevices for that).
-func (tx *Tx) DeleteAccessTokensExcept(ctx context.Context, localpart, keepDevice string) error {
-	for _, table := range []string{"access_tokens", "refresh_tokens"} {
-		if _, err := tx.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE localpart = $1 AND device_id <> $2`,
-			localpart, keepDevice); err != nil {
-			return fmt.Errorf("delete %s of %q: %w", table, localpart, err)
 		}
 	}
 	return nil
@@ -276,19 +254,6 @@ func (tx *Tx) LookupRefreshToken(ctx context.Context, hash string) (*RefreshToke
 		return nil, fmt.Errorf("look up refresh token: %w", err)
 	}
 	return &r, nil
-}
-
-// DeleteAccessToken deletes one access token (and the refresh token issued
-// with it).
-func (tx *Tx) DeleteAccessToken(ctx context.Context, hash string) error {
-	if _, err := tx.tx.ExecContext(ctx, `
-		DELETE FROM refresh_tokens WHERE id = (SELECT refresh_id FROM access_tokens WHERE token_hash = $1)`, hash); err != nil {
-		return fmt.Errorf("delete refresh token: %w", err)
-	}
-	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE token_hash = $1`, hash); err != nil {
-		return fmt.Errorf("delete access token: %w", err)
-	}
-	return nil
 }
 
 // ClearSuperseded deletes the refresh token refreshID, which a newer token

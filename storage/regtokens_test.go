@@ -86,7 +86,9 @@ func TestUIASessionsHoldTokenUses(t *testing.T) {
 		})
 		check(1, 1)
 		// s2 expires: its pending use comes back.
-		tx(func(tx *storage.Tx) error { return tx.ExpireUIASessions(ctx, time.Now().Add(time.Minute).UnixMilli(), 10) })
+		tx(func(tx *storage.Tx) error {
+			return tx.ExpireUIASessions(ctx, time.Now().Add(time.Minute).UnixMilli(), 10)
+		})
 		check(0, 1)
 		tx(func(tx *storage.Tx) error {
 			if _, err := tx.GetUIASession(ctx, "s2"); !errors.Is(err, storage.ErrNotFound) {

@@ -164,15 +164,3 @@ func (a *Authenticator) Refresh(ctx context.Context, refreshToken string) (*Sess
 	}
 	return s, nil
 }
-
-// Logout ends the session of one access token: the token's device is
-// deleted with every token of it, as the spec's /logout says.
-func (a *Authenticator) Logout(ctx context.Context, d *Device) ([]string, error) {
-	var deleted []string
-	err := a.db.WithTx(ctx, func(tx *storage.Tx) error {
-		var err error
-		deleted, err = tx.DeleteDevices(ctx, d.Localpart(), []string{d.DeviceID})
-		return err
-	})
-	return deleted, err
-}
