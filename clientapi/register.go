@@ -247,7 +247,7 @@ func generateLocalpart() string {
 
 // getRegisterAvailable implements GET /_matrix/client/v3/register/available.
 func (a *API) getRegisterAvailable(w http.ResponseWriter, r *http.Request) {
-	if err := a.limits.Registration.Check(auth.ClientIP(r)); err != nil {
+	if err := a.limits.Availability.Check(auth.ClientIP(r)); err != nil {
 		writeErr(w, r, err)
 		return
 	}

@@ -104,7 +104,7 @@ var options = []*option{
 		help:  "Login attempts allowed at once before login_per_minute applies.",
 		field: func(c *Config) any { return &c.RateLimit.LoginBurst }, check: checkBurst(func(c *Config) int { return c.RateLimit.LoginBurst })},
 	{key: "rate_limit.registration_per_minute",
-		help:  "Registration requests allowed per minute from one IP address; 0 = unlimited.",
+		help:  "Registration requests allowed per minute from one IP address (username availability checks: six times as many); 0 = unlimited.",
 		field: func(c *Config) any { return &c.RateLimit.RegistrationPerMinute }, check: checkRate(func(c *Config) int { return c.RateLimit.RegistrationPerMinute })},
 	{key: "rate_limit.registration_burst",
 		help:  "Registration requests allowed at once before registration_per_minute applies.",

@@ -155,6 +155,10 @@ type Limits struct {
 	// Registration limits registration requests per client IP address
 	// (and the registration token validity check, a guessing target).
 	Registration *Limiter
+	// Availability limits username availability checks per client IP
+	// address: six times the registration budget, since clients check
+	// as the user types a name, then register once.
+	Availability *Limiter
 	// Message limits sending events, per user ID.
 	Message *Limiter
 	// Join limits joining rooms, per user ID.
@@ -172,6 +176,7 @@ func FromConfig(cfg *config.Config) *Limits {
 		Login:        New("login", rl.LoginPerMinute, rl.LoginBurst),
 		FailedLogin:  New("failed login", rl.LoginPerMinute, rl.LoginBurst),
 		Registration: New("registration", rl.RegistrationPerMinute, rl.RegistrationBurst),
+		Availability: New("username availability", rl.RegistrationPerMinute*6, rl.RegistrationBurst*6),
 		Message:      New("sending", rl.MessagePerMinute, rl.MessageBurst),
 		Join:         New("joining", rl.JoinPerMinute, rl.JoinBurst),
 	}

@@ -90,11 +90,11 @@ func TestNilAndUnlimited(t *testing.T) {
 		t.Fatal("perMinute 0 should mean no limiter")
 	}
 	lim := FromConfig(&config.Config{NoRateLimit: true, RateLimit: config.Default().RateLimit})
-	if lim.Login != nil || lim.Message != nil || lim.Join != nil || lim.Registration != nil || lim.FailedLogin != nil {
+	if lim.Login != nil || lim.Availability != nil || lim.Message != nil || lim.Join != nil || lim.Registration != nil || lim.FailedLogin != nil {
 		t.Fatalf("no_rate_limit left limiters: %+v", lim)
 	}
 	lim = FromConfig(config.Default())
-	if lim.Login == nil || lim.Message == nil || lim.Join == nil || lim.Registration == nil || lim.FailedLogin == nil {
+	if lim.Login == nil || lim.Availability == nil || lim.Message == nil || lim.Join == nil || lim.Registration == nil || lim.FailedLogin == nil {
 		t.Fatalf("default config lacks limiters: %+v", lim)
 	}
 }
