@@ -154,7 +154,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.authenticateToken(r.Context(), token, clientIP(r))
+	return a.authenticateToken(r.Context(), token, ClientIP(r))
 }
 
 func (a *Authenticator) authenticateToken(ctx context.Context, token, ip string) (*Device, error) {
@@ -213,15 +213,14 @@ func (a *Authenticator) noteSeen(localpart, deviceID, ip string, now time.Time) 
 	}()
 }
 
-// clientIP is the address the request came from, without the port.
-func clientIP(r *http.Request) string {
+// ClientIP is the address r came from, without the port: the key of rate
+// limits and the devices' last_seen_ip. Behind a reverse proxy that is the
+// proxy's address; trusting X-Forwarded-For needs a configured list of
+// proxies, which Myelin does not have yet.
+func ClientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
 	return host
 }
-
-// ClientIP is the address r came from, without the port: the key rate
-// limits and device records use.
-func ClientIP(r *http.Request) string { return clientIP(r) }
