@@ -80,15 +80,18 @@ func (a *API) getContext(w http.ResponseWriter, r *http.Request, d *auth.Device)
 	// The limit is shared between before and after, as in Synapse.
 	beforeLimit := limit / 2
 	afterLimit := limit - beforeLimit
-	before, err := a.db.SyncRoomPage(ctx, rr.roomNID, ev.StreamPos-1, 0, beforeLimit, true)
-	if err != nil {
-		httputil.WriteError(w, r, err)
-		return
+	var before, after []*storage.EventRecord
+	if beforeLimit > 0 {
+		if before, err = a.db.SyncRoomPage(ctx, rr.roomNID, ev.StreamPos-1, 0, beforeLimit, true); err != nil {
+			httputil.WriteError(w, r, err)
+			return
+		}
 	}
-	after, err := a.db.SyncRoomPage(ctx, rr.roomNID, ev.StreamPos, rr.upto, afterLimit, false)
-	if err != nil {
-		httputil.WriteError(w, r, err)
-		return
+	if afterLimit > 0 {
+		if after, err = a.db.SyncRoomPage(ctx, rr.roomNID, ev.StreamPos, rr.upto, afterLimit, false); err != nil {
+			httputil.WriteError(w, r, err)
+			return
+		}
 	}
 	// Tokens from what was read, so /messages continues from there.
 	start, end := ev.StreamPos-1, ev.StreamPos

@@ -164,6 +164,9 @@ func (a *API) messages(ctx context.Context, rr *roomReader, d *auth.Device, from
 		bound = min(to.Pos, rr.upto)
 	}
 	resp := &messagesResponse{Start: paginationToken(cursor), Chunk: []jsonRaw{}}
+	if from != nil {
+		resp.Start = from.raw // "the same as the value given in from"
+	}
 	var chunk []*storage.EventRecord
 	scanned := false
 	// Read pages until the chunk is full: the visibility, the ignored users

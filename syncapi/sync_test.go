@@ -27,7 +27,7 @@ func params(kv ...string) url.Values {
 
 func stateOf(res gjson.Result, section, roomID string) map[string]string {
 	out := map[string]string{}
-	res.Get("rooms."+section+"."+esc(roomID)+".state.events").ForEach(func(_, ev gjson.Result) bool {
+	res.Get("rooms." + section + "." + esc(roomID) + ".state.events").ForEach(func(_, ev gjson.Result) bool {
 		out[ev.Get("type").Str+"|"+ev.Get("state_key").Str] = ev.Get("event_id").Str
 		return true
 	})

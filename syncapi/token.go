@@ -35,6 +35,7 @@ type syncToken struct {
 	Pos      int64
 	Typing   int64
 	Instance string // "" in pagination tokens
+	raw      string // the text parsed, when parsed
 }
 
 // String formats t: a sync token when it has an instance, else a
@@ -65,7 +66,7 @@ func parseToken(param, s string) (syncToken, error) {
 	if !ok {
 		return bad()
 	}
-	var t syncToken
+	t := syncToken{raw: s}
 	posText, typingPart, hasTyping := strings.Cut(rest, "_")
 	pos, err := strconv.ParseInt(posText, 10, 64)
 	if err != nil || pos < 0 || posText != strconv.FormatInt(pos, 10) {
