@@ -25,7 +25,7 @@ func NewAuthenticator(db *storage.DB, cfg *config.Config) *auth.Authenticator {
 	// Load has validated the lifetime; a bad one in a hand-built Config
 	// falls back to auth's default.
 	lifetime, _ := time.ParseDuration(cfg.RefreshableAccessTokenLifetime)
-	return auth.New(db, cfg.ServerName, auth.WithAccessTokenLifetime(lifetime))
+	return auth.New(db, cfg.ServerName, auth.WithAccessTokenLifetime(lifetime), auth.WithXForwardedFor(cfg.TrustXForwardedFor))
 }
 
 // registerAccounts adds the account modules' routes.

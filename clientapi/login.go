@@ -39,7 +39,7 @@ type loginRequest struct {
 
 // postLogin implements POST /_matrix/client/v3/login.
 func (a *API) postLogin(w http.ResponseWriter, r *http.Request) {
-	if err := a.limits.Login.Check(auth.ClientIP(r)); err != nil {
+	if err := a.limits.Login.Check(a.auth.ClientIP(r)); err != nil {
 		writeErr(w, r, err)
 		return
 	}

@@ -70,7 +70,7 @@ func (a *API) postRegister(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, r, httputil.InvalidParam(fmt.Sprintf("unknown account kind %q: use user", kind)))
 		return
 	}
-	if err := a.limits.Registration.Check(auth.ClientIP(r)); err != nil {
+	if err := a.limits.Registration.Check(a.auth.ClientIP(r)); err != nil {
 		writeErr(w, r, err)
 		return
 	}
@@ -247,7 +247,7 @@ func generateLocalpart() string {
 
 // getRegisterAvailable implements GET /_matrix/client/v3/register/available.
 func (a *API) getRegisterAvailable(w http.ResponseWriter, r *http.Request) {
-	if err := a.limits.Availability.Check(auth.ClientIP(r)); err != nil {
+	if err := a.limits.Availability.Check(a.auth.ClientIP(r)); err != nil {
 		writeErr(w, r, err)
 		return
 	}
@@ -271,7 +271,7 @@ func (a *API) getRegisterAvailable(w http.ResponseWriter, r *http.Request) {
 // /_matrix/client/v1/register/m.login.registration_token/validity. It is
 // rate limited like registration, since it lets a client guess tokens.
 func (a *API) getTokenValidity(w http.ResponseWriter, r *http.Request) {
-	if err := a.limits.Registration.Check(auth.ClientIP(r)); err != nil {
+	if err := a.limits.Registration.Check(a.auth.ClientIP(r)); err != nil {
 		writeErr(w, r, err)
 		return
 	}

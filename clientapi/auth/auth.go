@@ -48,6 +48,8 @@ type Authenticator struct {
 	db         *storage.DB
 	serverName string
 	lifetime   time.Duration
+	// xForwardedFor: see WithXForwardedFor.
+	xForwardedFor bool
 
 	mu   sync.Mutex
 	seen map[string]time.Time // localpart + "\x00" + device ID → last write
@@ -154,7 +156,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.authenticateToken(r.Context(), token, ClientIP(r))
+	return a.authenticateToken(r.Context(), token, a.ClientIP(r))
 }
 
 func (a *Authenticator) authenticateToken(ctx context.Context, token, ip string) (*Device, error) {
@@ -214,13 +216,31 @@ func (a *Authenticator) noteSeen(localpart, deviceID, ip string, now time.Time) 
 }
 
 // ClientIP is the address r came from, without the port: the key of rate
-// limits and the devices' last_seen_ip. Behind a reverse proxy that is the
-// proxy's address; trusting X-Forwarded-For needs a configured list of
-// proxies, which Myelin does not have yet.
-func ClientIP(r *http.Request) string {
+// limits and the devices' last_seen_ip. With WithXForwardedFor it is the
+// last address of the X-Forwarded-For header, the one the reverse proxy in
+// front of the server saw (earlier entries come from the client and can be
+// forged); otherwise the connection's peer.
+func (a *Authenticator) ClientIP(r *http.Request) string {
+	if a.xForwardedFor {
+		if h := r.Header.Values("X-Forwarded-For"); len(h) > 0 {
+			last := h[len(h)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if ip := strings.TrimSpace(last); ip != "" {
+				return ip
+			}
+		}
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// WithXForwardedFor makes ClientIP trust the X-Forwarded-For header, for a
+// server behind a reverse proxy that sets it.
+func WithXForwardedFor(trust bool) Option {
+	return func(a *Authenticator) { a.xForwardedFor = trust }
 }

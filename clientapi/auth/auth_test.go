@@ -176,3 +176,24 @@ func TestAuthenticator(t *testing.T) {
 		}
 	})
 }
+
+func TestClientIP(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "10.0.0.1:5555"
+	r.Header.Add("X-Forwarded-For", "6.6.6.6, 1.2.3.4")
+	if ip := New(nil, "x").ClientIP(r); ip != "10.0.0.1" {
+		t.Fatalf("untrusted header: %q", ip)
+	}
+	trusting := New(nil, "x", WithXForwardedFor(true))
+	if ip := trusting.ClientIP(r); ip != "1.2.3.4" {
+		t.Fatalf("trusted header: %q, want the last entry", ip)
+	}
+	r.Header.Add("X-Forwarded-For", " 5.5.5.5 ")
+	if ip := trusting.ClientIP(r); ip != "5.5.5.5" {
+		t.Fatalf("two headers: %q, want the last one's", ip)
+	}
+	r.Header.Del("X-Forwarded-For")
+	if ip := trusting.ClientIP(r); ip != "10.0.0.1" {
+		t.Fatalf("no header: %q", ip)
+	}
+}

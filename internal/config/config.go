@@ -41,6 +41,9 @@ type Config struct {
 	RegistrationSharedSecret string `yaml:"registration_shared_secret"`
 	OpenRegistration         bool   `yaml:"open_registration"`
 	NoRateLimit              bool   `yaml:"no_rate_limit"`
+	// TrustXForwardedFor takes clients' addresses from the reverse proxy's
+	// X-Forwarded-For header (rate limits, devices' last_seen_ip).
+	TrustXForwardedFor bool `yaml:"trust_x_forwarded_for"`
 	// RateLimit sets the request rate limits (internal/ratelimit).
 	RateLimit RateLimitConfig `yaml:"rate_limit"`
 	// UserDirectorySearchAllUsers lets the user directory find every local
