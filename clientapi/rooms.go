@@ -31,6 +31,7 @@ func (a *API) registerRooms(r *mux.Router) {
 	a.registerEvents(r)
 	a.registerAliases(r)
 	a.registerDirectory(r)
+	a.registerUpgrade(r)
 }
 
 // roomError turns an error of the roomserver into the Matrix error a
