@@ -10,10 +10,12 @@ package clientapi
 // reason is the M_FORBIDDEN message.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"reflect"
 	"strings"
@@ -63,7 +65,10 @@ func readMembershipBody(r *http.Request) (*membershipBody, error) {
 	if len(strings.TrimSpace(string(raw))) == 0 {
 		return &b, nil
 	}
-	if err := checkJSONObject(raw); err != nil {
+	// The body was read to see whether there is one; ReadJSONObject
+	// checks what there is as for every other endpoint.
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	if raw, err = httputil.ReadJSONObject(r); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(raw, &b); err != nil {
@@ -73,18 +78,6 @@ func readMembershipBody(r *http.Request) (*membershipBody, error) {
 		return nil, httputil.NewError(http.StatusBadRequest, httputil.CodeUnrecognized, "third_party_signed is not supported by this server")
 	}
 	return &b, nil
-}
-
-// checkJSONObject accepts exactly one JSON object encoded in UTF-8; its
-// errors are ReadJSON's (M_NOT_JSON, M_BAD_JSON).
-func checkJSONObject(raw []byte) error {
-	if !gjson.ValidBytes(raw) {
-		return httputil.NotJSON("the request body is not valid JSON")
-	}
-	if !gjson.ParseBytes(raw).IsObject() {
-		return httputil.BadJSON("the request body must be a JSON object")
-	}
-	return nil
 }
 
 // postJoinAlias implements POST /join/{roomIdOrAlias}.
