@@ -139,7 +139,7 @@ func (a *API) canRead(ctx context.Context, userID, roomID string) (*readAccess, 
 	return nil, httputil.Forbidden(fmt.Sprintf("user %s not in room %s, and room previews are disabled", userID, roomID))
 }
 
-// stateKeys reads, as readAccess allows, the room's state events of type
+// readableState reads, as readAccess allows, the room's state events of type
 // evType ("" for every type).
 func (a *API) readableState(ctx context.Context, acc *readAccess, evType string) ([]*storage.EventRecord, error) {
 	if acc.LeftAt == nil {
