@@ -222,3 +222,41 @@ func TestPlanErrors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPlanCreateRoom feeds arbitrary bodies to the createRoom request
+// parsing: it must never panic, and every refusal is a 4xx Matrix error.
+//
+//	go test -run='^$' -fuzz=FuzzPlanCreateRoom -fuzztime=60s -parallel=1 ./clientapi/
+func FuzzPlanCreateRoom(f *testing.F) {
+	for _, seed := range []string{
+		`{}`,
+		`{"preset": "trusted_private_chat", "invite": ["@b:hs"], "room_version": "12", "creation_content": {"additional_creators": ["@c:hs"]}}`,
+		`{"initial_state": [{"type": "m.room.power_levels", "content": {"users": {}}}], "power_level_content_override": {"ban": 1}}`,
+		`{"room_alias_name": "x", "name": "n", "topic": "t", "visibility": "public", "is_direct": true}`,
+		`{"initial_state": [{"type": "a", "state_key": "b", "content": {}}, {"type": "a", "state_key": "b", "content": {"x": 1}}]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req createRoomRequest
+		if json.Unmarshal(body, &req) != nil {
+			return
+		}
+		plan, err := planCreateRoom(&req, "@alice:hs", "hs", noProfile)
+		if err != nil {
+			var me *httputil.Error
+			if !errors.As(err, &me) || me.Status < 400 || me.Status >= 500 {
+				t.Fatalf("%s: error %v is not a 4xx Matrix error", body, err)
+			}
+			return
+		}
+		if len(plan.Events) < 2 || plan.Events[0].Type != "m.room.member" || plan.Events[1].Type != "m.room.power_levels" {
+			t.Fatalf("%s: plan starts %v", body, keys(plan))
+		}
+		for _, ev := range plan.Events {
+			if !json.Valid(ev.Content) || ev.Content[0] != '{' {
+				t.Fatalf("%s: content %q of %s is not an object", body, ev.Content, ev.Type)
+			}
+		}
+	})
+}
