@@ -29,7 +29,7 @@ type SyncMembership struct {
 
 // SyncMemberships returns every room where userID has a membership.
 func (db *DB) SyncMemberships(ctx context.Context, userID string) ([]SyncMembership, error) {
-	rows, err := db.read.QueryContext(ctx, `
+	rows, err := db.cachedRead().QueryContext(ctx, `
 		SELECT r.room_id, r.room_nid, r.room_version, m.membership, m.event_nid, e.stream_pos, r.state_nid
 		FROM room_memberships m
 		JOIN rooms r ON r.room_nid = m.room_nid
@@ -62,7 +62,7 @@ func (db *DB) SyncMemberships(ctx context.Context, userID string) ([]SyncMembers
 // stream position at or before pos, or nil when there is none: the
 // membership as it was at a sync token.
 func (db *DB) SyncMembershipAt(ctx context.Context, roomNID int64, userID string, pos int64) (*EventRecord, error) {
-	evs, err := queryEvents(ctx, db.read, `
+	evs, err := queryEvents(ctx, db.cachedRead(), `
 		WHERE e.state_key_nid = (SELECT state_key_nid FROM state_keys
 			WHERE event_type = 'm.room.member' AND state_key = $2)
 		AND e.room_nid = $1 AND e.stream_pos <= $3
@@ -84,7 +84,7 @@ func (db *DB) SyncRoomEvents(ctx context.Context, roomNIDs []int64, from, to int
 		for _, nid := range chunk {
 			args = append(args, nid)
 		}
-		evs, err := queryEvents(ctx, db.read, `
+		evs, err := queryEvents(ctx, db.cachedRead(), `
 			WHERE e.room_nid IN (`+syncPlaceholders(3, len(chunk))+`)
 			AND e.stream_pos > $1 AND e.stream_pos <= $2
 			ORDER BY e.stream_pos DESC`+limitClause(limit), args...)
@@ -99,7 +99,7 @@ func (db *DB) SyncRoomEvents(ctx context.Context, roomNIDs []int64, from, to int
 // SyncRoomTimeline returns up to limit timeline events of the room with
 // from < stream_pos <= to, newest first.
 func (db *DB) SyncRoomTimeline(ctx context.Context, roomNID int64, from, to int64, limit int) ([]*EventRecord, error) {
-	return queryEvents(ctx, db.read, `
+	return queryEvents(ctx, db.cachedRead(), `
 		WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
 		ORDER BY e.stream_pos DESC`+limitClause(limit), roomNID, from, to)
 }
@@ -110,11 +110,11 @@ func (db *DB) SyncRoomTimeline(ctx context.Context, roomNID int64, from, to int6
 // oldest first.
 func (db *DB) SyncRoomPage(ctx context.Context, roomNID int64, from, to int64, limit int, backwards bool) ([]*EventRecord, error) {
 	if backwards {
-		return queryEvents(ctx, db.read, `
+		return queryEvents(ctx, db.cachedRead(), `
 			WHERE e.room_nid = $1 AND e.stream_pos <= $2 AND e.stream_pos > $3
 			ORDER BY e.stream_pos DESC`+limitClause(limit), roomNID, from, to)
 	}
-	return queryEvents(ctx, db.read, `
+	return queryEvents(ctx, db.cachedRead(), `
 		WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
 		ORDER BY e.stream_pos ASC`+limitClause(limit), roomNID, from, to)
 }
@@ -122,7 +122,7 @@ func (db *DB) SyncRoomPage(ctx context.Context, roomNID int64, from, to int64, l
 // SyncStateEvents returns the room's timeline state events with from <
 // stream_pos <= to, in stream order: the state changes of a gap.
 func (db *DB) SyncStateEvents(ctx context.Context, roomNID int64, from, to int64) ([]*EventRecord, error) {
-	return queryEvents(ctx, db.read, `
+	return queryEvents(ctx, db.cachedRead(), `
 		WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
 		AND e.state_key_nid IS NOT NULL
 		ORDER BY e.stream_pos`, roomNID, from, to)
@@ -134,9 +134,9 @@ func (db *DB) SyncStateEvents(ctx context.Context, roomNID int64, from, to int64
 func (db *DB) SyncCurrentState(ctx context.Context, roomNID int64, allMembers bool, members []string) ([]*EventRecord, error) {
 	const join = `JOIN room_state rs ON rs.event_nid = e.event_nid WHERE rs.room_nid = $1`
 	if allMembers {
-		return queryEvents(ctx, db.read, join, roomNID)
+		return queryEvents(ctx, db.cachedRead(), join, roomNID)
 	}
-	out, err := queryEvents(ctx, db.read, join+` AND e.event_type <> 'm.room.member'`, roomNID)
+	out, err := queryEvents(ctx, db.cachedRead(), join+` AND e.event_type <> 'm.room.member'`, roomNID)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func (db *DB) SyncCurrentState(ctx context.Context, roomNID int64, allMembers bo
 		for _, m := range chunk {
 			args = append(args, m)
 		}
-		evs, err := queryEvents(ctx, db.read, join+` AND e.event_type = 'm.room.member'
+		evs, err := queryEvents(ctx, db.cachedRead(), join+` AND e.event_type = 'm.room.member'
 			AND sk.state_key IN (`+syncPlaceholders(2, len(chunk))+`)`, args...)
 		if err != nil {
 			return nil, err
@@ -159,7 +159,8 @@ func (db *DB) SyncCurrentState(ctx context.Context, roomNID int64, allMembers bo
 // out the m.room.member events except those of members when allMembers is
 // false.
 func (db *DB) SyncSnapshotState(ctx context.Context, nid int64, allMembers bool, members []string) ([]*EventRecord, error) {
-	state, err := db.Snapshot(ctx, nid)
+	q := db.cachedRead()
+	state, err := readSnapshot(ctx, q, nid, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +175,7 @@ func (db *DB) SyncSnapshotState(ctx context.Context, nid int64, allMembers bool,
 			want = append(want, e)
 		}
 	} else {
-		keys, err := db.StateKeysByNID(ctx, keyNIDs)
+		keys, err := stateKeysByNID(ctx, q, keyNIDs)
 		if err != nil {
 			return nil, err
 		}
@@ -188,7 +189,7 @@ func (db *DB) SyncSnapshotState(ctx context.Context, nid int64, allMembers bool,
 			}
 		}
 	}
-	return db.EventsByNID(ctx, want)
+	return eventsByNID(ctx, q, want)
 }
 
 // SyncMemberCount is a room's number of joined and invited members.
@@ -202,7 +203,7 @@ func (db *DB) SyncMemberCounts(ctx context.Context, roomNIDs []int64) (map[int64
 		for i, nid := range chunk {
 			args[i] = nid
 		}
-		rows, err := db.read.QueryContext(ctx, `
+		rows, err := db.cachedRead().QueryContext(ctx, `
 			SELECT room_nid, membership, COUNT(*) FROM room_memberships
 			WHERE room_nid IN (`+syncPlaceholders(1, len(chunk))+`) AND membership IN ('join', 'invite')
 			GROUP BY room_nid, membership`, args...)
@@ -240,7 +241,7 @@ func (db *DB) SyncMemberCounts(ctx context.Context, roomNIDs []int64) (map[int64
 // the room summary: joined or invited ones first, in the order they became
 // members, else those who left or were banned.
 func (db *DB) SyncHeroes(ctx context.Context, roomNID int64, userID string, n int) ([]string, error) {
-	rows, err := db.read.QueryContext(ctx, `
+	rows, err := db.cachedRead().QueryContext(ctx, `
 		SELECT m.user_id FROM room_memberships m JOIN events e ON e.event_nid = m.event_nid
 		WHERE m.room_nid = $1 AND m.user_id <> $2
 		ORDER BY CASE WHEN m.membership IN ('join', 'invite') THEN 0 ELSE 1 END, e.stream_pos
@@ -262,7 +263,7 @@ func (db *DB) SyncHeroes(ctx context.Context, roomNID int64, userID string, n in
 // visibility setting and the user's membership just before it, for a whole
 // page of events at the cost of one query.
 func (db *DB) SyncVisibilityEvents(ctx context.Context, roomNID int64, userID string, upto int64) ([]*EventRecord, error) {
-	return queryEvents(ctx, db.read, `
+	return queryEvents(ctx, db.cachedRead(), `
 		WHERE e.room_nid = $1 AND e.stream_pos <= $3 AND e.state_key_nid IN (
 			SELECT state_key_nid FROM state_keys
 			WHERE (event_type = 'm.room.history_visibility' AND state_key = '')
@@ -273,7 +274,7 @@ func (db *DB) SyncVisibilityEvents(ctx context.Context, roomNID int64, userID st
 // SyncRoom returns the room roomID's NID and version, or an error wrapping
 // ErrNotFound.
 func (db *DB) SyncRoom(ctx context.Context, roomID string) (nid int64, version string, err error) {
-	err = db.read.QueryRowContext(ctx, `SELECT room_nid, room_version FROM rooms WHERE room_id = $1`, roomID).
+	err = db.cachedRead().QueryRowContext(ctx, `SELECT room_nid, room_version FROM rooms WHERE room_id = $1`, roomID).
 		Scan(&nid, &version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, "", fmt.Errorf("room %s: %w", roomID, ErrNotFound)
@@ -282,4 +283,34 @@ func (db *DB) SyncRoom(ctx context.Context, roomID string) (nid int64, version s
 		return 0, "", fmt.Errorf("room %s: %w", roomID, err)
 	}
 	return nid, version, nil
+}
+
+// SyncPositions is where each stream a sync reads stands, read at once so
+// that they agree: a sync skips the streams with nothing after its token.
+type SyncPositions struct {
+	Stream      int64 // the highest committed position
+	Receipts    int64 // the last receipt written (any room)
+	AccountData int64 // the user's last account data change
+	Presence    int64 // the last presence change (any user)
+	Membership  int64 // the user's last member event (any room)
+}
+
+// SyncPositionsFor reads the positions for userID's sync in one statement
+// (one snapshot of the database).
+func (db *DB) SyncPositionsFor(ctx context.Context, userID string) (SyncPositions, error) {
+	var p SyncPositions
+	err := db.cachedRead().QueryRowContext(ctx, `
+		SELECT
+			(SELECT pos FROM stream_counter WHERE id = 1),
+			COALESCE((SELECT MAX(stream_pos) FROM receipts), 0),
+			COALESCE((SELECT MAX(stream_pos) FROM account_data WHERE user_id = $1), 0),
+			COALESCE((SELECT MAX(stream_pos) FROM presence), 0),
+			COALESCE((SELECT MAX(e.stream_pos) FROM events e
+				WHERE e.state_key_nid = (SELECT state_key_nid FROM state_keys
+					WHERE event_type = 'm.room.member' AND state_key = $1)), 0)`, userID).
+		Scan(&p.Stream, &p.Receipts, &p.AccountData, &p.Presence, &p.Membership)
+	if err != nil {
+		return SyncPositions{}, fmt.Errorf("sync positions of %q: %w", userID, err)
+	}
+	return p, nil
 }

@@ -38,6 +38,7 @@ type API struct {
 	typing      *typingTable
 	presence    *presenceTracker
 	lazyMembers *lazyMembersCache
+	users       *userCache
 
 	draining atomic.Bool
 
@@ -64,6 +65,7 @@ func New(d Deps) (*API, error) {
 		instance:    newInstanceID(),
 		notifier:    newNotifier(),
 		lazyMembers: newLazyMembersCache(),
+		users:       newUserCache(),
 	}
 	a.typing = newTypingTable(func(roomID string) { a.notifier.notify(0, roomID, nil) })
 	a.presence = newPresenceTracker(a)

@@ -69,6 +69,10 @@ func (a *API) onSyncNotify(m *nats.Msg) {
 		a.logger.Warn("malformed sync notification", "err", err)
 		return
 	}
+	if n.Kind == bus.SyncKindPresence {
+		a.notifier.notifySoon(n.Pos, n.RoomID, n.UserIDs)
+		return
+	}
 	a.notifier.notify(n.Pos, n.RoomID, n.UserIDs)
 }
 

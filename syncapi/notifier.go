@@ -14,13 +14,24 @@ package syncapi
 
 import (
 	"sync"
+	"time"
 )
+
+// coalesceDelay is how long a presence wake-up may wait to be merged with
+// others: when 200 members of a room come online at once, their syncs wake
+// once, not 200 times each.
+const coalesceDelay = 300 * time.Millisecond
 
 type notifier struct {
 	mu    sync.Mutex
 	pos   int64 // highest stream position notified so far
 	users map[string]*userEntry
 	rooms map[string]map[*userEntry]struct{}
+
+	// Wake-ups waiting to be merged (notifySoon): room ID or "@user" →
+	// the highest position.
+	pending      map[string]int64
+	pendingTimer *time.Timer
 }
 
 type userEntry struct {
@@ -162,6 +173,40 @@ func (n *notifier) notify(pos int64, roomID string, userIDs []string) {
 	for _, id := range userIDs {
 		if u := n.users[id]; u != nil {
 			u.wake(pos)
+		}
+	}
+}
+
+// notifySoon is notify, within coalesceDelay, merged with the other
+// wake-ups of the same rooms and users meanwhile.
+func (n *notifier) notifySoon(pos int64, roomID string, userIDs []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.pending == nil {
+		n.pending = map[string]int64{}
+	}
+	add := func(key string) { n.pending[key] = max(n.pending[key], pos) }
+	if roomID != "" {
+		add(roomID)
+	}
+	for _, u := range userIDs {
+		add(u)
+	}
+	if n.pendingTimer == nil {
+		n.pendingTimer = time.AfterFunc(coalesceDelay, n.flushPending)
+	}
+}
+
+func (n *notifier) flushPending() {
+	n.mu.Lock()
+	pending := n.pending
+	n.pending, n.pendingTimer = nil, nil
+	n.mu.Unlock()
+	for key, pos := range pending {
+		if key[0] == '@' {
+			n.notify(pos, "", []string{key})
+		} else {
+			n.notify(pos, key, nil)
 		}
 	}
 }

@@ -138,3 +138,27 @@ func TestVisibility(t *testing.T) {
 		t.Error("everMember / worldReadable")
 	}
 }
+
+func TestNotifySoonMerges(t *testing.T) {
+	n := newNotifier()
+	a := n.register("@a:x", 0)
+	n.setRooms("@a:x", []string{"!r:x"})
+	start := time.Now()
+	for i := range 50 {
+		n.notifySoon(int64(i+1), "!r:x", []string{"@z:x"})
+	}
+	if fired(a) {
+		t.Fatal("a merged wake-up fired at once")
+	}
+	select {
+	case <-a.ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("merged wake-up never fired")
+	}
+	if d := time.Since(start); d < coalesceDelay/2 {
+		t.Errorf("fired after %v", d)
+	}
+	if n.latest() != 50 {
+		t.Errorf("latest %d", n.latest())
+	}
+}

@@ -21,6 +21,10 @@ type syncBuilder struct {
 	f     *Filter
 	since int64 // 0 for an initial sync
 	upto  int64 // the stream position the response covers
+	pos   storage.SyncPositions
+	// incremental: a sync with a token and without full_state. It skips
+	// the streams that have nothing after the token.
+	incremental bool
 	// typingSince is the typing serial of the since token, or -1 when the
 	// token is from another process (send every room's typing state).
 	typingSince int64
@@ -61,10 +65,11 @@ func (a *API) buildSync(ctx context.Context, req *syncRequest) (*syncResponse, [
 		}
 	}
 	typingSerial := a.typing.current()
-	var err error
-	if b.upto, err = a.db.StreamPos(ctx); err != nil {
+	pos, err := a.db.SyncPositionsFor(ctx, req.userID)
+	if err != nil {
 		return nil, nil, err
 	}
+	b.pos, b.upto = pos, pos.Stream
 	if b.since > b.upto {
 		// A token from the future (another database, or a restored
 		// backup): treat it as now rather than sending nothing forever.
@@ -75,7 +80,8 @@ func (a *API) buildSync(ctx context.Context, req *syncRequest) (*syncResponse, [
 	if b.lazy {
 		b.members = a.lazyMembers.forDevice(req.userID, req.deviceID, b.since == 0)
 	}
-	if b.ignored, err = a.ignoredUsers(ctx, req.userID); err != nil {
+	b.incremental = b.since > 0 && !req.fullState
+	if b.ignored, err = a.ignoredUsersAt(ctx, req.userID, pos); err != nil {
 		return nil, nil, err
 	}
 	memberships, err := b.membershipsAtUpto()
@@ -120,7 +126,7 @@ func (a *API) buildSync(ctx context.Context, req *syncRequest) (*syncResponse, [
 // a membership changed after upto (committed after the position was read)
 // is replaced by the one before it.
 func (b *syncBuilder) membershipsAtUpto() ([]storage.SyncMembership, error) {
-	all, err := b.a.db.SyncMemberships(b.ctx, b.req.userID)
+	all, err := b.a.memberships(b.ctx, b.req.userID, b.pos, !b.incremental)
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +336,7 @@ func (b *syncBuilder) addEphemeralAndAccountData(memberships []storage.SyncMembe
 			}
 		}
 	}
-	if eph.matches("m.receipt", "") && len(joinedIDs) > 0 {
+	if eph.matches("m.receipt", "") && len(joinedIDs) > 0 && !(b.incremental && b.pos.Receipts <= b.since) {
 		receipts, err := b.a.db.ReceiptsSince(b.ctx, joinedIDs, b.since, b.upto)
 		if err != nil {
 			return err
@@ -350,6 +356,9 @@ func (b *syncBuilder) addEphemeralAndAccountData(memberships []storage.SyncMembe
 		}
 	}
 
+	if b.incremental && b.pos.AccountData <= b.since {
+		return nil
+	}
 	data, err := b.a.db.AccountDataSince(b.ctx, b.req.userID, b.since, b.upto)
 	if err != nil {
 		return err
@@ -435,7 +444,7 @@ func accountDataEvent(ad storage.AccountData) json.RawMessage {
 // with them.
 func (b *syncBuilder) addPresence(resp *syncResponse) error {
 	pf := &b.f.Presence
-	if !pf.matches("m.presence", "") {
+	if !pf.matches("m.presence", "") || b.incremental && b.pos.Presence <= b.since {
 		return nil
 	}
 	ps, err := b.a.db.PresenceVisibleTo(b.ctx, b.req.userID, b.since, b.upto)
