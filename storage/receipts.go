@@ -110,4 +110,3 @@ func (db *DB) scanReceipts(ctx context.Context, out *[]Receipt, rooms map[string
 	}
 	return nil
 }
-
