@@ -191,11 +191,6 @@ func planCreateRoom(req *createRoomRequest, creator, serverName string, profile 
 		if len(*ev.Type) > pdu.MaxIDSize {
 			return nil, httputil.BadJSON(fmt.Sprintf(`"initial_state[%d].type" is longer than %d bytes`, i, pdu.MaxIDSize))
 		}
-		if *ev.Type == "m.room.create" {
-			// The create event is the server's (creation_content sets
-			// its content); a second one would be refused anyway.
-			return nil, httputil.NewError(400, codeInvalidRoomState, "initial_state cannot hold an m.room.create event: use creation_content")
-		}
 		sk := ""
 		if ev.StateKey != nil {
 			sk = *ev.StateKey

@@ -97,6 +97,10 @@ func TestStateEvents(t *testing.T) {
 		{room(roomID) + "/state/m.x/" + strings.Repeat("k", 256), map[string]any{}, 413, "M_TOO_LARGE"},
 		{room(roomID) + "/state/m.x/", map[string]any{"a": strings.Repeat("x", 65000)}, 413, "M_TOO_LARGE"},
 		{room("!nope:"+s.Name) + "/state/m.room.topic/", map[string]any{"topic": "x"}, 404, "M_NOT_FOUND"},
+		// A second create event: the auth rules refuse it (it has
+		// prev_events); the room exists, so not 404.
+		{room(roomID) + "/state/m.room.create/", map[string]any{"room_version": "11", "m.federate": false}, 403, "M_FORBIDDEN"},
+		{room(roomID) + "/state/m.room.create/x", map[string]any{}, 403, "M_FORBIDDEN"},
 		{room(roomID) + "/state/m.room.canonical_alias/", map[string]any{"alias": "not an alias"}, 400, "M_INVALID_PARAM"},
 		{room(roomID) + "/state/m.room.canonical_alias/", map[string]any{"alias": "#missing:" + s.Name}, 400, "M_BAD_ALIAS"},
 		{room(roomID) + "/state/m.room.canonical_alias/", map[string]any{"alt_aliases": "#x:y"}, 400, "M_INVALID_PARAM"},

@@ -197,20 +197,23 @@ func (w *writer) sendLocal(ctx context.Context, roomID string, req EventRequest)
 // buildLocal builds and signs a local event on top of the room's forward
 // extremities, and returns it with the current state events it cites.
 func (w *writer) buildLocal(ctx context.Context, rc *roomCtx, req EventRequest) (*pdu.Event, stateEvents, error) {
-	keys := auth.SelectAuthEvents(rc.ver, req.Type, req.StateKey, req.Sender, req.Content)
-	if rc.ver.CreateEventIsRoomID {
-		// Not cited, but the auth rules read it.
-		keys = append(keys, pdu.StateKey{Type: "m.room.create"})
-	}
+	cited := auth.SelectAuthEvents(rc.ver, req.Type, req.StateKey, req.Sender, req.Content)
+	// The room's create event is always loaded, cited or not: it tells
+	// whether the room exists, and the auth rules read it even where the
+	// selection leaves it out (version 12 rooms, where the room ID names
+	// it; and an m.room.create request, which cites nothing and which the
+	// rules must refuse as a second create event, not as an unknown room).
+	createKey := pdu.StateKey{Type: "m.room.create"}
+	keys := append([]pdu.StateKey{createKey}, cited...)
 	state, err := w.currentState(ctx, rc, keys)
 	if err != nil {
 		return nil, nil, err
 	}
-	if state[pdu.StateKey{Type: "m.room.create"}] == nil {
+	if state[createKey] == nil {
 		return nil, nil, fmt.Errorf("room %s has no create event: %w", rc.room.RoomID, ErrRoomNotFound)
 	}
 	var authIDs []string
-	for _, k := range auth.SelectAuthEvents(rc.ver, req.Type, req.StateKey, req.Sender, req.Content) {
+	for _, k := range cited {
 		if ev := state[k]; ev != nil {
 			authIDs = append(authIDs, ev.EventID())
 		}
@@ -238,6 +241,12 @@ func (w *writer) buildLocal(ctx context.Context, rc *roomCtx, req EventRequest) 
 		Depth:          depth + 1,
 		OriginServerTS: time.Now().UnixMilli(),
 		Redacts:        req.Redacts,
+	}
+	if rc.ver.CreateEventIsRoomID && req.Type == "m.room.create" && req.StateKey != nil && *req.StateKey == "" {
+		// The format of a version 12 create event has no room_id (its ID
+		// names the room); built in that format, it reaches the auth
+		// rules, which refuse it for its prev_events.
+		pe.RoomID = ""
 	}
 	ev, err := w.rs.sign(rc.ver, pe)
 	if err != nil {

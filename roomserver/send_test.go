@@ -188,3 +188,38 @@ func isBadRequest(err error) bool {
 	_, ok := errors.AsType[*BadRequestError](err)
 	return ok
 }
+
+// A second m.room.create event is refused by the auth rules (it has
+// prev_events), in every version, and not mistaken for an unknown room;
+// a CreateRoom whose initial events hold one creates nothing.
+func TestSecondCreateEventRefused(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		ctx := ctxT(t)
+		alice := user("alice")
+		for _, ver := range []string{"1", "11", "12"} {
+			t.Run("v"+ver, func(t *testing.T) {
+				roomID, _ := e.createRoom(ver, alice)
+				posBefore, _ := e.db.StreamPos(ctx)
+				for _, sk := range []string{"", "x"} {
+					_, err := e.rs.Send(ctx, roomID, stateReq(t, alice, "m.room.create", sk, map[string]string{"room_version": ver}))
+					if !isForbidden(err) || errors.Is(err, ErrRoomNotFound) {
+						t.Errorf("second create event (state key %q): %v, want refused by the auth rules", sk, err)
+					}
+				}
+				rooms := e.countRows("rooms")
+				v, _ := pdu.GetRoomVersion(ver)
+				_, _, err := e.rs.CreateRoom(ctx, CreateRoomRequest{Creator: alice, Version: v,
+					Initial: []EventRequest{memberReq(t, alice, alice, "join"), stateReq(t, alice, "m.room.create", "", map[string]string{})}})
+				if !isForbidden(err) {
+					t.Errorf("CreateRoom with a second create event: %v", err)
+				}
+				if n := e.countRows("rooms"); n != rooms {
+					t.Errorf("%d rooms after a refused CreateRoom, want %d", n, rooms)
+				}
+				if posAfter, _ := e.db.StreamPos(ctx); posAfter != posBefore {
+					t.Errorf("stream position moved from %d to %d", posBefore, posAfter)
+				}
+			})
+		}
+	})
+}
