@@ -61,8 +61,7 @@ func roomError(err error) error {
 	case errors.As(err, &fe):
 		// The whole event over 64 KiB (client-server-api "Size limits"),
 		// or an ID-like field over 255 bytes: Synapse answers both 413.
-		if strings.Contains(fe.Reason, fmt.Sprintf("more than %d", pdu.MaxEventSize)) ||
-			strings.Contains(fe.Reason, fmt.Sprintf("more than %d", pdu.MaxIDSize)) {
+		if errors.Is(err, pdu.ErrTooLarge) {
 			return httputil.TooLarge("the event is too large: " + fe.Error())
 		}
 		return httputil.BadJSON(fe.Error())

@@ -3,6 +3,7 @@ package pdu
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -20,11 +21,21 @@ const MaxEventSize = 65536
 // event_id.
 const MaxIDSize = 255
 
+// ErrTooLarge is what a *FormatError for a size limit unwraps to: the
+// whole event over MaxEventSize, or an identifier (sender, room_id,
+// event_id, type, state_key) over MaxIDSize. The Client-Server API answers
+// those 413 M_TOO_LARGE rather than 400 M_BAD_JSON; test with errors.Is.
+var ErrTooLarge = errors.New("over a size limit")
+
 // FormatError says which part of an event is not in the format its room
 // version requires.
 type FormatError struct {
 	Field  string // the JSON key, dotted for nested keys; "" for the whole event
 	Reason string
+	// TooLarge is set when the event or the field is over its size limit
+	// (client-server-api "Size limits"); the error then unwraps to
+	// ErrTooLarge.
+	TooLarge bool
 }
 
 func (e *FormatError) Error() string {
@@ -34,8 +45,25 @@ func (e *FormatError) Error() string {
 	return "invalid event: " + e.Field + ": " + e.Reason
 }
 
+// Unwrap returns ErrTooLarge for a size error, nil otherwise.
+func (e *FormatError) Unwrap() error {
+	if e.TooLarge {
+		return ErrTooLarge
+	}
+	return nil
+}
+
 func formatErr(field, format string, args ...any) error {
 	return &FormatError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// sizeErr is the FormatError for a value of n bytes over limit.
+func sizeErr(field string, n, limit int) error {
+	reason := fmt.Sprintf("%d bytes, more than %d", n, limit)
+	if field == "" {
+		reason = fmt.Sprintf("%d bytes of canonical JSON, more than %d", n, limit)
+	}
+	return &FormatError{Field: field, Reason: reason, TooLarge: true}
 }
 
 // ParseEvent checks that raw is an event in the format of room version ver
@@ -58,7 +86,7 @@ func ParseEvent(raw []byte, ver *RoomVersion) (*Event, error) {
 		return nil, formatErr("", "not a JSON object")
 	}
 	if len(canon) > MaxEventSize {
-		return nil, formatErr("", "%d bytes of canonical JSON, more than %d", len(canon), MaxEventSize)
+		return nil, sizeErr("", len(canon), MaxEventSize)
 	}
 	return newEvent(canon, top, ver, "")
 }
@@ -132,7 +160,7 @@ func newEvent(raw []byte, top []member, ver *RoomVersion, eventID string) (*Even
 				return nil, formatErr("state_key", "not a string")
 			}
 			if len(s) > MaxIDSize {
-				return nil, formatErr("state_key", "%d bytes, more than %d", len(s), MaxIDSize)
+				return nil, sizeErr("state_key", len(s), MaxIDSize)
 			}
 			f.StateKey = &s
 		case "type":
@@ -141,7 +169,7 @@ func newEvent(raw []byte, top []member, ver *RoomVersion, eventID string) (*Even
 				return nil, formatErr("type", "not a string")
 			}
 			if len(s) > MaxIDSize {
-				return nil, formatErr("type", "%d bytes, more than %d", len(s), MaxIDSize)
+				return nil, sizeErr("type", len(s), MaxIDSize)
 			}
 			f.Type = s
 			have.typ = true
@@ -225,7 +253,7 @@ func parseID(v []byte, field string, sigil byte, needDomain bool) (string, error
 		return "", formatErr(field, "not a string")
 	}
 	if len(s) > MaxIDSize {
-		return "", formatErr(field, "%d bytes, more than %d", len(s), MaxIDSize)
+		return "", sizeErr(field, len(s), MaxIDSize)
 	}
 	if len(s) == 0 || s[0] != sigil {
 		return "", formatErr(field, "%q does not start with %q", s, sigil)

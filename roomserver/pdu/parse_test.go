@@ -137,6 +137,7 @@ func TestParseEventFormatErrors(t *testing.T) {
 		field   string
 		reason  string
 		jsonErr bool
+		large   bool // a size limit: the error is ErrTooLarge too
 	}{
 		{name: "sender missing", change: del("sender"), field: "sender", reason: "missing"},
 		{name: "type missing", change: del("type"), field: "type", reason: "missing"},
@@ -152,20 +153,20 @@ func TestParseEventFormatErrors(t *testing.T) {
 		{name: "event_id not a string", vers: "1 2", change: set("event_id", 5), field: "event_id", reason: "not a string"},
 		{name: "event_id without domain", vers: "1 2", change: set("event_id", "$abc"), field: "event_id", reason: "no server name"},
 		{name: "event_id wrong sigil", vers: "1 2", change: set("event_id", "!abc:x"), field: "event_id", reason: `does not start with '$'`},
-		{name: "event_id too long", vers: "1 2", change: set("event_id", "$"+strings.Repeat("e", 253)+":x"), field: "event_id", reason: "256 bytes"},
+		{name: "event_id too long", vers: "1 2", change: set("event_id", "$"+strings.Repeat("e", 253)+":x"), field: "event_id", reason: "256 bytes", large: true},
 		{name: "sender not a string", change: set("sender", 1), field: "sender", reason: "not a string"},
 		{name: "sender wrong sigil", change: set("sender", "a:x"), field: "sender", reason: "does not start"},
 		{name: "sender empty", change: set("sender", ""), field: "sender", reason: "does not start"},
 		{name: "sender without domain", change: set("sender", "@a"), field: "sender", reason: "no server name"},
 		{name: "sender with empty domain", change: set("sender", "@a:"), field: "sender", reason: "no server name"},
-		{name: "sender too long", change: set("sender", long), field: "sender", reason: "256 bytes, more than 255"},
+		{name: "sender too long", change: set("sender", long), field: "sender", reason: "256 bytes, more than 255", large: true},
 		{name: "room_id not a string", change: set("room_id", []any{}), field: "room_id", reason: "not a string"},
 		{name: "room_id wrong sigil", change: set("room_id", "#r:x"), field: "room_id", reason: "does not start"},
-		{name: "room_id too long", change: set("room_id", "!"+strings.Repeat("r", 255)), field: "room_id", reason: "256 bytes"},
+		{name: "room_id too long", change: set("room_id", "!"+strings.Repeat("r", 255)), field: "room_id", reason: "256 bytes", large: true},
 		{name: "type not a string", change: set("type", true), field: "type", reason: "not a string"},
-		{name: "type too long", change: set("type", strings.Repeat("t", 256)), field: "type", reason: "256 bytes"},
+		{name: "type too long", change: set("type", strings.Repeat("t", 256)), field: "type", reason: "256 bytes", large: true},
 		{name: "state_key not a string", change: set("state_key", nil), field: "state_key", reason: "not a string"},
-		{name: "state_key too long", change: set("state_key", strings.Repeat("s", 256)), field: "state_key", reason: "256 bytes"},
+		{name: "state_key too long", change: set("state_key", strings.Repeat("s", 256)), field: "state_key", reason: "256 bytes", large: true},
 		{name: "content not an object", change: set("content", "x"), field: "content", reason: "not an object"},
 		{name: "depth not an integer", change: set("depth", "5"), field: "depth", reason: "not an integer"},
 		{name: "depth negative", change: set("depth", -1), field: "depth", reason: "negative"},
@@ -192,7 +193,7 @@ func TestParseEventFormatErrors(t *testing.T) {
 		{name: "pair ID not a string", vers: "1 2", change: set("auth_events", []any{[]any{1, map[string]any{}}}), field: "auth_events[0][0]", reason: "not a string"},
 		{name: "pair hashes not an object", vers: "1 2", change: set("auth_events", []any{[]any{"$a:x", "h"}}), field: "auth_events[0][1]", reason: "not a hashes object"},
 		{name: "top-level redacts not a string", vers: "1 2 3 4 5 6 7 8 9 10", change: set("redacts", 1), field: "redacts", reason: "not a string"},
-		{name: "event too large", change: set("content", map[string]any{"body": strings.Repeat("b", MaxEventSize)}), field: "", reason: "more than 65536"},
+		{name: "event too large", change: set("content", map[string]any{"body": strings.Repeat("b", MaxEventSize)}), field: "", reason: "more than 65536", large: true},
 	}
 	for _, tc := range cases {
 		for _, ver := range allVersions(t) {
@@ -212,6 +213,9 @@ func TestParseEventFormatErrors(t *testing.T) {
 			var fe *FormatError
 			if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(fe.Reason, tc.reason) {
 				t.Errorf("v%s %s: got %v, want field %q: %q", ver.ID, tc.name, err, tc.field, tc.reason)
+			}
+			if errors.Is(err, ErrTooLarge) != tc.large || fe != nil && fe.TooLarge != tc.large {
+				t.Errorf("v%s %s: errors.Is(err, ErrTooLarge) = %v, want %v", ver.ID, tc.name, errors.Is(err, ErrTooLarge), tc.large)
 			}
 		}
 	}
