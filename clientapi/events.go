@@ -27,7 +27,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/roomserver/pdu"
-	"github.com/myelin-chat/myelin/storage"
 )
 
 func (a *API) registerEvents(r *mux.Router) {
@@ -352,7 +351,7 @@ func (a *API) getTimestampToEvent(w http.ResponseWriter, r *http.Request, d *aut
 	if acc.LeftAt != nil {
 		upTo = acc.LeftAt.StreamPos
 	}
-	ev, err := closestEvent(ctx, a.db, roomID, ts, dir == "f", upTo)
+	ev, err := a.db.EventNearTimestamp(ctx, roomID, ts, dir == "f", upTo)
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
@@ -366,40 +365,6 @@ func (a *API) getTimestampToEvent(w http.ResponseWriter, r *http.Request, d *aut
 		return
 	}
 	httputil.WriteJSON(w, r, http.StatusOK, map[string]any{"event_id": ev.EventID, "origin_server_ts": ev.OriginServerTS})
-}
-
-// closestEvent walks the room's timeline for the event whose
-// origin_server_ts is closest to ts in the direction asked (ties go to the
-// earlier event in the timeline), considering only events at stream
-// positions up to upTo when upTo >= 0. It reads the timeline in pages, so
-// its cost grows with the room's length; a storage query on an index of
-// (room, origin_server_ts) would answer in one lookup.
-func closestEvent(ctx context.Context, db *storage.DB, roomID string, ts int64, forward bool, upTo int64) (*storage.EventRecord, error) {
-	const page = 1000
-	var best *storage.EventRecord
-	from := storage.TopoMin
-	for {
-		evs, err := db.RoomMessages(ctx, roomID, from, page, false)
-		if err != nil {
-			return nil, err
-		}
-		for _, ev := range evs {
-			if upTo >= 0 && ev.StreamPos > upTo {
-				continue
-			}
-			t := ev.OriginServerTS
-			if forward && t >= ts && (best == nil || t < best.OriginServerTS) {
-				best = ev
-			}
-			if !forward && t <= ts && (best == nil || t >= best.OriginServerTS) {
-				best = ev
-			}
-		}
-		if len(evs) < page {
-			return best, nil
-		}
-		from = evs[len(evs)-1].Pos()
-	}
 }
 
 // checkEventID accepts an event ID: "$" and an opaque part, at most 255

@@ -235,6 +235,9 @@ func TestTimestampToEvent(t *testing.T) {
 	s := servertest.Start(t, 1)[0]
 	alice := newUser(t, s, "alice")
 	roomID := alice.createRoom(t, nil)
+	// Sleeps keep the events in different milliseconds from each other
+	// and from the times the test asks about.
+	time.Sleep(5 * time.Millisecond)
 	start := time.Now().UnixMilli()
 	time.Sleep(5 * time.Millisecond)
 	first := alice.send(t, roomID, "t1", map[string]any{"body": "1"})
@@ -256,11 +259,36 @@ func TestTimestampToEvent(t *testing.T) {
 	if got := alice.ok(t, "GET", path(mid, "b"), nil); got.Get("event_id").Str != first {
 		t.Errorf("backwards from mid: %s (first %s)", got.Raw, first)
 	}
-	alice.fails(t, http.StatusNotFound, "M_NOT_FOUND", "GET", path(time.Now().UnixMilli()+60000, "f"), nil)
+	// Outside the room's range: nothing after its last event, nothing
+	// before its first; from beyond either end, the end.
+	future := time.Now().UnixMilli() + 60000
+	alice.fails(t, http.StatusNotFound, "M_NOT_FOUND", "GET", path(future, "f"), nil)
 	alice.fails(t, http.StatusNotFound, "M_NOT_FOUND", "GET", path(1000, "b"), nil)
+	if got := alice.ok(t, "GET", path(future, "b"), nil); got.Get("event_id").Str != second {
+		t.Errorf("backwards from the future: %s (second %s)", got.Raw, second)
+	}
+	create := alice.ok(t, "GET", room(roomID)+"/state/m.room.create/?format=event", nil).Get("event_id").Str
+	if got := alice.ok(t, "GET", path(1000, "f"), nil); got.Get("event_id").Str != create {
+		t.Errorf("forwards from before the room: %s (create %s)", got.Raw, create)
+	}
+	// A user who left reads the room as it was when they left.
+	bob := newUser(t, s, "bob")
+	alice.ok(t, "POST", room(roomID)+"/invite", map[string]any{"user_id": bob.id})
+	bob.ok(t, "POST", room(roomID)+"/join", nil)
+	bob.ok(t, "POST", room(roomID)+"/leave", map[string]any{})
+	time.Sleep(5 * time.Millisecond)
+	afterLeave := alice.send(t, roomID, "t3", map[string]any{"body": "3"})
+	if got := alice.ok(t, "GET", path(future, "b"), nil); got.Get("event_id").Str != afterLeave {
+		t.Errorf("alice, backwards from the future: %s (last %s)", got.Raw, afterLeave)
+	}
+	bobLeave := bob.ok(t, "GET", room(roomID)+"/state/m.room.member/"+url.PathEscape(bob.id)+"?format=event", nil)
+	if got := bob.ok(t, "GET", path(future, "b"), nil); got.Get("event_id").Str != bobLeave.Get("event_id").Str {
+		t.Errorf("bob after leaving, backwards from the future: %s (his leave %s)", got.Raw, bobLeave.Raw)
+	}
+	bob.fails(t, http.StatusNotFound, "M_NOT_FOUND", "GET", path(bobLeave.Get("origin_server_ts").Int()+1, "f"), nil)
 	alice.fails(t, http.StatusBadRequest, "M_INVALID_PARAM", "GET", path(mid, "x"), nil)
 	alice.fails(t, http.StatusBadRequest, "M_INVALID_PARAM", "GET", p+url.PathEscape(roomID)+"/timestamp_to_event?ts=abc&dir=f", nil)
 	alice.fails(t, http.StatusBadRequest, "M_MISSING_PARAM", "GET", p+url.PathEscape(roomID)+"/timestamp_to_event?dir=f", nil)
-	newUser(t, s, "bob").fails(t, http.StatusForbidden, "M_FORBIDDEN", "GET", path(mid, "f"), nil)
+	newUser(t, s, "carol").fails(t, http.StatusForbidden, "M_FORBIDDEN", "GET", path(mid, "f"), nil)
 	alice.fails(t, http.StatusNotFound, "M_NOT_FOUND", "GET", p+url.PathEscape("!nope:"+s.Name)+"/timestamp_to_event?ts=1&dir=f", nil)
 }

@@ -488,3 +488,34 @@ func (db *DB) LastMembershipPos(ctx context.Context, roomNID int64, userID, memb
 	}
 	return pos.Int64, nil
 }
+
+// EventNearTimestamp returns the room's timeline event closest to ts in
+// one direction (client-server-api timestamp_to_event, as Synapse answers
+// it): forwards, the first event with origin_server_ts >= ts; backwards,
+// the last with origin_server_ts <= ts. Events of the same millisecond are
+// taken in stream order: the earliest forwards, the latest backwards. Only
+// timeline events count (not rejected, soft-failed or outliers); with upTo
+// >= 0, only those at stream positions up to upTo (a user who left reads
+// the room as it was when they left). nil when there is none.
+func (db *DB) EventNearTimestamp(ctx context.Context, roomID string, ts int64, forward bool, upTo int64) (*EventRecord, error) {
+	cmp, order := "<=", "DESC"
+	if forward {
+		cmp, order = ">=", "ASC"
+	}
+	if upTo < 0 {
+		upTo = 1<<63 - 1
+	}
+	// The events_room_ts index (migrations/0006) answers this with one
+	// range scan from ts in the direction asked.
+	evs, err := queryEvents(ctx, db.read, `
+		WHERE e.room_nid = (SELECT room_nid FROM rooms WHERE room_id = $1)
+		AND e.origin_server_ts `+cmp+` $2
+		AND e.stream_pos IS NOT NULL AND e.stream_pos <= $3
+		AND NOT e.rejected AND NOT e.outlier
+		ORDER BY e.origin_server_ts `+order+`, e.stream_pos `+order+` LIMIT 1`,
+		roomID, ts, upTo)
+	if err != nil || len(evs) == 0 {
+		return nil, err
+	}
+	return evs[0], nil
+}
