@@ -231,6 +231,29 @@ func TestGetEventVisibility(t *testing.T) {
 	carol.ok(t, "GET", room(roomID)+"/joined_members", nil)
 }
 
+// History visibility shared, through GET /event: a user who joined and
+// left keeps what was sent while they were joined, and loses the history
+// from before their join and what was sent after they left.
+func TestGetEventSharedAfterLeaving(t *testing.T) {
+	s := servertest.Start(t, 1)[0]
+	alice, bob := newUser(t, s, "alice"), newUser(t, s, "bob")
+	roomID := alice.createRoom(t, map[string]any{"preset": "public_chat"}) // shared
+	before := alice.send(t, roomID, "s1", map[string]any{"body": "before bob"})
+	bob.ok(t, "POST", room(roomID)+"/join", nil)
+	during := alice.send(t, roomID, "s2", map[string]any{"body": "with bob"})
+	bob.ok(t, "GET", room(roomID)+"/event/"+url.PathEscape(before), nil)
+	bob.ok(t, "POST", room(roomID)+"/leave", map[string]any{})
+	after := alice.send(t, roomID, "s3", map[string]any{"body": "after bob"})
+
+	bob.ok(t, "GET", room(roomID)+"/event/"+url.PathEscape(during), nil)
+	bob.fails(t, http.StatusForbidden, "M_FORBIDDEN", "GET", room(roomID)+"/event/"+url.PathEscape(before), nil)
+	bob.fails(t, http.StatusForbidden, "M_FORBIDDEN", "GET", room(roomID)+"/event/"+url.PathEscape(after), nil)
+	// Joined again, all of the shared history is his.
+	bob.ok(t, "POST", room(roomID)+"/join", nil)
+	bob.ok(t, "GET", room(roomID)+"/event/"+url.PathEscape(before), nil)
+	bob.ok(t, "GET", room(roomID)+"/event/"+url.PathEscape(after), nil)
+}
+
 func TestTimestampToEvent(t *testing.T) {
 	s := servertest.Start(t, 1)[0]
 	alice := newUser(t, s, "alice")

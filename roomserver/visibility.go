@@ -15,9 +15,14 @@ import (
 //
 //  1. history_visibility world_readable: allow;
 //  2. the user's membership was join: allow;
-//  3. shared, and the user joined the room at any point after the event:
-//     allow (Synapse: the user is joined now, or has a join event later in
-//     the stream);
+//  3. shared, and the user is joined to the room now: allow. The spec says
+//     "joined the room at any point after the event"; as Synapse does (it
+//     treats a user who is no longer joined as peeking), a user who joined
+//     and then left keeps only what rules 1, 2 and 4 give them, so that
+//     after leaving they see neither what was sent after they left nor the
+//     history from before their join ("After a user has left a room, they
+//     may see any events which they were allowed to see before they left
+//     the room, but no events received after they left");
 //  4. the user's membership was invite and history_visibility invited:
 //     allow;
 //  5. otherwise deny.
@@ -48,7 +53,7 @@ func (rs *Roomserver) CanUserSee(ctx context.Context, userID, eventID string) (b
 // functions, any rooms) that the user may see, in their order. Events not
 // in the timeline are dropped.
 func (rs *Roomserver) FilterVisible(ctx context.Context, userID string, events []*storage.EventRecord) ([]*storage.EventRecord, error) {
-	v := &visibility{rs: rs, userID: userID, snaps: map[int64]visState{}, joins: map[int64]int64{}}
+	v := &visibility{rs: rs, userID: userID, snaps: map[int64]visState{}, joined: map[int64]bool{}}
 	keys, err := rs.db.StateKeyNIDs(ctx, []storage.StateKey{
 		{Type: "m.room.history_visibility"}, {Type: "m.room.member", StateKey: userID}})
 	if err != nil {
@@ -80,7 +85,7 @@ type visibility struct {
 	userID           string
 	hvKey, memberKey int64
 	snaps            map[int64]visState // by snapshot NID
-	joins            map[int64]int64    // room NID → last join position
+	joined           map[int64]bool     // room NID → joined now
 }
 
 func (v *visibility) allowed(ctx context.Context, ev *storage.EventRecord) (bool, error) {
@@ -110,11 +115,7 @@ func (v *visibility) allowedAt(ctx context.Context, ev *storage.EventRecord, sna
 	case st.membership == "join":
 		return true, nil
 	case st.visibility == "shared":
-		last, err := v.lastJoin(ctx, ev.RoomNID)
-		if err != nil {
-			return false, err
-		}
-		return last > ev.StreamPos, nil
+		return v.joinedNow(ctx, ev)
 	case st.visibility == "invited" && st.membership == "invite":
 		return true, nil
 	}
@@ -163,18 +164,16 @@ func (v *visibility) state(ctx context.Context, snap int64) (visState, error) {
 	return st, nil
 }
 
-// lastJoin is the stream position of the user's last join to the room (0
-// if none). A user joined now whose join is before an event had membership
-// join at the event, so "joined after the event" is exactly "last join
-// after it".
-func (v *visibility) lastJoin(ctx context.Context, roomNID int64) (int64, error) {
-	if p, ok := v.joins[roomNID]; ok {
-		return p, nil
+// joinedNow reports whether the user's current membership in the event's
+// room is join.
+func (v *visibility) joinedNow(ctx context.Context, ev *storage.EventRecord) (bool, error) {
+	if j, ok := v.joined[ev.RoomNID]; ok {
+		return j, nil
 	}
-	p, err := v.rs.db.LastMembershipPos(ctx, roomNID, v.userID, "join")
+	m, err := v.rs.db.Membership(ctx, ev.RoomID, v.userID)
 	if err != nil {
-		return 0, err
+		return false, err
 	}
-	v.joins[roomNID] = p
-	return p, nil
+	v.joined[ev.RoomNID] = m == "join"
+	return m == "join", nil
 }

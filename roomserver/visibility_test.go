@@ -36,6 +36,27 @@ func TestHistoryVisibility(t *testing.T) {
 		expect(bob, m1, true, "shared, bob joined after")
 		expect(carol, m1, false, "shared, carol never joined")
 
+		// shared, for a user who joins, leaves and joins again: while
+		// away, only what she was joined at (and her own member events).
+		eve := user("eve")
+		eveJoin := e.join(roomID, eve)
+		mEve := msg("shared, eve in")
+		eveLeave := e.send(roomID, memberReq(t, eve, eve, "leave"))[0]
+		mGone := msg("shared, eve gone")
+		expect(eve, m1, false, "shared, sent before eve joined, eve has left")
+		expect(eve, mEve, true, "shared, sent while eve was joined")
+		expect(eve, mGone, false, "shared, sent after eve left")
+		expect(eve, eveJoin, true, "shared, eve's own join")
+		expect(eve, eveLeave, true, "shared, eve's own leave")
+		e.join(roomID, eve)
+		expect(eve, m1, true, "shared, eve joined again: history before her first join")
+		expect(eve, mGone, true, "shared, eve joined again: sent while she was away")
+		// Invited is not joined.
+		frank := user("frank")
+		e.send(roomID, memberReq(t, alice, frank, "invite"))
+		expect(frank, m1, false, "shared, frank only invited")
+		e.send(roomID, memberReq(t, frank, frank, "leave"))
+
 		// joined: only while joined.
 		setHV("joined")
 		m2 := msg("joined, before carol")

@@ -472,23 +472,6 @@ func (tx *Tx) SetEventStateAfter(ctx context.Context, eventNID, stateAfterNID in
 	return nil
 }
 
-// LastMembershipPos returns the stream position of the user's latest
-// timeline member event in the room with the given membership, 0 when
-// there is none (history visibility "shared": did the user join after an
-// event?).
-func (db *DB) LastMembershipPos(ctx context.Context, roomNID int64, userID, membership string) (int64, error) {
-	var pos sql.NullInt64
-	err := db.read.QueryRowContext(ctx, `
-		SELECT MAX(e.stream_pos) FROM events e
-		WHERE e.room_nid = $1 AND e.membership = $3 AND e.state_key_nid = (
-			SELECT state_key_nid FROM state_keys WHERE event_type = 'm.room.member' AND state_key = $2)`,
-		roomNID, userID, membership).Scan(&pos)
-	if err != nil {
-		return 0, fmt.Errorf("last membership position: %w", err)
-	}
-	return pos.Int64, nil
-}
-
 // EventNearTimestamp returns the room's timeline event closest to ts in
 // one direction (client-server-api timestamp_to_event, as Synapse answers
 // it): forwards, the first event with origin_server_ts >= ts; backwards,
