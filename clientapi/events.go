@@ -9,7 +9,8 @@ package clientapi
 // /v1/rooms/{roomId}/timestamp_to_event.
 //
 // Transaction IDs are stored by the roomserver with the event they
-// produced, per user, device and room: a retried request, even after a
+// produced, per user, device, room and endpoint (send or redact, as
+// Synapse keys them by request path): a retried request, even after a
 // restart, returns the original event ID instead of sending again.
 
 import (
@@ -64,7 +65,7 @@ func (a *API) putSend(w http.ResponseWriter, r *http.Request, d *auth.Device) {
 	}
 	req := roomserver.EventRequest{
 		Type: evType, Sender: d.UserID, Content: content,
-		Txn: &roomserver.TxnKey{UserID: d.UserID, DeviceID: d.DeviceID, TxnID: txnID},
+		Txn: &roomserver.TxnKey{UserID: d.UserID, DeviceID: d.DeviceID, TxnID: txnID, Endpoint: roomserver.TxnSend},
 	}
 	if evType == "m.room.redaction" {
 		// room_send.yaml: redactions may be sent here in every room
@@ -163,7 +164,7 @@ func (a *API) putRedact(w http.ResponseWriter, r *http.Request, d *auth.Device) 
 	// there); the roomserver adds redacts where the room version wants it.
 	id, err := a.sendEvent(r.Context(), roomID, roomserver.EventRequest{
 		Type: "m.room.redaction", Sender: d.UserID, Content: raw, Redacts: target,
-		Txn: &roomserver.TxnKey{UserID: d.UserID, DeviceID: d.DeviceID, TxnID: txnID},
+		Txn: &roomserver.TxnKey{UserID: d.UserID, DeviceID: d.DeviceID, TxnID: txnID, Endpoint: roomserver.TxnRedact},
 	})
 	if err != nil {
 		httputil.WriteError(w, r, err)

@@ -53,6 +53,25 @@ func TestSendAndTransactionIDs(t *testing.T) {
 	if ev := alice2.ok(t, "GET", room(roomID)+"/event/"+url.PathEscape(id), nil); ev.Get("unsigned.transaction_id").Exists() {
 		t.Errorf("another device sees the transaction ID: %s", ev.Raw)
 	}
+
+	// The same transaction ID on /redact is another request (Synapse
+	// keys transactions by request path): a redaction, idempotent too.
+	redactPath := room(roomID) + "/redact/" + url.PathEscape(id) + "/txn1"
+	rid := alice.ok(t, "PUT", redactPath, map[string]any{"reason": "same txn"}).Get("event_id").Str
+	if rid == "" || rid == id {
+		t.Fatalf("redaction with the message's transaction ID: %q (message %s)", rid, id)
+	}
+	if again := alice.ok(t, "PUT", redactPath, map[string]any{}).Get("event_id").Str; again != rid {
+		t.Errorf("replayed redaction: %s, want %s", again, rid)
+	}
+	if ev := alice.ok(t, "GET", room(roomID)+"/event/"+url.PathEscape(id), nil); ev.Get("content.body").Exists() ||
+		ev.Get("unsigned.redacted_because.event_id").Str != rid {
+		t.Errorf("the message after the redaction: %s", ev.Raw)
+	}
+	// And /send still returns the message for its transaction.
+	if again := alice.send(t, roomID, "txn1", msg); again != id {
+		t.Errorf("replayed send after the redaction: %s, want %s", again, id)
+	}
 }
 
 func TestStateEvents(t *testing.T) {

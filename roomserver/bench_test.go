@@ -40,7 +40,7 @@ func BenchmarkSendOneRoom(b *testing.B) {
 				}
 				// With a transaction ID, as every client send has.
 				req := msgReq(b, user(fmt.Sprint("s", i)), "hello")
-				req.Txn = &TxnKey{UserID: req.Sender, DeviceID: "BENCH", TxnID: fmt.Sprint(n)}
+				req.Txn = &TxnKey{UserID: req.Sender, DeviceID: "BENCH", TxnID: fmt.Sprint(n), Endpoint: TxnSend}
 				t0 := time.Now()
 				if _, err := e.rs.Send(b.Context(), roomID, req); err != nil {
 					b.Error(err)

@@ -144,7 +144,7 @@ func TestTransactionIDsAreIdempotentAcrossRestarts(t *testing.T) {
 		ctx := ctxT(t)
 		alice := user("alice")
 		roomID, _ := e.createRoom("11", alice)
-		txn := &TxnKey{UserID: alice, DeviceID: "DEV", TxnID: "t1"}
+		txn := &TxnKey{UserID: alice, DeviceID: "DEV", TxnID: "t1", Endpoint: TxnSend}
 		req := msgReq(t, alice, "once")
 		req.Txn = txn
 		first := e.send(roomID, req)[0]
@@ -156,7 +156,7 @@ func TestTransactionIDsAreIdempotentAcrossRestarts(t *testing.T) {
 		// Same transaction ID from another device, or in another room, is
 		// another event.
 		other := req
-		other.Txn = &TxnKey{UserID: alice, DeviceID: "OTHER", TxnID: "t1"}
+		other.Txn = &TxnKey{UserID: alice, DeviceID: "OTHER", TxnID: "t1", Endpoint: TxnSend}
 		if o := e.send(roomID, other)[0]; o.Event.EventID() == first.Event.EventID() {
 			t.Error("another device's transaction returned the first event")
 		}
@@ -181,6 +181,41 @@ func TestTransactionIDsAreIdempotentAcrossRestarts(t *testing.T) {
 		ids, err := e.db.TxnIDs(ctx, alice, "DEV", []string{first.Event.EventID()})
 		if err != nil || ids[first.Event.EventID()] != "t1" {
 			t.Errorf("TxnIDs = %v, %v", ids, err)
+		}
+	})
+}
+
+// A transaction ID is scoped by endpoint: the same ID on /send and on
+// /redact is two requests, each idempotent on its own, across a restart.
+func TestTransactionIDsPerEndpoint(t *testing.T) {
+	forEachDB(t, func(t *testing.T, e *env) {
+		ctx := ctxT(t)
+		alice := user("alice")
+		roomID, _ := e.createRoom("11", alice)
+		msg := msgReq(t, alice, "to redact")
+		msg.Txn = &TxnKey{UserID: alice, DeviceID: "DEV", TxnID: "same", Endpoint: TxnSend}
+		sent := e.send(roomID, msg)[0]
+		red := EventRequest{Type: "m.room.redaction", Sender: alice, Content: content(t, map[string]string{}),
+			Redacts: sent.Event.EventID(), Txn: &TxnKey{UserID: alice, DeviceID: "DEV", TxnID: "same", Endpoint: TxnRedact}}
+		redaction := e.send(roomID, red)[0]
+		if redaction.Event.EventID() == sent.Event.EventID() || redaction.Event.Type() != "m.room.redaction" {
+			t.Fatalf("the redaction with the message's transaction ID returned %s (%s)", redaction.Event.EventID(), redaction.Event.Type())
+		}
+		if got, err := e.rs.Event(ctx, sent.Event.EventID()); err != nil || got.RedactedBy != redaction.Event.EventID() {
+			t.Fatalf("message after the redaction: %+v, %v", got, err)
+		}
+		e.reopen()
+		if again := e.send(roomID, msg)[0]; again.Event.EventID() != sent.Event.EventID() {
+			t.Errorf("send retried: %s, want %s", again.Event.EventID(), sent.Event.EventID())
+		}
+		if again := e.send(roomID, red)[0]; again.Event.EventID() != redaction.Event.EventID() {
+			t.Errorf("redact retried: %s, want %s", again.Event.EventID(), redaction.Event.EventID())
+		}
+		// An endpoint is required.
+		noEndpoint := msgReq(t, alice, "x")
+		noEndpoint.Txn = &TxnKey{UserID: alice, DeviceID: "DEV", TxnID: "n"}
+		if _, err := e.rs.Send(ctx, roomID, noEndpoint); err == nil {
+			t.Error("a transaction without an endpoint was accepted")
 		}
 	})
 }

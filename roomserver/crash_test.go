@@ -69,7 +69,7 @@ func crashChild(arg string) {
 				txn := fmt.Sprintf("g%d-%d", g, n)
 				outs, err := rs.Send(ctx, roomID, EventRequest{Type: "m.room.message", Sender: alice,
 					Content: []byte(`{"msgtype":"m.text","body":"` + txn + `"}`),
-					Txn:     &TxnKey{UserID: alice, DeviceID: "DEV", TxnID: txn}})
+					Txn:     &TxnKey{UserID: alice, DeviceID: "DEV", TxnID: txn, Endpoint: TxnSend}})
 				if err != nil {
 					fail(err)
 				}
@@ -112,7 +112,7 @@ func TestKillDuringSends(t *testing.T) {
 				txn := fmt.Sprintf("g%d-%d", g, n)
 				outs, err := e.rs.Send(ctx, roomID, EventRequest{Type: "m.room.message", Sender: alice,
 					Content: []byte(`{"msgtype":"m.text","body":"retry"}`),
-					Txn:     &TxnKey{UserID: alice, DeviceID: "DEV", TxnID: txn}})
+					Txn:     &TxnKey{UserID: alice, DeviceID: "DEV", TxnID: txn, Endpoint: TxnSend}})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -164,7 +164,10 @@ func (w *writer) sendLocal(ctx context.Context, roomID string, req EventRequest)
 		return nil, err
 	}
 	if req.Txn != nil {
-		rec, err := w.tx.TxnEvent(ctx, rc.room.NID, req.Txn.UserID, req.Txn.DeviceID, req.Txn.TxnID)
+		if req.Txn.Endpoint == "" {
+			return nil, errors.New("roomserver: a TxnKey without its Endpoint")
+		}
+		rec, err := w.tx.TxnEvent(ctx, rc.room.NID, req.Txn.UserID, req.Txn.DeviceID, req.Txn.Endpoint, req.Txn.TxnID)
 		if err != nil {
 			return nil, err
 		}

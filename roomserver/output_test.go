@@ -85,7 +85,7 @@ func TestOutputStream(t *testing.T) {
 		}
 		// A retried transaction is not published again.
 		req := msgReq(t, bob, "once")
-		req.Txn = &TxnKey{UserID: bob, DeviceID: "D", TxnID: "1"}
+		req.Txn = &TxnKey{UserID: bob, DeviceID: "D", TxnID: "1", Endpoint: TxnSend}
 		e.send(roomID, req)
 		e.send(roomID, req)
 		e.rs.Close() // flushes the publisher

@@ -58,7 +58,19 @@ func (e *BadRequestError) Error() string { return "bad request: " + e.Reason }
 // returns the first request's event instead of sending another.
 type TxnKey struct {
 	UserID, DeviceID, TxnID string
+	// Endpoint is the kind of request that carried the transaction ID
+	// (TxnSend, TxnRedact; required). The spec asks clients for IDs
+	// unique per access token, but Synapse keys retries by request path,
+	// so a client that numbers /send and /redact requests separately
+	// does not get its message back for a redaction.
+	Endpoint string
 }
+
+// The endpoints of TxnKey.Endpoint.
+const (
+	TxnSend   = "send"   // PUT /rooms/{roomId}/send/{eventType}/{txnId}
+	TxnRedact = "redact" // PUT /rooms/{roomId}/redact/{eventId}/{txnId}
+)
 
 // EventRequest is a local event to send: the fields the client chooses.
 type EventRequest struct {

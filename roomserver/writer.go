@@ -343,7 +343,7 @@ func (w *writer) persist(ctx context.Context, rc *roomCtx, ev *pdu.Event, o pers
 		}
 	}
 	if o.txn != nil {
-		if err := tx.InsertTxn(ctx, rc.room.NID, o.txn.UserID, o.txn.DeviceID, o.txn.TxnID, nid); err != nil {
+		if err := tx.InsertTxn(ctx, rc.room.NID, o.txn.UserID, o.txn.DeviceID, o.txn.Endpoint, o.txn.TxnID, nid); err != nil {
 			return nil, err
 		}
 	}

@@ -252,27 +252,29 @@ func eventsByNID(ctx context.Context, q queryer, nids []int64) ([]*EventRecord, 
 	return out, nil
 }
 
-// InsertTxn records that the client transaction (userID, deviceID, txnID)
-// in the room produced the event eventNID. Call it in the transaction that
-// stores the event, so that the two are durable together.
-func (tx *Tx) InsertTxn(ctx context.Context, roomNID int64, userID, deviceID, txnID string, eventNID int64) error {
+// InsertTxn records that the client transaction (userID, deviceID,
+// endpoint, txnID) in the room produced the event eventNID. endpoint is the
+// kind of request ("send", "redact"): the same transaction ID on two
+// endpoints is two transactions. Call it in the transaction that stores
+// the event, so that the two are durable together.
+func (tx *Tx) InsertTxn(ctx context.Context, roomNID int64, userID, deviceID, endpoint, txnID string, eventNID int64) error {
 	if _, err := tx.tx.ExecContext(ctx, `
-		INSERT INTO event_txns (room_nid, user_id, device_id, txn_id, event_nid)
-		VALUES ($1, $2, $3, $4, $5)`, roomNID, userID, deviceID, txnID, eventNID); err != nil {
+		INSERT INTO event_txns (room_nid, user_id, device_id, endpoint, txn_id, event_nid)
+		VALUES ($1, $2, $3, $4, $5, $6)`, roomNID, userID, deviceID, endpoint, txnID, eventNID); err != nil {
 		return fmt.Errorf("insert transaction ID: %w", err)
 	}
 	return nil
 }
 
-// TxnEvent returns the event a client transaction produced in the room,
-// or nil when there was none.
-func (tx *Tx) TxnEvent(ctx context.Context, roomNID int64, userID, deviceID, txnID string) (*EventRecord, error) {
+// TxnEvent returns the event a client transaction (see InsertTxn)
+// produced in the room, or nil when there was none.
+func (tx *Tx) TxnEvent(ctx context.Context, roomNID int64, userID, deviceID, endpoint, txnID string) (*EventRecord, error) {
 	// A short statement first: almost every transaction ID is new.
 	var nid int64
 	err := tx.tx.QueryRowContext(ctx, `
 		SELECT event_nid FROM event_txns
-		WHERE room_nid = $1 AND user_id = $2 AND device_id = $3 AND txn_id = $4`,
-		roomNID, userID, deviceID, txnID).Scan(&nid)
+		WHERE room_nid = $1 AND user_id = $2 AND device_id = $3 AND endpoint = $4 AND txn_id = $5`,
+		roomNID, userID, deviceID, endpoint, txnID).Scan(&nid)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
