@@ -12,6 +12,7 @@ import (
 
 	"github.com/myelin-chat/myelin/clientapi/auth"
 	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/storage"
 )
 
@@ -39,6 +40,9 @@ type API struct {
 	presence    *presenceTracker
 	lazyMembers *lazyMembersCache
 	users       *userCache
+	workers     *workerPool
+	flights     flights
+	filterCache filterCache
 
 	draining atomic.Bool
 
@@ -66,6 +70,7 @@ func New(d Deps) (*API, error) {
 		notifier:    newNotifier(),
 		lazyMembers: newLazyMembersCache(),
 		users:       newUserCache(),
+		workers:     newWorkerPool(),
 	}
 	a.typing = newTypingTable(func(roomID string) { a.notifier.notify(0, roomID, nil) })
 	a.presence = newPresenceTracker(a)
@@ -82,7 +87,21 @@ func (a *API) Close() {
 	a.stopOnce.Do(func() {
 		a.stop()
 		a.presence.close()
+		a.workers.close()
 	})
+}
+
+// requiredOnWorker is auth.Required with the authentication run on the
+// worker pool.
+func (a *API) requiredOnWorker(h func(http.ResponseWriter, *http.Request, *auth.Device)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d, err := onWorker(r.Context(), a.workers, func() (*auth.Device, error) { return a.auth.Authenticate(r) })
+		if err != nil {
+			httputil.WriteError(w, r, err)
+			return
+		}
+		h(w, r, d)
+	}
 }
 
 // Drain makes the waiting long-polls answer now, and later ones answer at
@@ -99,7 +118,9 @@ func (a *API) Register(r *mux.Router) {
 	route := func(method, path string, h func(http.ResponseWriter, *http.Request, *auth.Device)) {
 		r.HandleFunc(v3+path, a.auth.Required(h)).Methods(method)
 	}
-	route(http.MethodGet, "/sync", a.getSync)
+	// /sync authenticates on a worker: the token lookup's deep database
+	// calls would otherwise grow the stack of every held long-poll.
+	r.HandleFunc(v3+"/sync", a.requiredOnWorker(a.getSync)).Methods(http.MethodGet)
 
 	route(http.MethodPost, "/user/{userId}/filter", a.postFilter)
 	route(http.MethodGet, "/user/{userId}/filter/{filterId}", a.getFilter)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/myelin-chat/myelin/clientapi/auth"
 	"github.com/myelin-chat/myelin/internal/httputil"
@@ -66,6 +67,13 @@ func (a *API) syncFilter(ctx context.Context, userID, param string) (*Filter, er
 	if strings.HasPrefix(param, "{") {
 		return ParseFilter([]byte(param))
 	}
+	key := userID + "\x00" + param
+	a.filterCache.mu.Lock()
+	f := a.filterCache.m[key]
+	a.filterCache.mu.Unlock()
+	if f != nil {
+		return f, nil
+	}
 	body, err := a.db.GetFilter(ctx, userID, param)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, httputil.InvalidParam("no such filter: " + param)
@@ -73,5 +81,24 @@ func (a *API) syncFilter(ctx context.Context, userID, param string) (*Filter, er
 	if err != nil {
 		return nil, err
 	}
-	return ParseFilter(body)
+	if f, err = ParseFilter(body); err != nil {
+		return nil, err
+	}
+	// Stored filters never change: keep them parsed (bounded; when full,
+	// start afresh).
+	a.filterCache.mu.Lock()
+	if a.filterCache.m == nil || len(a.filterCache.m) >= maxCachedFilters {
+		a.filterCache.m = map[string]*Filter{}
+	}
+	a.filterCache.m[key] = f
+	a.filterCache.mu.Unlock()
+	return f, nil
+}
+
+// maxCachedFilters bounds the parsed filters kept in memory.
+const maxCachedFilters = 10000
+
+type filterCache struct {
+	mu sync.Mutex
+	m  map[string]*Filter
 }

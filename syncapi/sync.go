@@ -31,10 +31,11 @@ type syncRequest struct {
 	useStateAfter    bool
 	timeout          time.Duration
 	setPresence      string
+	filterParam      string // the filter parameter as given (shared builds)
 }
 
 func (a *API) getSync(w http.ResponseWriter, r *http.Request, d *auth.Device) {
-	req, err := a.parseSyncRequest(r, d)
+	req, err := onWorker(r.Context(), a.workers, func() (*syncRequest, error) { return a.parseSyncRequest(r, d) })
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
@@ -45,7 +46,12 @@ func (a *API) getSync(w http.ResponseWriter, r *http.Request, d *auth.Device) {
 		httputil.WriteError(w, r, err)
 		return
 	}
-	httputil.WriteJSON(w, r, http.StatusOK, resp)
+	body, err := a.encoded(r.Context(), resp)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	httputil.WriteRawJSON(w, http.StatusOK, body)
 }
 
 func (a *API) parseSyncRequest(r *http.Request, d *auth.Device) (*syncRequest, error) {
@@ -81,7 +87,8 @@ func (a *API) parseSyncRequest(r *http.Request, d *auth.Device) (*syncRequest, e
 	if req.setPresence != "" && !validPresence(req.setPresence) {
 		return nil, httputil.InvalidParam("set_presence must be online, unavailable or offline")
 	}
-	if req.filter, err = a.syncFilter(r.Context(), d.UserID, q.Get("filter")); err != nil {
+	req.filterParam = q.Get("filter")
+	if req.filter, err = a.syncFilter(r.Context(), d.UserID, req.filterParam); err != nil {
 		return nil, err
 	}
 	return req, nil
@@ -107,7 +114,7 @@ func firstNonEmpty(a, b string) string {
 // syncWait builds the response, and for an incremental sync with nothing
 // to tell waits (up to the timeout) for something to happen, then builds
 // it again.
-func (a *API) syncWait(ctx context.Context, req *syncRequest) (*syncResponse, error) {
+func (a *API) syncWait(ctx context.Context, req *syncRequest) (*flight, error) {
 	deadline := time.Now().Add(req.timeout)
 	var timer *time.Timer
 	defer func() {
@@ -122,16 +129,17 @@ func (a *API) syncWait(ctx context.Context, req *syncRequest) (*syncResponse, er
 	rereads := 0
 	for {
 		w := a.notifier.register(req.userID, covered)
-		resp, joined, err := a.buildSync(ctx, req)
+		f, err := a.buildShared(ctx, req)
 		if err != nil {
 			a.notifier.unregister(req.userID, w)
 			return nil, err
 		}
-		a.notifier.setRooms(req.userID, joined)
+		resp := f.resp
+		a.notifier.setRooms(req.userID, f.joined)
 		remaining := time.Until(deadline)
 		if !resp.empty || req.since == nil || req.fullState || remaining <= 0 || a.draining.Load() {
 			a.notifier.unregister(req.userID, w)
-			return resp, nil
+			return f, nil
 		}
 		// From here the response is empty: the next one starts where it
 		// ends, so the typing and stream parts of the token advance.
@@ -155,7 +163,7 @@ func (a *API) syncWait(ctx context.Context, req *syncRequest) (*syncResponse, er
 			rereads = 0
 		case <-timer.C:
 			a.notifier.unregister(req.userID, w)
-			return resp, nil
+			return f, nil
 		case <-ctx.Done():
 			a.notifier.unregister(req.userID, w)
 			return nil, ctx.Err()
