@@ -314,3 +314,26 @@ func (db *DB) SyncPositionsFor(ctx context.Context, userID string) (SyncPosition
 	}
 	return p, nil
 }
+
+// SyncReplacedState returns, for each state event of evs (by event NID),
+// the state event it replaced: the room's previous timeline event at the
+// same state key. Clients show changes with it (unsigned.prev_content).
+func (db *DB) SyncReplacedState(ctx context.Context, evs []*EventRecord) (map[int64]*EventRecord, error) {
+	out := map[int64]*EventRecord{}
+	q := db.cachedRead()
+	for _, ev := range evs {
+		if ev.StateKeyNID == 0 || ev.StreamPos == 0 {
+			continue
+		}
+		prev, err := queryEvents(ctx, q, `
+			WHERE e.room_nid = $1 AND e.state_key_nid = $2 AND e.stream_pos < $3
+			ORDER BY e.stream_pos DESC LIMIT 1`, ev.RoomNID, ev.StateKeyNID, ev.StreamPos)
+		if err != nil {
+			return nil, err
+		}
+		if len(prev) > 0 {
+			out[ev.NID] = prev[0]
+		}
+	}
+	return out, nil
+}

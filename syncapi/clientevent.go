@@ -5,6 +5,7 @@ package syncapi
 // JSON, without parsing the event again, since /sync formats thousands.
 
 import (
+	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -27,6 +28,8 @@ type formatOpts struct {
 	fields [][]string
 	// txnIDs maps event ID → the requesting device's transaction ID.
 	txnIDs map[string]string
+	// replaced maps a state event's NID → the state event it replaced.
+	replaced map[int64]*storage.EventRecord
 	// now is the time age is computed against.
 	now int64
 }
@@ -95,12 +98,47 @@ func (o *formatOpts) clientEvent(ev *storage.EventRecord) json.RawMessage {
 		}
 		return true
 	})
+	if prev := o.replaced[ev.NID]; prev != nil {
+		b = append(b, `,"replaces_state":`...)
+		b = strconv.AppendQuote(b, prev.EventID)
+		b = append(b, `,"prev_sender":`...)
+		b = strconv.AppendQuote(b, prev.Sender)
+		if c := gjson.GetBytes(prev.JSON, "content"); c.IsObject() {
+			b = append(b, `,"prev_content":`...)
+			b = append(b, c.Raw...)
+		}
+	}
 	if txn, ok := o.txnIDs[ev.EventID]; ok {
 		b = append(b, `,"transaction_id":`...)
 		b = strconv.AppendQuote(b, txn)
 	}
 	b = append(b, "}}"...)
 	return o.project(b)
+}
+
+// loadReplaced fills replaced for the state events among evs.
+func (o *formatOpts) loadReplaced(ctx context.Context, db *storage.DB, evs []*storage.EventRecord) error {
+	var state []*storage.EventRecord
+	for _, ev := range evs {
+		if ev.StateKey != nil {
+			state = append(state, ev)
+		}
+	}
+	if len(state) == 0 {
+		return nil
+	}
+	m, err := db.SyncReplacedState(ctx, state)
+	if err != nil {
+		return err
+	}
+	if o.replaced == nil {
+		o.replaced = m
+	} else {
+		for k, v := range m {
+			o.replaced[k] = v
+		}
+	}
+	return nil
 }
 
 // clientEvents formats evs.

@@ -231,6 +231,9 @@ func (a *API) messages(ctx context.Context, rr *roomReader, d *auth.Device, from
 // transaction IDs on its own events.
 func (a *API) roomFormatOpts(ctx context.Context, d *auth.Device, evs []*storage.EventRecord) (*formatOpts, error) {
 	opts := newFormatOpts(nil, true)
+	if err := opts.loadReplaced(ctx, a.db, evs); err != nil {
+		return nil, err
+	}
 	var own []string
 	for _, ev := range evs {
 		if ev.Sender == d.UserID {

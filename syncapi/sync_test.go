@@ -453,3 +453,37 @@ func TestSyncTransactionID(t *testing.T) {
 		return true
 	})
 }
+
+func TestPrevContent(t *testing.T) {
+	s := servertest.Start(t, 1)[0]
+	alice := newUser(t, s, "alice")
+	roomID := alice.createRoom(t, map[string]any{"name": "first"})
+	since := alice.sync(t, quiet).Get("next_batch").Str
+	first := alice.state(t, roomID)
+	second := alice.setState(t, roomID, "m.room.name", "", map[string]any{"name": "second"})
+	check := func(ev gjson.Result, where string) {
+		t.Helper()
+		if ev.Get("unsigned.prev_content.name").Str != "first" || ev.Get("unsigned.replaces_state").Str != first {
+			t.Errorf("%s: name change without prev_content: %s", where, ev.Raw)
+		}
+	}
+	res := alice.sync(t, params("since", since))
+	check(joinedRoom(res, roomID).Get("timeline.events.#(event_id==\""+second+"\")"), "/sync")
+	page := alice.ok(t, "GET", room(roomID)+"/messages?dir=b&limit=1", nil)
+	check(page.Get("chunk.0"), "/messages")
+	ctx := alice.ok(t, "GET", room(roomID)+"/context/"+url.PathEscape(second), nil)
+	check(ctx.Get("event"), "/context")
+}
+
+// state returns the ID of the room's current m.room.name event.
+func (u *user) state(t *testing.T, roomID string) string {
+	t.Helper()
+	var id string
+	u.ok(t, "GET", room(roomID)+"/state", nil).ForEach(func(_, ev gjson.Result) bool {
+		if ev.Get("type").Str == "m.room.name" {
+			id = ev.Get("event_id").Str
+		}
+		return true
+	})
+	return id
+}

@@ -34,6 +34,15 @@ func (b *syncBuilder) format(rooms *syncRooms) error {
 		opts.txnIDs = ids
 	}
 
+	// prev_content for the state changes shown in timelines.
+	var timelines []*storage.EventRecord
+	for _, r := range b.rooms {
+		timelines = append(timelines, r.timeline...)
+	}
+	if err := opts.loadReplaced(b.ctx, b.a.db, timelines); err != nil {
+		return err
+	}
+
 	// Summaries go with rooms sent whole and rooms whose members changed.
 	var counted []int64
 	for _, r := range b.rooms {
