@@ -487,3 +487,25 @@ func (u *user) state(t *testing.T, roomID string) string {
 	})
 	return id
 }
+
+// TestFilteredTimelineKeepsState: state changes a timeline filter leaves
+// out still reach the client, in the state section.
+func TestFilteredTimelineKeepsState(t *testing.T) {
+	s := servertest.Start(t, 1)[0]
+	alice := newUser(t, s, "alice")
+	roomID := alice.createRoom(t, map[string]any{"name": "first"})
+	filter := `{"room":{"timeline":{"types":["m.room.message"]}}}`
+	since := alice.sync(t, params("filter", filter)).Get("next_batch").Str
+	alice.send(t, roomID, "before")
+	name := alice.setState(t, roomID, "m.room.name", "", map[string]any{"name": "second"})
+	alice.send(t, roomID, "after")
+	res := alice.sync(t, params("since", since, "filter", filter))
+	if got := stateOf(res, "join", roomID)["m.room.name|"]; got != name {
+		t.Errorf("filtered-out name change not in the state: %s", joinedRoom(res, roomID).Raw)
+	}
+	// An initial sync with the filter: the name is the current one.
+	res = alice.sync(t, params("filter", filter))
+	if got := stateOf(res, "join", roomID)["m.room.name|"]; got != name {
+		t.Errorf("initial sync with a filter: name %s, want %s", got, name)
+	}
+}

@@ -70,6 +70,12 @@ func (b *syncBuilder) fullRoom(m storage.SyncMembership, section string, from, e
 			return err
 		}
 	}
+	if len(r.timeline) < len(visible) {
+		// State changes the timeline filter left out: their values at the
+		// end of the timeline.
+		state = append(state, notShown(latestPerKey(onlyState(visible)), r.timeline)...)
+		state = latestPerKey(sortedByPos(state))
+	}
 	// Heroes name a room that has neither a name nor an alias; a lazy
 	// client needs their member events too.
 	if !hasName(append(slices.Clone(state), visible...)) {
@@ -136,15 +142,21 @@ func (b *syncBuilder) incrementalTimeline(m storage.SyncMembership, section stri
 	}
 	r.timeline = b.filterTimeline(m.RoomID, visible)
 	var state []*storage.EventRecord
-	if limited {
-		// The state delta of the gap between the token and the timeline:
-		// for each piece of state changed in the gap, its value at the
-		// start of the timeline.
-		gap, err := b.a.db.SyncStateEvents(b.ctx, m.RoomNID, b.since, r.prevBatch)
+	if limited || len(r.timeline) < len(evs) {
+		// The state changes the timeline does not show: those of the gap
+		// between the token and the timeline (their values at the start of
+		// the timeline), and those the filter or history visibility left
+		// out of it (their values at its end), as Synapse computes it.
+		window, err := b.a.db.SyncStateEvents(b.ctx, m.RoomNID, b.since, newest[0].StreamPos)
 		if err != nil {
 			return err
 		}
-		state = latestPerKey(gap)
+		start := newest[0].StreamPos + 1
+		if len(evs) > 0 {
+			start = evs[0].StreamPos
+		}
+		gap := slices.DeleteFunc(slices.Clone(window), func(ev *storage.EventRecord) bool { return ev.StreamPos >= start })
+		state = notShown(append(latestPerKey(gap), latestPerKey(window)...), r.timeline)
 	}
 	if b.lazy && len(evs) > 0 {
 		missing := b.members.missing(m.RoomID, sendersOf(r.timeline), b.f.Room.State.IncludeRedundantMembers)
@@ -269,6 +281,31 @@ func stateAfter(state, timeline []*storage.EventRecord, sf *RoomEventFilter, roo
 	return slices.DeleteFunc(out, func(ev *storage.EventRecord) bool {
 		return !sf.matchesEvent(roomID, ev.Type, ev.Sender, func() []byte { return []byte(gjson.GetBytes(ev.JSON, "content").Raw) })
 	})
+}
+
+// notShown returns the events of evs that are not in shown, each once.
+func notShown(evs, shown []*storage.EventRecord) []*storage.EventRecord {
+	seen := make(map[int64]bool, len(evs)+len(shown))
+	for _, ev := range shown {
+		seen[ev.NID] = true
+	}
+	out := evs[:0:0]
+	for _, ev := range evs {
+		if !seen[ev.NID] {
+			seen[ev.NID] = true
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func onlyState(evs []*storage.EventRecord) []*storage.EventRecord {
+	return slices.DeleteFunc(slices.Clone(evs), func(ev *storage.EventRecord) bool { return ev.StateKey == nil })
+}
+
+func sortedByPos(evs []*storage.EventRecord) []*storage.EventRecord {
+	sortByPos(evs)
+	return evs
 }
 
 // latestPerKey keeps, among state events in stream order, the last of
