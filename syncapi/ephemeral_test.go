@@ -93,6 +93,10 @@ func TestTyping(t *testing.T) {
 	if got := ephemeral(bob.sync(t, quiet), roomID, "m.typing"); len(got.Get("content.user_ids").Array()) != 1 {
 		t.Errorf("initial sync typing %s", got.Raw)
 	}
+	// Ephemeral filters apply to the typing users too.
+	if got := ephemeral(bob.sync(t, params("filter", `{"room":{"ephemeral":{"not_senders":["`+alice.id+`"]}}}`)), roomID, "m.typing"); len(got.Get("content.user_ids").Array()) != 0 {
+		t.Errorf("not_senders left %s", got.Raw)
+	}
 	// A filter without m.typing leaves it out.
 	if ephemeral(bob.sync(t, params("filter", `{"room":{"ephemeral":{"not_types":["m.typing"]}}}`)), roomID, "m.typing").Exists() {
 		t.Error("ephemeral filter ignored")

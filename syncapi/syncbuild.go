@@ -331,6 +331,7 @@ func (b *syncBuilder) addEphemeralAndAccountData(memberships []storage.SyncMembe
 				users, changed = b.a.typing.since(m.RoomID, b.typingSince)
 			}
 			if changed {
+				users = slices.DeleteFunc(users, func(u string) bool { return !eph.matches("m.typing", u) })
 				r := b.result(m, "join")
 				r.ephemeral = append(r.ephemeral, typingEvent(users))
 			}
@@ -345,6 +346,9 @@ func (b *syncBuilder) addEphemeralAndAccountData(memberships []storage.SyncMembe
 		for _, rc := range receipts {
 			if rc.Type == receiptReadPrivate && rc.UserID != b.req.userID {
 				continue // private receipts are for their sender only
+			}
+			if !eph.matches("m.receipt", rc.UserID) {
+				continue
 			}
 			byRoom[rc.RoomID] = append(byRoom[rc.RoomID], rc)
 		}
