@@ -337,3 +337,54 @@ func (db *DB) SyncReplacedState(ctx context.Context, evs []*EventRecord) (map[in
 	}
 	return out, nil
 }
+
+// SyncTxnIDs returns, for those of the events evs that the device (userID,
+// deviceID) sent with a transaction ID, event NID → transaction ID (what
+// unsigned.transaction_id carries for the sending device).
+func (db *DB) SyncTxnIDs(ctx context.Context, userID, deviceID string, evs []*EventRecord) (map[int64]string, error) {
+	out := map[int64]string{}
+	var nids []int64
+	for _, ev := range evs {
+		if ev.Sender == userID {
+			nids = append(nids, ev.NID)
+		}
+	}
+	for chunk := range syncChunks(nids, syncMaxInList) {
+		args := []any{userID, deviceID}
+		for _, nid := range chunk {
+			args = append(args, nid)
+		}
+		rows, err := db.cachedRead().QueryContext(ctx, `
+			SELECT event_nid, txn_id FROM event_txns
+			WHERE user_id = $1 AND device_id = $2 AND event_nid IN (`+syncPlaceholders(3, len(chunk))+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("transaction IDs: %w", err)
+		}
+		for rows.Next() {
+			var (
+				nid int64
+				txn string
+			)
+			if err := rows.Scan(&nid, &txn); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("transaction IDs: %w", err)
+			}
+			out[nid] = txn
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("transaction IDs: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// SyncStreamPos is DB.StreamPos through the statement cache.
+func (db *DB) SyncStreamPos(ctx context.Context) (int64, error) {
+	var pos int64
+	if err := db.cachedRead().QueryRowContext(ctx, `SELECT pos FROM stream_counter WHERE id = 1`).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("stream position: %w", err)
+	}
+	return pos, nil
+}

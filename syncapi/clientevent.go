@@ -26,8 +26,8 @@ type formatOpts struct {
 	// fields, when not nil, keeps only these dot-separated paths
 	// (event_fields).
 	fields [][]string
-	// txnIDs maps event ID → the requesting device's transaction ID.
-	txnIDs map[string]string
+	// txnIDs maps event NID → the requesting device's transaction ID.
+	txnIDs map[int64]string
 	// replaced maps a state event's NID → the state event it replaced.
 	replaced map[int64]*storage.EventRecord
 	// now is the time age is computed against.
@@ -108,7 +108,7 @@ func (o *formatOpts) clientEvent(ev *storage.EventRecord) json.RawMessage {
 			b = append(b, c.Raw...)
 		}
 	}
-	if txn, ok := o.txnIDs[ev.EventID]; ok {
+	if txn, ok := o.txnIDs[ev.NID]; ok {
 		b = append(b, `,"transaction_id":`...)
 		b = strconv.AppendQuote(b, txn)
 	}

@@ -60,7 +60,7 @@ func (a *API) openRoomForReading(ctx context.Context, roomID, userID string) (*r
 		}
 		return nil, err
 	}
-	upto, err := a.db.StreamPos(ctx)
+	upto, err := a.db.SyncStreamPos(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -234,19 +234,11 @@ func (a *API) roomFormatOpts(ctx context.Context, d *auth.Device, evs []*storage
 	if err := opts.loadReplaced(ctx, a.db, evs); err != nil {
 		return nil, err
 	}
-	var own []string
-	for _, ev := range evs {
-		if ev.Sender == d.UserID {
-			own = append(own, ev.EventID)
-		}
+	ids, err := a.db.SyncTxnIDs(ctx, d.UserID, d.DeviceID, evs)
+	if err != nil {
+		return nil, err
 	}
-	if len(own) > 0 {
-		ids, err := a.db.TxnIDs(ctx, d.UserID, d.DeviceID, own)
-		if err != nil {
-			return nil, err
-		}
-		opts.txnIDs = ids
-	}
+	opts.txnIDs = ids
 	return &opts, nil
 }
 

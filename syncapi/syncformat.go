@@ -18,27 +18,17 @@ func nowTime() time.Time { return time.Now() }
 
 func (b *syncBuilder) format(rooms *syncRooms) error {
 	opts := newFormatOpts(b.f, false)
-	var own []string
-	for _, r := range b.rooms {
-		for _, ev := range r.timeline {
-			if ev.Sender == b.req.userID {
-				own = append(own, ev.EventID)
-			}
-		}
-	}
-	if len(own) > 0 {
-		ids, err := b.a.db.TxnIDs(b.ctx, b.req.userID, b.req.deviceID, own)
-		if err != nil {
-			return err
-		}
-		opts.txnIDs = ids
-	}
-
-	// prev_content for the state changes shown in timelines.
 	var timelines []*storage.EventRecord
 	for _, r := range b.rooms {
 		timelines = append(timelines, r.timeline...)
 	}
+	ids, err := b.a.db.SyncTxnIDs(b.ctx, b.req.userID, b.req.deviceID, timelines)
+	if err != nil {
+		return err
+	}
+	opts.txnIDs = ids
+
+	// prev_content for the state changes shown in timelines.
 	if err := opts.loadReplaced(b.ctx, b.a.db, timelines); err != nil {
 		return err
 	}
@@ -52,7 +42,6 @@ func (b *syncBuilder) format(rooms *syncRooms) error {
 	}
 	var counts map[int64]storage.SyncMemberCount
 	if len(counted) > 0 {
-		var err error
 		if counts, err = b.a.db.SyncMemberCounts(b.ctx, counted); err != nil {
 			return err
 		}
