@@ -20,4 +20,17 @@
 // waits on the notifier (notifier.go), which the bus feeds (bus.go), so a
 // write in any process wakes the waiters of every process within
 // milliseconds, without polling the database.
+//
+// What keeps /sync cheap: the reads run on a small worker pool
+// (workers.go), identical concurrent requests share one build (flight.go),
+// one query says which streams changed since the token so the others are
+// skipped, a user's memberships and ignored users are cached while that
+// query says they are current (usercache.go), lazy-loaded members already
+// sent are remembered per device (lazymembers.go), and the sync queries
+// run as cached prepared statements (storage/sync_stmt.go).
+//
+// Not served yet, and therefore absent from responses rather than faked:
+// to_device, device_lists and the one-time key counts (end-to-end
+// encryption). unread_notifications are always 0 until push rules are
+// evaluated.
 package syncapi
