@@ -50,3 +50,51 @@ func TestLongPollWakesOnMessage(t *testing.T) {
 		t.Errorf("a long-poll took %v to return a message", worst)
 	}
 }
+
+// TestShutdownAnswersLongPolls: a graceful shutdown answers held long-polls
+// at once instead of waiting for their timeout.
+func TestShutdownAnswersLongPolls(t *testing.T) {
+	s := servertest.Start(t, 1)[0]
+	alice := newUser(t, s, "alice")
+	since := alice.sync(t, url.Values{"set_presence": {"offline"}}).Get("next_batch").Str
+	done := make(chan int, 1)
+	go func() {
+		status, _ := s.Do(t, "GET", v3+"/sync?set_presence=offline&timeout=30000&since="+since, alice.token, nil)
+		done <- status
+	}()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case status := <-done:
+		if status != 200 {
+			t.Errorf("held long-poll answered %d", status)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held long-poll was not answered")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("shutdown took %v with a long-poll held", d)
+	}
+}
+
+// TestConcurrentIdenticalSyncs: identical syncs at the same time (one
+// build shared) all get the whole, same answer.
+func TestConcurrentIdenticalSyncs(t *testing.T) {
+	s := servertest.Start(t, 1)[0]
+	alice := newUser(t, s, "alice")
+	roomID := alice.createRoom(t, map[string]any{"name": "shared"})
+	ev := alice.send(t, roomID, "hello")
+	results := make(chan []string, 20)
+	for range 20 {
+		go func() { results <- timelineIDs(alice.sync(t, url.Values{"set_presence": {"offline"}}), "join", roomID) }()
+	}
+	for range 20 {
+		ids := <-results
+		if len(ids) == 0 || ids[len(ids)-1] != ev {
+			t.Fatalf("a concurrent sync got timeline %v", ids)
+		}
+	}
+}
