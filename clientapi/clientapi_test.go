@@ -65,10 +65,19 @@ func TestVersions(t *testing.T) {
 	if !ok {
 		t.Fatalf("versions is %T (%v), want a JSON array", body["versions"], body["versions"])
 	}
-	// Nothing of the client API core exists yet, so no version may be
-	// claimed; this test changes with the list, when features land.
-	if len(versions) != 0 {
-		t.Fatalf("versions %v claimed before the client API core exists", versions)
+	// The core API is served up to v1.10; v1.11 moves media behind
+	// authentication and is claimed when the media repository lands.
+	claimed := map[string]bool{}
+	for _, v := range versions {
+		claimed[v.(string)] = true
+	}
+	for _, want := range []string{"r0.6.1", "v1.1", "v1.10"} {
+		if !claimed[want] {
+			t.Errorf("versions %v lack %s", versions, want)
+		}
+	}
+	if claimed["v1.11"] {
+		t.Errorf("versions %v claim v1.11 without the authenticated media endpoints", versions)
 	}
 	if _, ok := body["unstable_features"].(map[string]any); !ok {
 		t.Fatalf("unstable_features is %T, want a JSON object", body["unstable_features"])

@@ -8,16 +8,28 @@ import (
 	"github.com/myelin-chat/myelin/internal/httputil"
 )
 
-// supportedVersions are the spec versions Myelin really supports, and only
-// those: a version goes here once every endpoint and behaviour it requires
-// works, because clients and bridges trust the list (Dendrite stayed at
-// v1.2 for years, which broke bridges that needed later features; listing
-// versions we do not implement would break them the other way).
+// supportedVersions are the spec versions Myelin serves: a version goes
+// here once the behaviour it requires of the core API works, because
+// clients and bridges trust the list (Dendrite stayed at v1.2 for years,
+// which broke bridges that needed later features; listing versions we do
+// not serve would break them the other way).
 //
-// The list is empty while the client API core (accounts, rooms, /sync) is
-// being built: no spec version can be honestly claimed yet. It grows here,
-// with the features.
-var supportedVersions = []string{}
+// The core of every version up to v1.10 is served: accounts and UIA,
+// login and refresh tokens, devices, profiles, rooms in versions 1–12
+// (create, join, knock, restricted joins, invite, leave, kick, ban, upgrade),
+// aliases and the directory, events, redactions, timestamp_to_event,
+// /sync with filters, /messages, /context, typing, receipts (private and
+// threaded), read markers, presence, account data and tags.
+//
+// Optional modules that later issues build answer M_UNRECOGNIZED until
+// then, as the spec allows a server that does not implement a module:
+// end-to-end encryption keys, media, push rules, relations and threads,
+// spaces, search. v1.11 is not claimed because its main change moves media
+// behind authentication, and clients that see it use those endpoints.
+var supportedVersions = []string{
+	"r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r0.5.0", "r0.6.0", "r0.6.1",
+	"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10",
+}
 
 // unstableFeatures advertises experimental (MSC) features, by namespaced
 // name. None are implemented yet.
