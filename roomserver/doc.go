@@ -58,6 +58,9 @@
 // # Queries
 //
 // query.go answers questions about rooms (current state, memberships,
-// events, the state before and after an event); visibility.go implements
-// history visibility (client-server-api "Room History Visibility").
+// events, the state before and after an event). History visibility
+// (client-server-api "Room History Visibility") is one rule,
+// EventVisibility in visibility_rule.go, with no I/O; visibility.go feeds
+// it from state snapshots (FilterVisible, CanUserSee), and syncapi feeds it
+// from one query per room for whole pages of /sync, /messages and /context.
 package roomserver

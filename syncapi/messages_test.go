@@ -259,3 +259,71 @@ func chunkOf(arr gjson.Result) []string {
 	})
 	return ids
 }
+
+// TestHistoryAfterLeavingShared: with history_visibility shared, a user
+// who joined and left sees, through /messages and /context, only what was
+// sent while they were joined and their own member events; joining again
+// gives them the whole shared history back (the roomserver's rule,
+// roomserver.EventVisibility).
+func TestHistoryAfterLeavingShared(t *testing.T) {
+	s := servertest.Start(t, 1)[0]
+	alice, bob := newUser(t, s, "alice"), newUser(t, s, "bob")
+	roomID := alice.createRoom(t, map[string]any{"preset": "public_chat"}) // shared
+	early := alice.send(t, roomID, "before bob joined")
+	bob.join(t, roomID)
+	during := alice.send(t, roomID, "while bob is in")
+	bob.leave(t, roomID)
+	late := alice.send(t, roomID, "after bob left")
+	// bob's join and leave, as alice pages them.
+	var bobsMembers []string
+	for _, ev := range alice.ok(t, "GET", room(roomID)+"/messages?dir=b&limit=50", nil).Get("chunk").Array() {
+		if ev.Get("type").Str == "m.room.member" && ev.Get("state_key").Str == bob.id {
+			bobsMembers = append(bobsMembers, ev.Get("event_id").Str)
+		}
+	}
+	if len(bobsMembers) != 2 {
+		t.Fatalf("bob's member events %v, want his join and leave", bobsMembers)
+	}
+
+	ids := bob.paginate(t, roomID, "b", "", 3, "")
+	if slices.Contains(ids, early) || slices.Contains(ids, late) || !slices.Contains(ids, during) {
+		t.Errorf("bob, gone: /messages %v (early %s, during %s, late %s)", ids, early, during, late)
+	}
+	for _, id := range bobsMembers {
+		if !slices.Contains(ids, id) {
+			t.Errorf("bob, gone: /messages %v lacks his own member event %s", ids, id)
+		}
+	}
+	fwd := bob.paginate(t, roomID, "f", "", 3, "")
+	slices.Reverse(fwd)
+	if !slices.Equal(fwd, ids) {
+		t.Errorf("bob, gone: forwards %v, backwards %v", fwd, ids)
+	}
+	for _, id := range []string{early, late} {
+		bob.fails(t, 404, "M_NOT_FOUND", "GET", room(roomID)+"/context/"+url.PathEscape(id), nil)
+	}
+	res := bob.ok(t, "GET", room(roomID)+"/context/"+url.PathEscape(during)+"?limit=20", nil)
+	around := append(chunkOf(res.Get("events_before")), chunkOf(res.Get("events_after"))...)
+	if slices.Contains(around, early) || slices.Contains(around, late) {
+		t.Errorf("bob, gone: /context around %s shows %v (early %s, late %s)", during, around, early, late)
+	}
+	for _, id := range bobsMembers {
+		if !slices.Contains(around, id) {
+			t.Errorf("bob, gone: /context %v lacks his own member event %s", around, id)
+		}
+	}
+
+	// Joined again: all of the shared history.
+	bob.join(t, roomID)
+	ids = bob.paginate(t, roomID, "b", "", 3, "")
+	for _, id := range []string{early, during, late} {
+		if !slices.Contains(ids, id) {
+			t.Errorf("bob, back: /messages %v lacks %s", ids, id)
+		}
+	}
+	for _, id := range []string{early, late} {
+		if got := bob.ok(t, "GET", room(roomID)+"/context/"+url.PathEscape(id), nil).Get("event.event_id").Str; got != id {
+			t.Errorf("bob, back: /context of %s returned %q", id, got)
+		}
+	}
+}

@@ -97,19 +97,37 @@ func TestTypingTable(t *testing.T) {
 }
 
 func TestVisibility(t *testing.T) {
-	ev := func(pos int64) *storage.EventRecord { return &storage.EventRecord{StreamPos: pos} }
+	const userID = "@u:x"
+	empty := ""
+	// ev is the event at pos: the history_visibility and member events at
+	// the positions the lists give them, a message elsewhere.
+	var v *roomVisibility
+	ev := func(pos int64) *storage.EventRecord {
+		for _, s := range v.visibility {
+			if s.pos == pos {
+				return &storage.EventRecord{StreamPos: pos, Type: "m.room.history_visibility", StateKey: &empty}
+			}
+		}
+		for _, s := range v.memberships {
+			if s.pos == pos {
+				uid := userID
+				return &storage.EventRecord{StreamPos: pos, Type: "m.room.member", StateKey: &uid}
+			}
+		}
+		return &storage.EventRecord{StreamPos: pos, Type: "m.room.message"}
+	}
 	// history: shared at 1, user invited at 5, joined at 8, visibility
 	// joined at 10, left at 15; world_readable at 20.
-	v := &roomVisibility{
+	v = &roomVisibility{
+		userID:      userID,
 		visibility:  []stateAt{{1, "shared"}, {10, "joined"}, {20, "world_readable"}},
 		memberships: []stateAt{{5, "invite"}, {8, "join"}, {15, "leave"}},
-		lastJoin:    8,
 	}
 	for _, c := range []struct {
 		pos  int64
 		want bool
 	}{
-		{3, true},   // shared, joined later
+		{3, false},  // shared, joined later but has left since
 		{9, true},   // joined
 		{10, true},  // the visibility event itself (joined either way)
 		{12, true},  // joined, visibility joined
@@ -122,7 +140,19 @@ func TestVisibility(t *testing.T) {
 			t.Errorf("canSee(%d) = %v, want %v", c.pos, got, c.want)
 		}
 	}
+	// The same history for a user who is joined now (say, joined again
+	// after 22): shared history is visible, what "joined" hid is not.
+	v.joinedNow = true
+	for _, c := range []struct {
+		pos  int64
+		want bool
+	}{{3, true}, {9, true}, {17, false}, {22, true}} {
+		if got := v.canSee(ev(c.pos)); got != c.want {
+			t.Errorf("joined now: canSee(%d) = %v, want %v", c.pos, got, c.want)
+		}
+	}
 	invited := &roomVisibility{
+		userID:      userID,
 		visibility:  []stateAt{{1, "invited"}},
 		memberships: []stateAt{{5, "invite"}, {8, "leave"}},
 	}

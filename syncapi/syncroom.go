@@ -233,6 +233,9 @@ func (b *syncBuilder) visible(m storage.SyncMembership, section string, evs []*s
 	if err != nil {
 		return nil, err
 	}
+	// Joined now means joined at the sync's position, which the section
+	// says; the memberships loaded stop at the last event shown.
+	v.joinedNow = section == "join"
 	return v.filter(evs), nil
 }
 

@@ -1,7 +1,9 @@
 package syncapi
 
 // History visibility (client-server-api "Room History Visibility"), for a
-// whole list of events at once.
+// whole list of events at once. The rule is the roomserver's
+// (roomserver.EventVisibility); this file only gathers what it needs
+// cheaply.
 //
 // Whether a user may see an event depends on two pieces of state at the
 // event: m.room.history_visibility and the user's m.room.member. A room
@@ -15,8 +17,7 @@ import (
 	"context"
 	"sort"
 
-	"github.com/tidwall/gjson"
-
+	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/storage"
 )
 
@@ -25,7 +26,10 @@ type roomVisibility struct {
 	userID      string
 	visibility  []stateAt // m.room.history_visibility, in stream order
 	memberships []stateAt // the user's memberships, in stream order
-	lastJoin    int64     // stream position of the user's last join, 0 if none
+	// joinedNow is whether the user is joined to the room now, which lets
+	// them see shared history: by default, whether their last membership
+	// up to the position loaded is join.
+	joinedNow bool
 }
 
 type stateAt struct {
@@ -43,14 +47,12 @@ func (a *API) loadVisibility(ctx context.Context, roomNID int64, userID string, 
 	v := &roomVisibility{userID: userID}
 	for _, ev := range evs {
 		if ev.Type == "m.room.history_visibility" {
-			v.visibility = append(v.visibility, stateAt{ev.StreamPos, gjson.GetBytes(ev.JSON, "content.history_visibility").Str})
+			v.visibility = append(v.visibility, stateAt{ev.StreamPos, roomserver.HistoryVisibilityOf(ev.JSON)})
 		} else {
 			v.memberships = append(v.memberships, stateAt{ev.StreamPos, ev.Membership})
-			if ev.Membership == "join" {
-				v.lastJoin = ev.StreamPos
-			}
 		}
 	}
+	v.joinedNow = len(v.memberships) > 0 && v.memberships[len(v.memberships)-1].value == "join"
 	return v, nil
 }
 
@@ -67,39 +69,23 @@ func before(list []stateAt, pos int64) (prev string, at string, isAt bool) {
 	return prev, "", false
 }
 
-// canSee applies the spec's rules to ev.
+// canSee applies the rule to ev.
 func (v *roomVisibility) canSee(ev *storage.EventRecord) bool {
 	vis, visAt, isVis := before(v.visibility, ev.StreamPos)
 	mem, memAt, isMem := before(v.memberships, ev.StreamPos)
-	if v.allowed(ev.StreamPos, vis, mem) {
-		return true
-	}
-	// A history_visibility event, and the user's own member event, is
-	// visible if the user may see it under the state before or after it.
-	if isVis || isMem {
+	st := roomserver.VisibilityState{HistoryVisibility: vis, Membership: mem}
+	var after *roomserver.VisibilityState
+	if roomserver.StateAfterCounts(ev.Type, ev.StateKey, v.userID) && (isVis || isMem) {
+		a := st
 		if isVis {
-			vis = visAt
+			a.HistoryVisibility = visAt
 		}
 		if isMem {
-			mem = memAt
+			a.Membership = memAt
 		}
-		return v.allowed(ev.StreamPos, vis, mem)
+		after = &a
 	}
-	return false
-}
-
-func (v *roomVisibility) allowed(pos int64, visibility, membership string) bool {
-	switch visibility {
-	case "world_readable":
-		return true
-	case "invited":
-		return membership == "join" || membership == "invite"
-	case "joined":
-		return membership == "join"
-	default: // "shared", unset or not understood
-		// Visible to members, and to anyone who joined after the event.
-		return membership == "join" || v.lastJoin >= pos
-	}
+	return roomserver.EventVisibility(st, after).Allows(v.joinedNow)
 }
 
 // filter returns the events of evs the user may see, keeping their order.
