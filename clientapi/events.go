@@ -25,6 +25,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/myelin-chat/myelin/clientapi/auth"
+	"github.com/myelin-chat/myelin/clientapi/clientevent"
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/roomserver/pdu"
@@ -282,40 +283,14 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request, d *auth.Device) {
 		httputil.WriteError(w, r, httputil.Forbidden("you don't have permission to access that event"))
 		return
 	}
-	ev := formatEvent(recs[0])
-	if err := a.addTransactionIDs(ctx, d, ev); err != nil {
+	// The requesting device's transaction ID goes with its own events, as
+	// the spec asks of events returned to their sender.
+	opts := clientevent.Options{WithRoomID: true}
+	if opts.TxnIDs, err = a.db.SyncTxnIDs(ctx, d.UserID, d.DeviceID, recs); err != nil {
 		httputil.WriteError(w, r, err)
 		return
 	}
-	httputil.WriteJSON(w, r, http.StatusOK, ev)
-}
-
-// addTransactionIDs sets unsigned.transaction_id on the events the
-// requesting device sent, as the spec asks of events returned to their
-// sender.
-func (a *API) addTransactionIDs(ctx context.Context, d *auth.Device, evs ...*clientEvent) error {
-	ids := make([]string, 0, len(evs))
-	for _, ev := range evs {
-		if ev.Sender == d.UserID {
-			ids = append(ids, ev.EventID)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	txns, err := a.db.TxnIDs(ctx, d.UserID, d.DeviceID, ids)
-	if err != nil {
-		return err
-	}
-	for _, ev := range evs {
-		if txn, ok := txns[ev.EventID]; ok {
-			var u map[string]json.RawMessage
-			_ = json.Unmarshal(ev.Unsigned, &u)
-			u["transaction_id"], _ = json.Marshal(txn)
-			ev.Unsigned, _ = json.Marshal(u)
-		}
-	}
-	return nil
+	httputil.WriteJSON(w, r, http.StatusOK, opts.Format(recs[0]))
 }
 
 // getTimestampToEvent implements GET /v1/rooms/{roomId}/timestamp_to_event:

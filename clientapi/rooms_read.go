@@ -8,6 +8,7 @@ package clientapi
 // they left, anyone a world_readable room's current state.
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
@@ -16,9 +17,13 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/myelin-chat/myelin/clientapi/auth"
+	"github.com/myelin-chat/myelin/clientapi/clientevent"
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/storage"
 )
+
+// clientFormat formats the events these endpoints return (never changed).
+var clientFormat = clientevent.Options{WithRoomID: true}
 
 func (a *API) registerRoomReads(r *mux.Router) {
 	const p = "/_matrix/client/v3/rooms/{roomId}"
@@ -47,7 +52,7 @@ func (a *API) getRoomState(w http.ResponseWriter, r *http.Request, d *auth.Devic
 		httputil.WriteError(w, r, err)
 		return
 	}
-	httputil.WriteJSON(w, r, http.StatusOK, formatEvents(state))
+	httputil.WriteJSON(w, r, http.StatusOK, clientFormat.FormatAll(state))
 }
 
 // getStateEvent implements GET /rooms/{roomId}/state/{eventType}/{stateKey}
@@ -96,12 +101,11 @@ func (a *API) getStateEvent(w http.ResponseWriter, r *http.Request, d *auth.Devi
 		httputil.WriteError(w, r, httputil.NotFound("the room has no state event of type "+strconv.Quote(evType)+" and state key "+strconv.Quote(stateKey)))
 		return
 	}
-	ev := formatEvent(found)
 	if format == "event" {
-		httputil.WriteJSON(w, r, http.StatusOK, ev)
+		httputil.WriteJSON(w, r, http.StatusOK, clientFormat.Format(found))
 		return
 	}
-	httputil.WriteRawJSON(w, http.StatusOK, ev.Content)
+	httputil.WriteRawJSON(w, http.StatusOK, clientevent.Content(found))
 }
 
 // memberships are the values of the membership filters of /members.
@@ -150,12 +154,12 @@ func (a *API) getMembers(w http.ResponseWriter, r *http.Request, d *auth.Device)
 		httputil.WriteError(w, r, err)
 		return
 	}
-	chunk := make([]*clientEvent, 0, len(state))
+	chunk := make([]json.RawMessage, 0, len(state))
 	for _, ev := range state {
 		if ev.Type != "m.room.member" || (want != "" && ev.Membership != want) || (notWant != "" && ev.Membership == notWant) {
 			continue
 		}
-		chunk = append(chunk, formatEvent(ev))
+		chunk = append(chunk, clientFormat.Format(ev))
 	}
 	httputil.WriteJSON(w, r, http.StatusOK, map[string]any{"chunk": chunk})
 }

@@ -126,20 +126,20 @@ func (a *API) getContext(w http.ResponseWriter, r *http.Request, d *auth.Device)
 	resp := contextResponse{
 		Start:        paginationToken(max(start, 0)),
 		End:          paginationToken(end),
-		Event:        opts.clientEvent(ev),
+		Event:        opts.Format(ev),
 		EventsBefore: []jsonRaw{},
 		EventsAfter:  []jsonRaw{},
 		State:        []jsonRaw{},
 	}
 	for _, e := range before {
-		resp.EventsBefore = append(resp.EventsBefore, opts.clientEvent(e))
+		resp.EventsBefore = append(resp.EventsBefore, opts.Format(e))
 	}
 	for _, e := range after {
-		resp.EventsAfter = append(resp.EventsAfter, opts.clientEvent(e))
+		resp.EventsAfter = append(resp.EventsAfter, opts.Format(e))
 	}
 	for _, e := range state {
 		if filter.matchesEvent(roomID, e.Type, e.Sender, contentOf(e)) {
-			resp.State = append(resp.State, opts.clientEvent(e))
+			resp.State = append(resp.State, opts.Format(e))
 		}
 	}
 	httputil.WriteJSON(w, r, http.StatusOK, resp)

@@ -92,33 +92,6 @@ func TestFilterMatching(t *testing.T) {
 	}
 }
 
-func TestEventFields(t *testing.T) {
-	ev := []byte(`{"content":{"body":"hi","a.b":{"c":1},"msgtype":"m.text"},"type":"m.room.message","sender":"@a:x","unsigned":{"age":1}}`)
-	for _, c := range []struct {
-		fields []string
-		want   string
-	}{
-		{[]string{"type", "content.body"}, `{"content":{"body":"hi"},"type":"m.room.message"}`},
-		{[]string{"content", "content.body"}, `{"content":{"a.b":{"c":1},"body":"hi","msgtype":"m.text"}}`},
-		{[]string{"content.body", "content"}, `{"content":{"a.b":{"c":1},"body":"hi","msgtype":"m.text"}}`},
-		{[]string{`content.a\.b.c`}, `{"content":{"a.b":{"c":1}}}`},
-		{[]string{"missing", "content.missing.deeper"}, `{}`},
-	} {
-		var paths [][]string
-		for _, f := range c.fields {
-			paths = append(paths, splitFieldPath(f))
-		}
-		var got, want any
-		_ = json.Unmarshal(projectFields(ev, paths), &got)
-		_ = json.Unmarshal([]byte(c.want), &want)
-		gb, _ := json.Marshal(got)
-		wb, _ := json.Marshal(want)
-		if string(gb) != string(wb) {
-			t.Errorf("event_fields %v = %s, want %s", c.fields, gb, wb)
-		}
-	}
-}
-
 func TestTokens(t *testing.T) {
 	for _, tok := range []syncToken{{Pos: 0}, {Pos: 42}, {Pos: 7, Typing: 3, Instance: "abcd1234"}} {
 		got, err := parseToken("since", tok.String())

@@ -21,6 +21,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/myelin-chat/myelin/clientapi/auth"
+	"github.com/myelin-chat/myelin/clientapi/clientevent"
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/storage"
 )
@@ -209,7 +210,7 @@ func (a *API) messages(ctx context.Context, rr *roomReader, d *auth.Device, from
 		return nil, err
 	}
 	for _, ev := range chunk {
-		resp.Chunk = append(resp.Chunk, opts.clientEvent(ev))
+		resp.Chunk = append(resp.Chunk, opts.Format(ev))
 	}
 	if filter.LazyLoadMembers && len(chunk) > 0 {
 		newest := chunk[0]
@@ -221,7 +222,7 @@ func (a *API) messages(ctx context.Context, rr *roomReader, d *auth.Device, from
 			return nil, err
 		}
 		for _, ev := range members {
-			resp.State = append(resp.State, opts.clientEvent(ev))
+			resp.State = append(resp.State, opts.Format(ev))
 		}
 	}
 	return resp, nil
@@ -229,16 +230,16 @@ func (a *API) messages(ctx context.Context, rr *roomReader, d *auth.Device, from
 
 // roomFormatOpts formats events with room IDs, with the device's
 // transaction IDs on its own events.
-func (a *API) roomFormatOpts(ctx context.Context, d *auth.Device, evs []*storage.EventRecord) (*formatOpts, error) {
+func (a *API) roomFormatOpts(ctx context.Context, d *auth.Device, evs []*storage.EventRecord) (*clientevent.Options, error) {
 	opts := newFormatOpts(nil, true)
-	if err := opts.loadReplaced(ctx, a.db, evs); err != nil {
+	if err := opts.LoadReplaced(ctx, a.db, evs); err != nil {
 		return nil, err
 	}
 	ids, err := a.db.SyncTxnIDs(ctx, d.UserID, d.DeviceID, evs)
 	if err != nil {
 		return nil, err
 	}
-	opts.txnIDs = ids
+	opts.TxnIDs = ids
 	return &opts, nil
 }
 

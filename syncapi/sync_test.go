@@ -509,3 +509,40 @@ func TestFilteredTimelineKeepsState(t *testing.T) {
 		t.Errorf("initial sync with a filter: name %s, want %s", got, name)
 	}
 }
+
+// TestRedactedInClientForm: a redacted event's unsigned.redacted_because
+// is the redaction in client form (with its event ID, which the stored
+// federation form lacks from room version 3 on), in /sync as in
+// /messages; a v11 redaction has redacts at the top level too.
+func TestRedactedInClientForm(t *testing.T) {
+	s := servertest.Start(t, 1)[0]
+	alice := newUser(t, s, "alice")
+	roomID := alice.createRoom(t, map[string]any{"room_version": "11"})
+	msg := alice.send(t, roomID, "oops")
+	rid := alice.ok(t, "PUT", room(roomID)+"/redact/"+url.PathEscape(msg)+"/r1", map[string]any{"reason": "typo"}).Get("event_id").Str
+
+	check := func(where string, evs []gjson.Result) {
+		t.Helper()
+		var seenMsg, seenRed bool
+		for _, ev := range evs {
+			switch ev.Get("event_id").Str {
+			case msg:
+				seenMsg = true
+				rb := ev.Get("unsigned.redacted_because")
+				if rb.Get("event_id").Str != rid || rb.Get("redacts").Str != msg || rb.Get("content.reason").Str != "typo" || ev.Get("content.body").Exists() {
+					t.Errorf("%s: redacted event %s", where, ev.Raw)
+				}
+			case rid:
+				seenRed = true
+				if ev.Get("redacts").Str != msg || ev.Get("content.redacts").Str != msg {
+					t.Errorf("%s: redaction %s", where, ev.Raw)
+				}
+			}
+		}
+		if !seenMsg || !seenRed {
+			t.Errorf("%s: the message (%v) or the redaction (%v) is missing", where, seenMsg, seenRed)
+		}
+	}
+	check("/sync", alice.initialSync(t, "").Get("rooms.join."+esc(roomID)+".timeline.events").Array())
+	check("/messages", alice.ok(t, "GET", room(roomID)+"/messages?dir=b&limit=10", nil).Get("chunk").Array())
+}

@@ -26,10 +26,10 @@ func (b *syncBuilder) format(rooms *syncRooms) error {
 	if err != nil {
 		return err
 	}
-	opts.txnIDs = ids
+	opts.TxnIDs = ids
 
 	// prev_content for the state changes shown in timelines.
-	if err := opts.loadReplaced(b.ctx, b.a.db, timelines); err != nil {
+	if err := opts.LoadReplaced(b.ctx, b.a.db, timelines); err != nil {
 		return err
 	}
 
@@ -49,15 +49,15 @@ func (b *syncBuilder) format(rooms *syncRooms) error {
 
 	for _, r := range b.rooms {
 		timeline := timelineBatch{
-			Events:    opts.clientEvents(r.timeline),
+			Events:    opts.FormatAll(r.timeline),
 			Limited:   r.limited,
 			PrevBatch: paginationToken(max(r.prevBatch, 0)),
 		}
 		var state, after *eventBatch
 		if b.req.useStateAfter {
-			after = &eventBatch{Events: opts.clientEvents(r.stateAfter)}
+			after = &eventBatch{Events: opts.FormatAll(r.stateAfter)}
 		} else {
-			state = &eventBatch{Events: opts.clientEvents(r.state)}
+			state = &eventBatch{Events: opts.FormatAll(r.state)}
 		}
 		if b.members != nil {
 			b.members.record(r.m.RoomID, r.state)

@@ -425,8 +425,8 @@ func (b *syncBuilder) addInvite(m storage.SyncMembership, rooms *syncRooms) erro
 		return err
 	}
 	opts := newFormatOpts(b.f, false)
-	opts.fields = nil
-	state = append(state, opts.clientEvent(ev))
+	opts.Fields = nil
+	state = append(state, opts.Format(ev))
 	if rooms.Invite == nil {
 		rooms.Invite = map[string]*invitedRoom{}
 	}
@@ -441,8 +441,8 @@ func (b *syncBuilder) addKnock(m storage.SyncMembership, rooms *syncRooms) error
 		return err
 	}
 	opts := newFormatOpts(b.f, false)
-	opts.fields = nil
-	state = append(state, opts.clientEvent(ev))
+	opts.Fields = nil
+	state = append(state, opts.Format(ev))
 	if rooms.Knock == nil {
 		rooms.Knock = map[string]*knockedRoom{}
 	}
