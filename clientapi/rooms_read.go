@@ -20,6 +20,7 @@ import (
 	"github.com/myelin-chat/myelin/clientapi/clientevent"
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/storage"
+	"github.com/myelin-chat/myelin/syncapi/synctoken"
 )
 
 // clientFormat formats the events these endpoints return (never changed).
@@ -130,10 +131,12 @@ func (a *API) getMembers(w http.ResponseWriter, r *http.Request, d *auth.Device)
 	}
 	atPos := int64(-1)
 	if at := q.Get("at"); at != "" {
-		if atPos, err = streamPosOfToken(at); err != nil {
+		tok, err := synctoken.Parse("at", at)
+		if err != nil {
 			httputil.WriteError(w, r, err)
 			return
 		}
+		atPos = tok.Pos
 	}
 	acc, err := a.canRead(r.Context(), d.UserID, roomID)
 	if err != nil {
@@ -201,17 +204,4 @@ func (a *API) getJoinedMembers(w http.ResponseWriter, r *http.Request, d *auth.D
 		}
 	}
 	httputil.WriteJSON(w, r, http.StatusOK, map[string]any{"joined": joined})
-}
-
-// streamPosOfToken reads the stream position of a pagination or sync token
-// ("s<pos>" or "s<pos>_<typing>_<instance>", syncapi/token.go), for /members
-// ?at=. A malformed token is 400 M_INVALID_PARAM.
-func streamPosOfToken(tok string) (int64, error) {
-	rest, ok := strings.CutPrefix(tok, "s")
-	posText, _, _ := strings.Cut(rest, "_")
-	pos, err := strconv.ParseInt(posText, 10, 64)
-	if !ok || err != nil || pos < 0 || posText != strconv.FormatInt(pos, 10) {
-		return 0, httputil.InvalidParam("invalid at token " + strconv.Quote(tok))
-	}
-	return pos, nil
 }

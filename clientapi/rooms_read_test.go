@@ -59,7 +59,7 @@ func TestMembers(t *testing.T) {
 	if !slices.Contains(at, bob.id+"=join") || slices.Contains(at, eve.id+"=join") {
 		t.Errorf("members at s%d: %v", atBobJoined, at)
 	}
-	if got := mem("?at=s" + strconv.FormatInt(atBobJoined, 10) + "_0_abc"); !slices.Equal(got, at) {
+	if got := mem("?at=s" + strconv.FormatInt(atBobJoined, 10) + "_0_abcd1234"); !slices.Equal(got, at) {
 		t.Errorf("a sync token gives %v, the pagination token %v", got, at)
 	}
 	// Bob, who left, sees the members as they were when he left.
@@ -90,6 +90,7 @@ func TestMembers(t *testing.T) {
 		{room(roomID) + "/members?not_membership=x", 400, "M_INVALID_PARAM"},
 		{room(roomID) + "/members?at=garbage", 400, "M_INVALID_PARAM"},
 		{room(roomID) + "/members?at=s-1", 400, "M_INVALID_PARAM"},
+		{room(roomID) + "/members?at=s1_0_abc", 400, "M_INVALID_PARAM"}, // not an instance ID
 		{room("!nope:"+s.Name) + "/members", 404, "M_NOT_FOUND"},
 		{room("!nope:"+s.Name) + "/joined_members", 404, "M_NOT_FOUND"},
 		{room("nope") + "/members", 400, "M_INVALID_PARAM"},

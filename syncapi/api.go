@@ -14,6 +14,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/storage"
+	"github.com/myelin-chat/myelin/syncapi/synctoken"
 )
 
 // Deps is what the sync API is built from.
@@ -66,7 +67,7 @@ func New(d Deps) (*API, error) {
 		auth:        d.Auth,
 		serverName:  d.ServerName,
 		logger:      logger.With("component", "syncapi"),
-		instance:    newInstanceID(),
+		instance:    synctoken.NewInstanceID(),
 		notifier:    newNotifier(),
 		lazyMembers: newLazyMembersCache(),
 		users:       newUserCache(),

@@ -10,6 +10,7 @@ import (
 	"github.com/myelin-chat/myelin/clientapi/auth"
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/storage"
+	"github.com/myelin-chat/myelin/syncapi/synctoken"
 )
 
 type contextResponse struct {
@@ -124,8 +125,8 @@ func (a *API) getContext(w http.ResponseWriter, r *http.Request, d *auth.Device)
 	}
 	sortByPos(state)
 	resp := contextResponse{
-		Start:        paginationToken(max(start, 0)),
-		End:          paginationToken(end),
+		Start:        synctoken.Pagination(max(start, 0)),
+		End:          synctoken.Pagination(end),
 		Event:        opts.Format(ev),
 		EventsBefore: []jsonRaw{},
 		EventsAfter:  []jsonRaw{},

@@ -2,7 +2,7 @@
 // carries, and room history. It implements, from the client-server spec:
 //
 //   - "Syncing": GET /sync, initial and incremental, long-polling (sync.go,
-//     syncrooms.go); sync tokens are documented in token.go;
+//     syncrooms.go); sync tokens are documented in the synctoken subpackage;
 //   - "Filtering": POST/GET /user/{userId}/filter and inline filters
 //     (filter.go, filterapi.go), lazy-loading room members;
 //   - "Getting events for a room": GET /rooms/{roomId}/messages

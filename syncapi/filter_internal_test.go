@@ -91,20 +91,3 @@ func TestFilterMatching(t *testing.T) {
 		}
 	}
 }
-
-func TestTokens(t *testing.T) {
-	for _, tok := range []syncToken{{Pos: 0}, {Pos: 42}, {Pos: 7, Typing: 3, Instance: "abcd1234"}} {
-		got, err := parseToken("since", tok.String())
-		if err != nil || got.Pos != tok.Pos || got.Typing != tok.Typing || got.Instance != tok.Instance {
-			t.Errorf("round trip of %q: %+v, %v", tok.String(), got, err)
-		}
-	}
-	for _, bad := range []string{"", "s", "t1", "s01", "s+1", "s-1", "s1_", "s1_2", "s1_2_", "s1_x_abcd1234", "s1_2_ABCD1234", "s1_2_abc", "s1_-2_abcd1234", "s99999999999999999999", "s1_2_abcd1234_9"} {
-		if _, err := parseToken("since", bad); errCode(err) != "M_INVALID_PARAM" {
-			t.Errorf("parseToken(%q) = %v, want M_INVALID_PARAM", bad, err)
-		}
-	}
-	if id := newInstanceID(); !validInstance(id) {
-		t.Errorf("instance ID %q is not valid", id)
-	}
-}

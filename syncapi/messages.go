@@ -4,7 +4,7 @@ package syncapi
 // room"): paging through a room's history.
 //
 // Pages follow stream order, the order of sync timelines, so that /sync's
-// prev_batch and next_batch are /messages tokens as they are (token.go):
+// prev_batch and next_batch are /messages tokens as they are (synctoken):
 // a page going backwards from s<p> returns events at or before p, its end
 // token is s<q-1> for its last (oldest) event q; going forwards from s<p> it
 // returns events after p and ends at s<q>. Positions are unique and
@@ -24,6 +24,7 @@ import (
 	"github.com/myelin-chat/myelin/clientapi/clientevent"
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/storage"
+	"github.com/myelin-chat/myelin/syncapi/synctoken"
 )
 
 // Page sizes: the default and the most a request may ask for (Synapse's
@@ -106,13 +107,13 @@ func (a *API) getMessages(w http.ResponseWriter, r *http.Request, d *auth.Device
 			return
 		}
 	}
-	var from, to *syncToken
+	var from, to *synctoken.Token
 	for _, p := range []struct {
 		name string
-		dst  **syncToken
+		dst  **synctoken.Token
 	}{{"from", &from}, {"to", &to}} {
 		if s := q.Get(p.name); s != "" {
-			t, err := parseToken(p.name, s)
+			t, err := synctoken.Parse(p.name, s)
 			if err != nil {
 				httputil.WriteError(w, r, err)
 				return
@@ -145,7 +146,7 @@ func limitParam(s string, def, maxLimit int) (int, error) {
 	return min(n, maxLimit), nil
 }
 
-func (a *API) messages(ctx context.Context, rr *roomReader, d *auth.Device, from, to *syncToken, backwards bool, limit int, filter *RoomEventFilter) (*messagesResponse, error) {
+func (a *API) messages(ctx context.Context, rr *roomReader, d *auth.Device, from, to *synctoken.Token, backwards bool, limit int, filter *RoomEventFilter) (*messagesResponse, error) {
 	ignored, err := a.ignoredUsers(ctx, d.UserID)
 	if err != nil {
 		return nil, err
@@ -164,9 +165,9 @@ func (a *API) messages(ctx context.Context, rr *roomReader, d *auth.Device, from
 	if to != nil {
 		bound = min(to.Pos, rr.upto)
 	}
-	resp := &messagesResponse{Start: paginationToken(cursor), Chunk: []jsonRaw{}}
+	resp := &messagesResponse{Start: synctoken.Pagination(cursor), Chunk: []jsonRaw{}}
 	if from != nil {
-		resp.Start = from.raw // "the same as the value given in from"
+		resp.Start = from.Raw // "the same as the value given in from"
 	}
 	var chunk []*storage.EventRecord
 	scanned := false
@@ -203,7 +204,7 @@ func (a *API) messages(ctx context.Context, rr *roomReader, d *auth.Device, from
 		}
 	}
 	if scanned {
-		resp.End = paginationToken(cursor)
+		resp.End = synctoken.Pagination(cursor)
 	}
 	opts, err := a.roomFormatOpts(ctx, d, chunk)
 	if err != nil {

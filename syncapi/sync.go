@@ -15,6 +15,7 @@ import (
 
 	"github.com/myelin-chat/myelin/clientapi/auth"
 	"github.com/myelin-chat/myelin/internal/httputil"
+	"github.com/myelin-chat/myelin/syncapi/synctoken"
 )
 
 // maxSyncTimeout bounds a long-poll below the request deadline
@@ -26,7 +27,7 @@ const maxSyncTimeout = 60 * time.Second
 type syncRequest struct {
 	userID, deviceID string
 	filter           *Filter
-	since            *syncToken // nil for an initial sync
+	since            *synctoken.Token // nil for an initial sync
 	fullState        bool
 	useStateAfter    bool
 	timeout          time.Duration
@@ -62,7 +63,7 @@ func (a *API) parseSyncRequest(r *http.Request, d *auth.Device) (*syncRequest, e
 		return nil, httputil.InvalidParam("'from' is not a /sync parameter; did you mean 'since'?")
 	}
 	if s := q.Get("since"); s != "" {
-		t, err := parseToken("since", s)
+		t, err := synctoken.Parse("since", s)
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/myelin-chat/myelin/storage"
+	"github.com/myelin-chat/myelin/syncapi/synctoken"
 )
 
 // syncBuilder holds one response being built.
@@ -118,7 +119,7 @@ func (a *API) buildSync(ctx context.Context, req *syncRequest) (*syncResponse, [
 		resp.Rooms = rooms
 	}
 	resp.empty = resp.Rooms == nil && resp.AccountData == nil && resp.Presence == nil
-	resp.NextBatch = syncToken{Pos: b.upto, Typing: typingSerial, Instance: a.instance}.String()
+	resp.NextBatch = synctoken.Token{Pos: b.upto, Typing: typingSerial, Instance: a.instance}.String()
 	return resp, joined, nil
 }
 

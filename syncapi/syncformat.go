@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/myelin-chat/myelin/storage"
+	"github.com/myelin-chat/myelin/syncapi/synctoken"
 )
 
 func nowTime() time.Time { return time.Now() }
@@ -51,7 +52,7 @@ func (b *syncBuilder) format(rooms *syncRooms) error {
 		timeline := timelineBatch{
 			Events:    opts.FormatAll(r.timeline),
 			Limited:   r.limited,
-			PrevBatch: paginationToken(max(r.prevBatch, 0)),
+			PrevBatch: synctoken.Pagination(max(r.prevBatch, 0)),
 		}
 		var state, after *eventBatch
 		if b.req.useStateAfter {

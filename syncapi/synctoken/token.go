@@ -1,6 +1,8 @@
-package syncapi
-
-// Sync and pagination tokens.
+// Package synctoken reads and writes the tokens of /sync and of
+// pagination (client-server-api "Syncing", "Getting events for a room"):
+// since and next_batch, prev_batch, the from and to of /messages, the
+// start and end of /context, and the at of /members. syncapi issues them;
+// clientapi reads them too.
 //
 // Everything /sync returns except typing is ordered by one number: the
 // global stream position (storage.(*Tx).NextStreamPos), taken by room
@@ -21,6 +23,7 @@ package syncapi
 // fixed for the life of the process. A sync token from another process or
 // from before a restart has a foreign <inst>; /sync then sends the current
 // typing state of every room instead of the changes.
+package synctoken
 
 import (
 	"crypto/rand"
@@ -30,17 +33,17 @@ import (
 	"github.com/myelin-chat/myelin/internal/httputil"
 )
 
-// syncToken is a parsed token.
-type syncToken struct {
+// Token is a parsed token.
+type Token struct {
 	Pos      int64
 	Typing   int64
 	Instance string // "" in pagination tokens
-	raw      string // the text parsed, when parsed
+	Raw      string // the text parsed, when parsed
 }
 
 // String formats t: a sync token when it has an instance, else a
 // pagination token.
-func (t syncToken) String() string {
+func (t Token) String() string {
 	b := make([]byte, 0, 32)
 	b = append(b, 's')
 	b = strconv.AppendInt(b, t.Pos, 10)
@@ -53,20 +56,21 @@ func (t syncToken) String() string {
 	return string(b)
 }
 
-// paginationToken formats the pagination token of position pos.
-func paginationToken(pos int64) string { return syncToken{Pos: pos}.String() }
+// Pagination formats the pagination token of position pos.
+func Pagination(pos int64) string { return Token{Pos: pos}.String() }
 
-// parseToken parses either form. A malformed token is 400 M_INVALID_PARAM
-// naming the parameter, as Synapse answers.
-func parseToken(param, s string) (syncToken, error) {
-	bad := func() (syncToken, error) {
-		return syncToken{}, httputil.InvalidParam("invalid " + param + " token " + strconv.Quote(s))
+// Parse parses either form, given as the query parameter param. A
+// malformed token is 400 M_INVALID_PARAM naming the parameter, as Synapse
+// answers.
+func Parse(param, s string) (Token, error) {
+	bad := func() (Token, error) {
+		return Token{}, httputil.InvalidParam("invalid " + param + " token " + strconv.Quote(s))
 	}
 	rest, ok := strings.CutPrefix(s, "s")
 	if !ok {
 		return bad()
 	}
-	t := syncToken{raw: s}
+	t := Token{Raw: s}
 	posText, typingPart, hasTyping := strings.Cut(rest, "_")
 	pos, err := strconv.ParseInt(posText, 10, 64)
 	if err != nil || pos < 0 || posText != strconv.FormatInt(pos, 10) {
@@ -88,7 +92,9 @@ func parseToken(param, s string) (syncToken, error) {
 // 41 bits, plenty to tell a few processes and restarts apart.
 const instanceLen = 8
 
-func newInstanceID() string {
+// NewInstanceID returns a new random instance ID, for a process to put in
+// the sync tokens it issues.
+func NewInstanceID() string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
 	var b [instanceLen]byte
 	_, _ = rand.Read(b[:])
