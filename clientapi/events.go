@@ -286,7 +286,7 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request, d *auth.Device) {
 	// The requesting device's transaction ID goes with its own events, as
 	// the spec asks of events returned to their sender.
 	opts := clientevent.Options{WithRoomID: true}
-	if opts.TxnIDs, err = a.db.SyncTxnIDs(ctx, d.UserID, d.DeviceID, recs); err != nil {
+	if opts.TxnIDs, err = a.db.TxnIDsOf(ctx, d.UserID, d.DeviceID, recs); err != nil {
 		httputil.WriteError(w, r, err)
 		return
 	}

@@ -41,7 +41,7 @@ func (tx *Tx) SetAccountData(ctx context.Context, userID, roomID, dataType strin
 // GetAccountData returns the content of userID's account data of type
 // dataType in roomID ("" for global), or an error wrapping ErrNotFound.
 func (db *DB) GetAccountData(ctx context.Context, userID, roomID, dataType string) ([]byte, error) {
-	return getAccountData(ctx, db.cachedRead(), userID, roomID, dataType)
+	return getAccountData(ctx, db.read, userID, roomID, dataType)
 }
 
 // GetAccountData is DB.GetAccountData within tx.
@@ -67,7 +67,7 @@ func getAccountData(ctx context.Context, q queryer, userID, roomID, dataType str
 // changed at stream positions in (since, upto], oldest change first. since
 // 0 returns all of it.
 func (db *DB) AccountDataSince(ctx context.Context, userID string, since, upto int64) ([]AccountData, error) {
-	rows, err := db.cachedRead().QueryContext(ctx, `
+	rows, err := db.read.QueryContext(ctx, `
 		SELECT room_id, data_type, content, stream_pos FROM account_data
 		WHERE user_id = $1 AND stream_pos > $2 AND stream_pos <= $3
 		ORDER BY stream_pos`, userID, since, upto)

@@ -27,8 +27,9 @@
 //
 // Adding a table is a migration file in migrations/ (the next number) and a
 // small file of queries: methods on *Tx for use in a transaction, and on *DB
-// for a single statement (reads go to the reader pool, writes through
-// WithTx). accounts.go is the pattern.
+// for a single statement (reads go through db.read, the reader pool with
+// its cache of prepared statements, reader.go; writes through WithTx).
+// accounts.go is the pattern.
 //
 // # SQLite
 //

@@ -292,33 +292,54 @@ func (tx *Tx) TxnEvent(ctx context.Context, roomNID int64, userID, deviceID, end
 // sent with a transaction ID, event ID → transaction ID: what sync puts in
 // unsigned.transaction_id for the sending device.
 func (db *DB) TxnIDs(ctx context.Context, userID, deviceID string, eventIDs []string) (map[string]string, error) {
-	out := make(map[string]string)
-	for len(eventIDs) > 0 {
-		n := min(len(eventIDs), inChunk)
-		args := []any{userID, deviceID}
-		for _, id := range eventIDs[:n] {
-			args = append(args, id)
+	return txnIDs(ctx, db.read, userID, deviceID, "e.event_id", eventIDs)
+}
+
+// TxnIDsOf is TxnIDs for stored events, by event NID: what
+// clientevent.Options.TxnIDs takes. Only events userID sent are looked up.
+func (db *DB) TxnIDsOf(ctx context.Context, userID, deviceID string, evs []*EventRecord) (map[int64]string, error) {
+	var nids []int64
+	for _, ev := range evs {
+		if ev.Sender == userID {
+			nids = append(nids, ev.NID)
 		}
-		rows, err := db.read.QueryContext(ctx, `
-			SELECT e.event_id, t.txn_id FROM event_txns t JOIN events e ON e.event_nid = t.event_nid
-			WHERE t.user_id = $1 AND t.device_id = $2 AND e.event_id IN (`+inList(3, n)+`)`, args...)
+	}
+	return txnIDs(ctx, db.read, userID, deviceID, "t.event_nid", nids)
+}
+
+// txnIDs looks up the transaction IDs of the device's events whose keyCol
+// (e.event_id or t.event_nid) is among keys.
+func txnIDs[K comparable](ctx context.Context, q queryer, userID, deviceID, keyCol string, keys []K) (map[K]string, error) {
+	out := make(map[K]string)
+	for len(keys) > 0 {
+		n := min(len(keys), inChunk)
+		args := []any{userID, deviceID}
+		for _, k := range keys[:n] {
+			args = append(args, k)
+		}
+		rows, err := q.QueryContext(ctx, `
+			SELECT `+keyCol+`, t.txn_id FROM event_txns t JOIN events e ON e.event_nid = t.event_nid
+			WHERE t.user_id = $1 AND t.device_id = $2 AND `+keyCol+` IN (`+inList(3, n)+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("transaction IDs: %w", err)
 		}
 		for rows.Next() {
-			var id, txn string
-			if err := rows.Scan(&id, &txn); err != nil {
+			var (
+				k   K
+				txn string
+			)
+			if err := rows.Scan(&k, &txn); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("transaction IDs: %w", err)
 			}
-			out[id] = txn
+			out[k] = txn
 		}
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
 			return nil, fmt.Errorf("transaction IDs: %w", err)
 		}
-		eventIDs = eventIDs[n:]
+		keys = keys[n:]
 	}
 	return out, nil
 }

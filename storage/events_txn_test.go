@@ -70,6 +70,15 @@ func TestTxnEndpointMigration(t *testing.T) {
 		if err != nil || ids["$msg"] != "old$msg" || ids["$red"] != "old$red" {
 			t.Errorf("TxnIDs after the migration: %v, %v", ids, err)
 		}
+		// By NID, and only for events the user sent.
+		other := &storage.EventRecord{NID: msg.NID, Sender: "@b:test"}
+		byNID, err := db.TxnIDsOf(ctx, "@a:test", "DEV", []*storage.EventRecord{msg, red, other})
+		if err != nil || len(byNID) != 2 || byNID[msg.NID] != "old$msg" || byNID[red.NID] != "old$red" {
+			t.Errorf("TxnIDsOf after the migration: %v, %v", byNID, err)
+		}
+		if byNID, err := db.TxnIDsOf(ctx, "@b:test", "DEV", []*storage.EventRecord{other}); err != nil || len(byNID) != 0 {
+			t.Errorf("TxnIDsOf for another user: %v, %v", byNID, err)
+		}
 	})
 }
 

@@ -44,7 +44,7 @@ func (tx *Tx) QueryValue(ctx context.Context, dst any, query string, args ...any
 // QueryValue scans the single value query returns, on the reader pool
 // (reader) or the writer connection.
 func (db *DB) QueryValue(ctx context.Context, reader bool, dst any, query string, args ...any) error {
-	h := db.write
+	var h queryer = db.write
 	if reader {
 		h = db.read
 	}

@@ -43,7 +43,7 @@ func (db *DB) GetFilter(ctx context.Context, userID, filterID string) ([]byte, e
 		return nil, fmt.Errorf("filter %q of %q: %w", filterID, userID, ErrNotFound)
 	}
 	var text string
-	err = db.cachedRead().QueryRowContext(ctx, `
+	err = db.read.QueryRowContext(ctx, `
 		SELECT filter_json FROM sync_filters WHERE filter_id = $1 AND user_id = $2`, id, userID).Scan(&text)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("filter %q of %q: %w", filterID, userID, ErrNotFound)

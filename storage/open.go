@@ -21,9 +21,10 @@ type DB struct {
 	// write runs every transaction (WithTx). On SQLite it is a single
 	// connection, so writers in this process queue here, not in SQLite.
 	write *sql.DB
-	// read serves queries outside transactions: a pool of query_only
-	// connections on SQLite, the same pool as write on PostgreSQL.
-	read *sql.DB
+	// read serves queries outside transactions, through cached prepared
+	// statements (reader.go), on a pool of query_only connections on
+	// SQLite, on the same pool as write on PostgreSQL.
+	read *reader
 }
 
 // Open connects to the database named by dsn and brings its schema up to
@@ -59,9 +60,10 @@ func (db *DB) Dialect() Dialect { return db.dialect }
 
 // Close closes every connection. Transactions still running fail.
 func (db *DB) Close() error {
+	db.read.closeStmts()
 	err := db.write.Close()
-	if db.read != db.write {
-		err = errors.Join(err, db.read.Close())
+	if db.read.pool != db.write {
+		err = errors.Join(err, db.read.pool.Close())
 	}
 	return err
 }
@@ -128,7 +130,7 @@ func openSQLite(ctx context.Context, dsn, path string) (*DB, error) {
 		read.Close()
 		return nil, settingError(dsn, "cannot open", err, hint)
 	}
-	return &DB{dialect: SQLite, write: write, read: read}, nil
+	return &DB{dialect: SQLite, write: write, read: newReader(read)}, nil
 }
 
 // PostgreSQL pool limits: room for several processes within PostgreSQL's
@@ -152,7 +154,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, settingError(dsn, "cannot connect", err,
 			"is PostgreSQL running, and do the user, password and database exist?")
 	}
-	return &DB{dialect: PostgreSQL, write: db, read: db}, nil
+	return &DB{dialect: PostgreSQL, write: db, read: newReader(db)}, nil
 }
 
 // settingError builds the one-line error Open returns: which setting, what

@@ -22,7 +22,7 @@ type Presence struct {
 // GetPresence returns userID's stored presence, or an error wrapping
 // ErrNotFound when none was ever stored.
 func (db *DB) GetPresence(ctx context.Context, userID string) (*Presence, error) {
-	return getPresence(ctx, db.cachedRead(), userID)
+	return getPresence(ctx, db.read, userID)
 }
 
 // GetPresence is DB.GetPresence within tx.
@@ -78,7 +78,7 @@ func (tx *Tx) PutPresence(ctx context.Context, p Presence, newPos bool) (int64, 
 // (since, upto], oldest change first: the presence section of userID's
 // sync. since 0 returns all of it.
 func (db *DB) PresenceVisibleTo(ctx context.Context, userID string, since, upto int64) ([]Presence, error) {
-	rows, err := db.cachedRead().QueryContext(ctx, `
+	rows, err := db.read.QueryContext(ctx, `
 		SELECT p.user_id, p.state, p.status_msg, p.last_active_ts, p.currently_active, p.stream_pos
 		FROM presence p
 		WHERE p.stream_pos > $2 AND p.stream_pos <= $3 AND (p.user_id = $1 OR EXISTS (
@@ -115,7 +115,7 @@ func (db *DB) PresenceVisibleTo(ctx context.Context, userID string, since, upto 
 // may see whose presence).
 func (db *DB) SharesRoom(ctx context.Context, a, b string) (bool, error) {
 	var one int
-	err := db.cachedRead().QueryRowContext(ctx, `
+	err := db.read.QueryRowContext(ctx, `
 		SELECT 1 FROM room_memberships x JOIN room_memberships y ON y.room_nid = x.room_nid
 		WHERE x.user_id = $1 AND x.membership = 'join' AND y.user_id = $2 AND y.membership = 'join'
 		LIMIT 1`, a, b).Scan(&one)
@@ -132,7 +132,7 @@ func (db *DB) SharesRoom(ctx context.Context, a, b string) (bool, error) {
 // before cutoffTS (ms since the epoch): those whose clients stopped
 // syncing, for the server to mark offline.
 func (db *DB) StalePresence(ctx context.Context, cutoffTS int64, limit int) ([]string, error) {
-	rows, err := db.cachedRead().QueryContext(ctx, `
+	rows, err := db.read.QueryContext(ctx, `
 		SELECT user_id FROM presence WHERE state = 'online' AND last_active_ts < $1 LIMIT $2`, cutoffTS, limit)
 	if err != nil {
 		return nil, fmt.Errorf("stale presence: %w", err)

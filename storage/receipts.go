@@ -91,7 +91,7 @@ func (db *DB) ReceiptsSince(ctx context.Context, roomIDs []string, since, upto i
 }
 
 func (db *DB) scanReceipts(ctx context.Context, out *[]Receipt, rooms map[string]bool, q string, args ...any) error {
-	rows, err := db.cachedRead().QueryContext(ctx, q, args...)
+	rows, err := db.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("receipts: %w", err)
 	}

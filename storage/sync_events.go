@@ -29,7 +29,7 @@ type SyncMembership struct {
 
 // SyncMemberships returns every room where userID has a membership.
 func (db *DB) SyncMemberships(ctx context.Context, userID string) ([]SyncMembership, error) {
-	rows, err := db.cachedRead().QueryContext(ctx, `
+	rows, err := db.read.QueryContext(ctx, `
 		SELECT r.room_id, r.room_nid, r.room_version, m.membership, m.event_nid, e.stream_pos, r.state_nid
 		FROM room_memberships m
 		JOIN rooms r ON r.room_nid = m.room_nid
@@ -62,7 +62,7 @@ func (db *DB) SyncMemberships(ctx context.Context, userID string) ([]SyncMembers
 // stream position at or before pos, or nil when there is none: the
 // membership as it was at a sync token.
 func (db *DB) SyncMembershipAt(ctx context.Context, roomNID int64, userID string, pos int64) (*EventRecord, error) {
-	evs, err := queryEvents(ctx, db.cachedRead(), `
+	evs, err := queryEvents(ctx, db.read, `
 		WHERE e.state_key_nid = (SELECT state_key_nid FROM state_keys
 			WHERE event_type = 'm.room.member' AND state_key = $2)
 		AND e.room_nid = $1 AND e.stream_pos <= $3
@@ -84,7 +84,7 @@ func (db *DB) SyncRoomEvents(ctx context.Context, roomNIDs []int64, from, to int
 		for _, nid := range chunk {
 			args = append(args, nid)
 		}
-		evs, err := queryEvents(ctx, db.cachedRead(), `
+		evs, err := queryEvents(ctx, db.read, `
 			WHERE e.room_nid IN (`+syncPlaceholders(3, len(chunk))+`)
 			AND e.stream_pos > $1 AND e.stream_pos <= $2
 			ORDER BY e.stream_pos DESC`+limitClause(limit), args...)
@@ -99,7 +99,7 @@ func (db *DB) SyncRoomEvents(ctx context.Context, roomNIDs []int64, from, to int
 // SyncRoomTimeline returns up to limit timeline events of the room with
 // from < stream_pos <= to, newest first.
 func (db *DB) SyncRoomTimeline(ctx context.Context, roomNID int64, from, to int64, limit int) ([]*EventRecord, error) {
-	return queryEvents(ctx, db.cachedRead(), `
+	return queryEvents(ctx, db.read, `
 		WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
 		ORDER BY e.stream_pos DESC`+limitClause(limit), roomNID, from, to)
 }
@@ -110,11 +110,11 @@ func (db *DB) SyncRoomTimeline(ctx context.Context, roomNID int64, from, to int6
 // oldest first.
 func (db *DB) SyncRoomPage(ctx context.Context, roomNID int64, from, to int64, limit int, backwards bool) ([]*EventRecord, error) {
 	if backwards {
-		return queryEvents(ctx, db.cachedRead(), `
+		return queryEvents(ctx, db.read, `
 			WHERE e.room_nid = $1 AND e.stream_pos <= $2 AND e.stream_pos > $3
 			ORDER BY e.stream_pos DESC`+limitClause(limit), roomNID, from, to)
 	}
-	return queryEvents(ctx, db.cachedRead(), `
+	return queryEvents(ctx, db.read, `
 		WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
 		ORDER BY e.stream_pos ASC`+limitClause(limit), roomNID, from, to)
 }
@@ -122,7 +122,7 @@ func (db *DB) SyncRoomPage(ctx context.Context, roomNID int64, from, to int64, l
 // SyncStateEvents returns the room's timeline state events with from <
 // stream_pos <= to, in stream order: the state changes of a gap.
 func (db *DB) SyncStateEvents(ctx context.Context, roomNID int64, from, to int64) ([]*EventRecord, error) {
-	return queryEvents(ctx, db.cachedRead(), `
+	return queryEvents(ctx, db.read, `
 		WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
 		AND e.state_key_nid IS NOT NULL
 		ORDER BY e.stream_pos`, roomNID, from, to)
@@ -134,9 +134,9 @@ func (db *DB) SyncStateEvents(ctx context.Context, roomNID int64, from, to int64
 func (db *DB) SyncCurrentState(ctx context.Context, roomNID int64, allMembers bool, members []string) ([]*EventRecord, error) {
 	const join = `JOIN room_state rs ON rs.event_nid = e.event_nid WHERE rs.room_nid = $1`
 	if allMembers {
-		return queryEvents(ctx, db.cachedRead(), join, roomNID)
+		return queryEvents(ctx, db.read, join, roomNID)
 	}
-	out, err := queryEvents(ctx, db.cachedRead(), join+` AND e.event_type <> 'm.room.member'`, roomNID)
+	out, err := queryEvents(ctx, db.read, join+` AND e.event_type <> 'm.room.member'`, roomNID)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func (db *DB) SyncCurrentState(ctx context.Context, roomNID int64, allMembers bo
 		for _, m := range chunk {
 			args = append(args, m)
 		}
-		evs, err := queryEvents(ctx, db.cachedRead(), join+` AND e.event_type = 'm.room.member'
+		evs, err := queryEvents(ctx, db.read, join+` AND e.event_type = 'm.room.member'
 			AND sk.state_key IN (`+syncPlaceholders(2, len(chunk))+`)`, args...)
 		if err != nil {
 			return nil, err
@@ -159,7 +159,7 @@ func (db *DB) SyncCurrentState(ctx context.Context, roomNID int64, allMembers bo
 // out the m.room.member events except those of members when allMembers is
 // false.
 func (db *DB) SyncSnapshotState(ctx context.Context, nid int64, allMembers bool, members []string) ([]*EventRecord, error) {
-	q := db.cachedRead()
+	q := db.read
 	state, err := readSnapshot(ctx, q, nid, nil)
 	if err != nil {
 		return nil, err
@@ -203,7 +203,7 @@ func (db *DB) SyncMemberCounts(ctx context.Context, roomNIDs []int64) (map[int64
 		for i, nid := range chunk {
 			args[i] = nid
 		}
-		rows, err := db.cachedRead().QueryContext(ctx, `
+		rows, err := db.read.QueryContext(ctx, `
 			SELECT room_nid, membership, COUNT(*) FROM room_memberships
 			WHERE room_nid IN (`+syncPlaceholders(1, len(chunk))+`) AND membership IN ('join', 'invite')
 			GROUP BY room_nid, membership`, args...)
@@ -241,7 +241,7 @@ func (db *DB) SyncMemberCounts(ctx context.Context, roomNIDs []int64) (map[int64
 // the room summary: joined or invited ones first, in the order they became
 // members, else those who left or were banned.
 func (db *DB) SyncHeroes(ctx context.Context, roomNID int64, userID string, n int) ([]string, error) {
-	rows, err := db.cachedRead().QueryContext(ctx, `
+	rows, err := db.read.QueryContext(ctx, `
 		SELECT m.user_id FROM room_memberships m JOIN events e ON e.event_nid = m.event_nid
 		WHERE m.room_nid = $1 AND m.user_id <> $2
 		ORDER BY CASE WHEN m.membership IN ('join', 'invite') THEN 0 ELSE 1 END, e.stream_pos
@@ -263,7 +263,7 @@ func (db *DB) SyncHeroes(ctx context.Context, roomNID int64, userID string, n in
 // visibility setting and the user's membership just before it, for a whole
 // page of events at the cost of one query.
 func (db *DB) SyncVisibilityEvents(ctx context.Context, roomNID int64, userID string, upto int64) ([]*EventRecord, error) {
-	return queryEvents(ctx, db.cachedRead(), `
+	return queryEvents(ctx, db.read, `
 		WHERE e.room_nid = $1 AND e.stream_pos <= $3 AND e.state_key_nid IN (
 			SELECT state_key_nid FROM state_keys
 			WHERE (event_type = 'm.room.history_visibility' AND state_key = '')
@@ -274,7 +274,7 @@ func (db *DB) SyncVisibilityEvents(ctx context.Context, roomNID int64, userID st
 // SyncRoom returns the room roomID's NID and version, or an error wrapping
 // ErrNotFound.
 func (db *DB) SyncRoom(ctx context.Context, roomID string) (nid int64, version string, err error) {
-	err = db.cachedRead().QueryRowContext(ctx, `SELECT room_nid, room_version FROM rooms WHERE room_id = $1`, roomID).
+	err = db.read.QueryRowContext(ctx, `SELECT room_nid, room_version FROM rooms WHERE room_id = $1`, roomID).
 		Scan(&nid, &version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, "", fmt.Errorf("room %s: %w", roomID, ErrNotFound)
@@ -299,7 +299,7 @@ type SyncPositions struct {
 // (one snapshot of the database).
 func (db *DB) SyncPositionsFor(ctx context.Context, userID string) (SyncPositions, error) {
 	var p SyncPositions
-	err := db.cachedRead().QueryRowContext(ctx, `
+	err := db.read.QueryRowContext(ctx, `
 		SELECT
 			(SELECT pos FROM stream_counter WHERE id = 1),
 			COALESCE((SELECT MAX(stream_pos) FROM receipts), 0),
@@ -320,7 +320,7 @@ func (db *DB) SyncPositionsFor(ctx context.Context, userID string) (SyncPosition
 // same state key. Clients show changes with it (unsigned.prev_content).
 func (db *DB) SyncReplacedState(ctx context.Context, evs []*EventRecord) (map[int64]*EventRecord, error) {
 	out := map[int64]*EventRecord{}
-	q := db.cachedRead()
+	q := db.read
 	for _, ev := range evs {
 		if ev.StateKeyNID == 0 || ev.StreamPos == 0 {
 			continue
@@ -336,55 +336,4 @@ func (db *DB) SyncReplacedState(ctx context.Context, evs []*EventRecord) (map[in
 		}
 	}
 	return out, nil
-}
-
-// SyncTxnIDs returns, for those of the events evs that the device (userID,
-// deviceID) sent with a transaction ID, event NID → transaction ID (what
-// unsigned.transaction_id carries for the sending device).
-func (db *DB) SyncTxnIDs(ctx context.Context, userID, deviceID string, evs []*EventRecord) (map[int64]string, error) {
-	out := map[int64]string{}
-	var nids []int64
-	for _, ev := range evs {
-		if ev.Sender == userID {
-			nids = append(nids, ev.NID)
-		}
-	}
-	for chunk := range syncChunks(nids, syncMaxInList) {
-		args := []any{userID, deviceID}
-		for _, nid := range chunk {
-			args = append(args, nid)
-		}
-		rows, err := db.cachedRead().QueryContext(ctx, `
-			SELECT event_nid, txn_id FROM event_txns
-			WHERE user_id = $1 AND device_id = $2 AND event_nid IN (`+syncPlaceholders(3, len(chunk))+`)`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("transaction IDs: %w", err)
-		}
-		for rows.Next() {
-			var (
-				nid int64
-				txn string
-			)
-			if err := rows.Scan(&nid, &txn); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("transaction IDs: %w", err)
-			}
-			out[nid] = txn
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("transaction IDs: %w", err)
-		}
-	}
-	return out, nil
-}
-
-// SyncStreamPos is DB.StreamPos through the statement cache.
-func (db *DB) SyncStreamPos(ctx context.Context) (int64, error) {
-	var pos int64
-	if err := db.cachedRead().QueryRowContext(ctx, `SELECT pos FROM stream_counter WHERE id = 1`).Scan(&pos); err != nil {
-		return 0, fmt.Errorf("stream position: %w", err)
-	}
-	return pos, nil
 }

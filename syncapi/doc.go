@@ -26,8 +26,8 @@
 // one query says which streams changed since the token so the others are
 // skipped, a user's memberships and ignored users are cached while that
 // query says they are current (usercache.go), lazy-loaded members already
-// sent are remembered per device (lazymembers.go), and the sync queries
-// run as cached prepared statements (storage/sync_stmt.go).
+// sent are remembered per device (lazymembers.go), and storage runs every
+// read as a cached prepared statement (storage/reader.go).
 //
 // Not served yet, and therefore absent from responses rather than faked:
 // to_device, device_lists and the one-time key counts (end-to-end

@@ -62,7 +62,7 @@ func (a *API) openRoomForReading(ctx context.Context, roomID, userID string) (*r
 		}
 		return nil, err
 	}
-	upto, err := a.db.SyncStreamPos(ctx)
+	upto, err := a.db.StreamPos(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func (a *API) roomFormatOpts(ctx context.Context, d *auth.Device, evs []*storage
 	if err := opts.LoadReplaced(ctx, a.db, evs); err != nil {
 		return nil, err
 	}
-	ids, err := a.db.SyncTxnIDs(ctx, d.UserID, d.DeviceID, evs)
+	ids, err := a.db.TxnIDsOf(ctx, d.UserID, d.DeviceID, evs)
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ func (b *syncBuilder) format(rooms *syncRooms) error {
 	for _, r := range b.rooms {
 		timelines = append(timelines, r.timeline...)
 	}
-	ids, err := b.a.db.SyncTxnIDs(b.ctx, b.req.userID, b.req.deviceID, timelines)
+	ids, err := b.a.db.TxnIDsOf(b.ctx, b.req.userID, b.req.deviceID, timelines)
 	if err != nil {
 		return err
 	}

@@ -35,12 +35,62 @@ func TestStatementCache(t *testing.T) {
 				t.Fatalf("query %d = %d, %v", i, n, err)
 			}
 		}
-		if got := db.CachedStmts(); got > 512 {
+		if got := db.CachedStmts(); got > 512 || got != storage.MaxCachedStmts {
 			t.Errorf("%d statements cached, over the bound", got)
 		}
 		// An error comes back as an error, cached or not.
 		if _, err := db.CachedQueryInt(ctx, `SELECT nope FROM nowhere`); err == nil {
 			t.Error("a bad query succeeded")
+		}
+		if _, err := db.CachedQueryInts(ctx, `SELECT nope FROM nowhere`); err == nil {
+			t.Error("a bad query succeeded")
+		}
+	})
+}
+
+// TestStatementCacheEviction: the statements used least recently leave the
+// cache first, and evicting statements while other queries run on them
+// (rows still open) loses no result.
+func TestStatementCacheEviction(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		const hot = `SELECT $1 * 2`
+		for i := range storage.MaxCachedStmts * 2 {
+			if i%50 == 0 {
+				if n, err := db.CachedQueryInt(ctx, hot, int64(i)); err != nil || n != int64(i)*2 {
+					t.Fatalf("hot query = %d, %v", n, err)
+				}
+			}
+			if _, err := db.CachedQueryInt(ctx, fmt.Sprintf(`SELECT %d + $1`, i), int64(1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !db.IsCached(hot) {
+			t.Error("a statement used every 50 queries was evicted")
+		}
+		if db.IsCached(`SELECT 0 + $1`) {
+			t.Error("the statement used least recently is still cached")
+		}
+
+		// Many texts from several goroutines at once: statements are
+		// evicted while others still read rows from them.
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				for i := range 400 {
+					k := (g*131 + i*7) % (storage.MaxCachedStmts + 200)
+					q := fmt.Sprintf(`SELECT %d + $1 UNION ALL SELECT %d + $1 * 2`, k, k)
+					got, err := db.CachedQueryInts(ctx, q, int64(i))
+					if err != nil || len(got) != 2 || got[0] != int64(k+i) || got[1] != int64(k+2*i) {
+						t.Errorf("%s with %d: %v, %v", q, i, got, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if got := db.CachedStmts(); got > storage.MaxCachedStmts {
+			t.Errorf("%d statements cached, over the bound", got)
 		}
 	})
 }
