@@ -46,7 +46,7 @@ func (db *DB) GetAccountData(ctx context.Context, userID, roomID, dataType strin
 
 // GetAccountData is DB.GetAccountData within tx.
 func (tx *Tx) GetAccountData(ctx context.Context, userID, roomID, dataType string) ([]byte, error) {
-	return getAccountData(ctx, tx.tx, userID, roomID, dataType)
+	return getAccountData(ctx, tx.q, userID, roomID, dataType)
 }
 
 func getAccountData(ctx context.Context, q queryer, userID, roomID, dataType string) ([]byte, error) {

@@ -71,7 +71,7 @@ func (db *DB) GetAccount(ctx context.Context, localpart string) (*Account, error
 
 // GetAccount is DB.GetAccount within tx; it sees tx's own writes.
 func (tx *Tx) GetAccount(ctx context.Context, localpart string) (*Account, error) {
-	return getAccount(ctx, tx.tx, localpart)
+	return getAccount(ctx, tx.q, localpart)
 }
 
 func getAccount(ctx context.Context, q queryer, localpart string) (*Account, error) {

@@ -111,7 +111,7 @@ func (db *DB) ListDevices(ctx context.Context, localpart string) ([]Device, erro
 
 // ListDevices is DB.ListDevices within tx.
 func (tx *Tx) ListDevices(ctx context.Context, localpart string) ([]Device, error) {
-	return listDevices(ctx, tx.tx, localpart, "")
+	return listDevices(ctx, tx.q, localpart, "")
 }
 
 // listDevices lists localpart's devices, or only deviceID when it is not "".
@@ -212,7 +212,7 @@ func (tx *Tx) AddAccessToken(ctx context.Context, t AccessToken) error {
 // AddRefreshToken stores a new refresh token and returns its ID.
 func (tx *Tx) AddRefreshToken(ctx context.Context, hash, localpart, deviceID string, supersedes int64) (int64, error) {
 	var id int64
-	err := tx.tx.QueryRowContext(ctx, `
+	err := tx.q.QueryRowContext(ctx, `
 		INSERT INTO refresh_tokens (token_hash, localpart, device_id, created_ts, supersedes_refresh_id)
 		VALUES ($1, $2, $3, $4, $5) RETURNING id`,
 		hash, localpart, deviceID, time.Now().UnixMilli(), supersedes).Scan(&id)
@@ -244,7 +244,7 @@ func (db *DB) LookupAccessToken(ctx context.Context, hash string) (*TokenOwner, 
 // wrapping ErrNotFound.
 func (tx *Tx) LookupRefreshToken(ctx context.Context, hash string) (*RefreshToken, error) {
 	var r RefreshToken
-	err := tx.tx.QueryRowContext(ctx, `
+	err := tx.q.QueryRowContext(ctx, `
 		SELECT id, localpart, device_id, supersedes_refresh_id FROM refresh_tokens WHERE token_hash = $1`, hash).
 		Scan(&r.ID, &r.Localpart, &r.DeviceID, &r.SupersedesRefreshID)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -75,7 +75,7 @@ func (db *DB) PublishedRooms(ctx context.Context) ([]string, error) {
 func (db *DB) ForgetRoom(ctx context.Context, userID, roomID string) error {
 	return db.WithTx(ctx, func(tx *Tx) error {
 		var pos sql.NullInt64
-		err := tx.tx.QueryRowContext(ctx, `
+		err := tx.q.QueryRowContext(ctx, `
 			SELECT e.stream_pos FROM room_memberships m
 			JOIN rooms r ON r.room_nid = m.room_nid
 			JOIN events e ON e.event_nid = m.event_nid

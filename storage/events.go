@@ -77,7 +77,7 @@ var (
 // RoomVersion and StateKey are ignored (RoomNID and StateKeyNID are used).
 func (tx *Tx) InsertEvent(ctx context.Context, ev *EventRecord) (int64, error) {
 	var nid int64
-	err := tx.tx.QueryRowContext(ctx, `
+	err := tx.q.QueryRowContext(ctx, `
 		INSERT INTO events (event_id, room_nid, event_type, state_key_nid, sender, depth,
 			origin_server_ts, stream_pos, state_before_nid, state_after_nid, membership,
 			redacts, rejected, soft_failed, outlier, redacted_by, json)
@@ -116,7 +116,7 @@ func (db *DB) RedactionsOf(ctx context.Context, eventID string) ([]*EventRecord,
 
 // RedactionsOf is DB.RedactionsOf within tx.
 func (tx *Tx) RedactionsOf(ctx context.Context, eventID string) ([]*EventRecord, error) {
-	return redactionsOf(ctx, tx.tx, eventID)
+	return redactionsOf(ctx, tx.q, eventID)
 }
 
 func redactionsOf(ctx context.Context, q queryer, eventID string) ([]*EventRecord, error) {
@@ -203,7 +203,7 @@ func (db *DB) EventsByID(ctx context.Context, ids []string) ([]*EventRecord, err
 
 // EventsByID is DB.EventsByID within tx.
 func (tx *Tx) EventsByID(ctx context.Context, ids []string) ([]*EventRecord, error) {
-	return eventsByID(ctx, tx.tx, ids)
+	return eventsByID(ctx, tx.q, ids)
 }
 
 func eventsByID(ctx context.Context, q queryer, ids []string) ([]*EventRecord, error) {
@@ -231,7 +231,7 @@ func (db *DB) EventsByNID(ctx context.Context, nids []int64) ([]*EventRecord, er
 
 // EventsByNID is DB.EventsByNID within tx.
 func (tx *Tx) EventsByNID(ctx context.Context, nids []int64) ([]*EventRecord, error) {
-	return eventsByNID(ctx, tx.tx, nids)
+	return eventsByNID(ctx, tx.q, nids)
 }
 
 func eventsByNID(ctx context.Context, q queryer, nids []int64) ([]*EventRecord, error) {
@@ -271,7 +271,7 @@ func (tx *Tx) InsertTxn(ctx context.Context, roomNID int64, userID, deviceID, en
 func (tx *Tx) TxnEvent(ctx context.Context, roomNID int64, userID, deviceID, endpoint, txnID string) (*EventRecord, error) {
 	// A short statement first: almost every transaction ID is new.
 	var nid int64
-	err := tx.tx.QueryRowContext(ctx, `
+	err := tx.q.QueryRowContext(ctx, `
 		SELECT event_nid FROM event_txns
 		WHERE room_nid = $1 AND user_id = $2 AND device_id = $3 AND endpoint = $4 AND txn_id = $5`,
 		roomNID, userID, deviceID, endpoint, txnID).Scan(&nid)
@@ -281,7 +281,7 @@ func (tx *Tx) TxnEvent(ctx context.Context, roomNID int64, userID, deviceID, end
 	if err != nil {
 		return nil, fmt.Errorf("transaction ID: %w", err)
 	}
-	evs, err := eventsByNID(ctx, tx.tx, []int64{nid})
+	evs, err := eventsByNID(ctx, tx.q, []int64{nid})
 	if err != nil || len(evs) == 0 {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ func (db *DB) PutFilter(ctx context.Context, userID string, filterJSON []byte) (
 	err := db.WithTx(ctx, func(tx *Tx) error {
 		// DO UPDATE with an unchanged value rather than DO NOTHING, so that
 		// RETURNING yields the existing row's ID too.
-		return tx.tx.QueryRowContext(ctx, `
+		return tx.q.QueryRowContext(ctx, `
 			INSERT INTO sync_filters (user_id, filter_hash, filter_json)
 			VALUES ($1, $2, $3)
 			ON CONFLICT (user_id, filter_hash) DO UPDATE SET filter_hash = excluded.filter_hash

@@ -24,7 +24,10 @@ type DB struct {
 	// read serves queries outside transactions, through cached prepared
 	// statements (reader.go), on a pool of query_only connections on
 	// SQLite, on the same pool as write on PostgreSQL.
-	read *reader
+	read reader
+	// writeStmts caches the statements transactions read with: those of
+	// write's pool (the same cache as read's on PostgreSQL).
+	writeStmts *stmtCache
 }
 
 // Open connects to the database named by dsn and brings its schema up to
@@ -60,7 +63,10 @@ func (db *DB) Dialect() Dialect { return db.dialect }
 
 // Close closes every connection. Transactions still running fail.
 func (db *DB) Close() error {
-	db.read.closeStmts()
+	db.read.close()
+	if db.writeStmts != db.read.stmtCache {
+		db.writeStmts.close()
+	}
 	err := db.write.Close()
 	if db.read.pool != db.write {
 		err = errors.Join(err, db.read.pool.Close())
@@ -130,7 +136,7 @@ func openSQLite(ctx context.Context, dsn, path string) (*DB, error) {
 		read.Close()
 		return nil, settingError(dsn, "cannot open", err, hint)
 	}
-	return &DB{dialect: SQLite, write: write, read: newReader(read)}, nil
+	return &DB{dialect: SQLite, write: write, writeStmts: newStmtCache(write), read: reader{newStmtCache(read)}}, nil
 }
 
 // PostgreSQL pool limits: room for several processes within PostgreSQL's
@@ -154,7 +160,8 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, settingError(dsn, "cannot connect", err,
 			"is PostgreSQL running, and do the user, password and database exist?")
 	}
-	return &DB{dialect: PostgreSQL, write: db, read: newReader(db)}, nil
+	stmts := newStmtCache(db)
+	return &DB{dialect: PostgreSQL, write: db, writeStmts: stmts, read: reader{stmts}}, nil
 }
 
 // settingError builds the one-line error Open returns: which setting, what

@@ -27,7 +27,7 @@ func (db *DB) GetPresence(ctx context.Context, userID string) (*Presence, error)
 
 // GetPresence is DB.GetPresence within tx.
 func (tx *Tx) GetPresence(ctx context.Context, userID string) (*Presence, error) {
-	return getPresence(ctx, tx.tx, userID)
+	return getPresence(ctx, tx.q, userID)
 }
 
 func getPresence(ctx context.Context, q queryer, userID string) (*Presence, error) {

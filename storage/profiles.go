@@ -39,7 +39,7 @@ func (db *DB) Profile(ctx context.Context, localpart string) (map[string]json.Ra
 
 // Profile is DB.Profile within tx.
 func (tx *Tx) Profile(ctx context.Context, localpart string) (map[string]json.RawMessage, error) {
-	return profile(ctx, tx.tx, localpart)
+	return profile(ctx, tx.q, localpart)
 }
 
 func profile(ctx context.Context, q queryer, localpart string) (map[string]json.RawMessage, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/myelin-chat/myelin/storage"
 	"github.com/myelin-chat/myelin/storage/storagetest"
@@ -65,10 +66,10 @@ func TestStatementCacheEviction(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if !db.IsCached(hot) {
+		if !db.IsCached(hot, false) {
 			t.Error("a statement used every 50 queries was evicted")
 		}
-		if db.IsCached(`SELECT 0 + $1`) {
+		if db.IsCached(`SELECT 0 + $1`, false) {
 			t.Error("the statement used least recently is still cached")
 		}
 
@@ -125,4 +126,114 @@ func TestSyncPositions(t *testing.T) {
 			t.Errorf("positions %+v (account data at %d, receipt at %d)", p, adPos, rPos)
 		}
 	})
+}
+
+// TestStatementCacheInTransactions: a transaction's reads run unprepared
+// the first time a text is seen, which prepares it in the background, and
+// through the cached statement afterwards; results are the same either
+// way, and the cache stays bounded.
+func TestStatementCacheInTransactions(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		const q = `SELECT $1 + 5 UNION ALL SELECT $1 + 6`
+		inTx := func(q string, arg int64) []int64 {
+			t.Helper()
+			var got []int64
+			err := db.WithTx(ctx, func(tx *storage.Tx) error {
+				// Twice in one transaction: the second run reuses what
+				// the first one got.
+				for range 2 {
+					var err error
+					if got, err = tx.CachedQueryInts(ctx, q, arg); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			return got
+		}
+		if got := inTx(q, 1); len(got) != 2 || got[0] != 6 || got[1] != 7 {
+			t.Fatalf("first run: %v", got)
+		}
+		waitCached(t, db, q)
+		if got := inTx(q, 10); len(got) != 2 || got[0] != 15 || got[1] != 16 {
+			t.Errorf("through the cached statement: %v", got)
+		}
+
+		// An error in a transaction is the query's error, prepared or not.
+		for range 2 {
+			err := db.WithTx(ctx, func(tx *storage.Tx) error {
+				_, err := tx.CachedQueryInts(ctx, `SELECT nope FROM nowhere`)
+				return err
+			})
+			if err == nil {
+				t.Error("a bad query succeeded in a transaction")
+			}
+		}
+
+		// More texts than the cache holds.
+		for i := range storage.MaxCachedStmts + 100 {
+			text := fmt.Sprintf(`SELECT %d + $1`, i)
+			if got := inTx(text, 1); len(got) != 1 || got[0] != int64(i)+1 {
+				t.Fatalf("%s: %v", text, got)
+			}
+		}
+		waitCached(t, db, fmt.Sprintf(`SELECT %d + $1`, storage.MaxCachedStmts+99))
+		if got := db.CachedWriterStmts(); got > storage.MaxCachedStmts || got == 0 {
+			t.Errorf("%d statements cached, over the bound", got)
+		}
+	})
+}
+
+// waitCached runs q once in a transaction so that it is prepared in the
+// background, and waits until it is cached.
+func waitCached(t *testing.T, db *storage.DB, q string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !db.IsCached(q, true) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not cached after 10 s", q)
+		}
+		if err := db.WithTx(context.Background(), func(tx *storage.Tx) error {
+			_, err := tx.CachedQueryInts(context.Background(), q, int64(1))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestStatementCacheClose: closing the database while statements are
+// prepared in the background is clean.
+func TestStatementCacheClose(t *testing.T) {
+	for _, d := range storagetest.Dialects() {
+		t.Run(string(d), func(t *testing.T) {
+			ctx := context.Background()
+			db, err := storage.Open(ctx, storagetest.DSN(t, d))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = db.WithTx(ctx, func(tx *storage.Tx) error {
+				for i := range 20 {
+					if _, err := tx.CachedQueryInts(ctx, fmt.Sprintf(`SELECT %d + $1`, i), int64(1)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.CachedQueryInt(ctx, `SELECT 1`); err == nil {
+				t.Error("a query on a closed database succeeded")
+			}
+		})
+	}
 }

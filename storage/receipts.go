@@ -30,7 +30,7 @@ type Receipt struct {
 // nothing changed.
 func (tx *Tx) PutReceipt(ctx context.Context, r Receipt) (int64, error) {
 	var stored int64
-	err := tx.tx.QueryRowContext(ctx, `
+	err := tx.q.QueryRowContext(ctx, `
 		SELECT event_pos FROM receipts
 		WHERE room_id = $1 AND receipt_type = $2 AND user_id = $3 AND thread_id = $4`,
 		r.RoomID, r.Type, r.UserID, r.ThreadID).Scan(&stored)

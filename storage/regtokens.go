@@ -77,7 +77,7 @@ func (db *DB) GetRegistrationToken(ctx context.Context, token string) (*Registra
 
 // GetRegistrationToken is DB.GetRegistrationToken within tx.
 func (tx *Tx) GetRegistrationToken(ctx context.Context, token string) (*RegistrationToken, error) {
-	return getRegToken(ctx, tx.tx, token)
+	return getRegToken(ctx, tx.q, token)
 }
 
 func getRegToken(ctx context.Context, q queryer, token string) (*RegistrationToken, error) {

@@ -41,7 +41,7 @@ func (tx *Tx) CreateUIASession(ctx context.Context, id, operation string) error 
 func (tx *Tx) GetUIASession(ctx context.Context, id string) (*UIASession, error) {
 	s := UIASession{ID: id}
 	var completed string
-	err := tx.tx.QueryRowContext(ctx, `
+	err := tx.q.QueryRowContext(ctx, `
 		SELECT operation, created_ts, completed, registration_token FROM uia_sessions WHERE session_id = $1`, id).
 		Scan(&s.Operation, &s.CreatedTS, &completed, &s.RegistrationToken)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -77,7 +77,7 @@ func (tx *Tx) UpdateUIASession(ctx context.Context, s *UIASession) error {
 // use is given back.
 func (tx *Tx) DeleteUIASession(ctx context.Context, id string, tokenUsed bool) error {
 	var token string
-	err := tx.tx.QueryRowContext(ctx, `DELETE FROM uia_sessions WHERE session_id = $1 RETURNING registration_token`, id).Scan(&token)
+	err := tx.q.QueryRowContext(ctx, `DELETE FROM uia_sessions WHERE session_id = $1 RETURNING registration_token`, id).Scan(&token)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
@@ -95,7 +95,7 @@ func (tx *Tx) DeleteUIASession(ctx context.Context, id string, tokenUsed bool) e
 // deletes at most limit sessions per call, so a backlog never makes one
 // request slow.
 func (tx *Tx) ExpireUIASessions(ctx context.Context, beforeTS int64, limit int) error {
-	rows, err := tx.tx.QueryContext(ctx, `
+	rows, err := tx.q.QueryContext(ctx, `
 		SELECT session_id FROM uia_sessions WHERE created_ts < $1 ORDER BY created_ts LIMIT $2`, beforeTS, limit)
 	if err != nil {
 		return fmt.Errorf("expire auth sessions: %w", err)

@@ -37,7 +37,7 @@ func (tx *Tx) LockRoom(ctx context.Context, roomID string) error {
 // ErrRoomExists.
 func (tx *Tx) InsertRoom(ctx context.Context, roomID, version string) (int64, error) {
 	var nid int64
-	err := tx.tx.QueryRowContext(ctx, `
+	err := tx.q.QueryRowContext(ctx, `
 		INSERT INTO rooms (room_id, room_version, state_nid, created_ts)
 		VALUES ($1, $2, 0, $3)
 		ON CONFLICT (room_id) DO NOTHING
@@ -58,7 +58,7 @@ func (db *DB) Room(ctx context.Context, roomID string) (*Room, error) {
 
 // Room is DB.Room within tx.
 func (tx *Tx) Room(ctx context.Context, roomID string) (*Room, error) {
-	return getRoom(ctx, tx.tx, roomID)
+	return getRoom(ctx, tx.q, roomID)
 }
 
 func getRoom(ctx context.Context, q queryer, roomID string) (*Room, error) {
@@ -94,7 +94,7 @@ type Extremity struct {
 
 // ForwardExtremities returns the room's forward extremities, oldest first.
 func (tx *Tx) ForwardExtremities(ctx context.Context, roomNID int64) ([]Extremity, error) {
-	return forwardExtremities(ctx, tx.tx, roomNID)
+	return forwardExtremities(ctx, tx.q, roomNID)
 }
 
 // ForwardExtremities is Tx.ForwardExtremities outside a transaction.
@@ -156,7 +156,7 @@ func (tx *Tx) UpdateForwardExtremities(ctx context.Context, roomNID int64, remov
 // positions wait for this transaction's commit.
 func (tx *Tx) NextStreamPos(ctx context.Context) (int64, error) {
 	var pos int64
-	err := tx.tx.QueryRowContext(ctx, `
+	err := tx.q.QueryRowContext(ctx, `
 		UPDATE stream_counter SET pos = pos + 1 WHERE id = 1 RETURNING pos`).Scan(&pos)
 	if err != nil {
 		return 0, fmt.Errorf("next stream position: %w", err)

@@ -54,7 +54,7 @@ func (tx *Tx) StateKeyNIDs(ctx context.Context, keys []StateKey, create bool) (m
 			}
 		}
 	}
-	return stateKeyNIDs(ctx, tx.tx, keys)
+	return stateKeyNIDs(ctx, tx.q, keys)
 }
 
 // StateKeyNIDs returns the NIDs of those keys that have one.
@@ -87,7 +87,7 @@ func (db *DB) StateKeysByNID(ctx context.Context, nids []int64) (map[int64]State
 
 // StateKeysByNID is DB.StateKeysByNID within tx.
 func (tx *Tx) StateKeysByNID(ctx context.Context, nids []int64) (map[int64]StateKey, error) {
-	return stateKeysByNID(ctx, tx.tx, nids)
+	return stateKeysByNID(ctx, tx.q, nids)
 }
 
 func stateKeysByNID(ctx context.Context, q queryer, nids []int64) (map[int64]StateKey, error) {
@@ -128,7 +128,7 @@ func stateKeysByNID(ctx context.Context, q queryer, nids []int64) (map[int64]Sta
 // CurrentStateEvents returns the events of the room's current state at the
 // given keys (keys without an event are left out).
 func (tx *Tx) CurrentStateEvents(ctx context.Context, roomNID int64, keys []StateKey) ([]*EventRecord, error) {
-	return currentStateEvents(ctx, tx.tx, roomNID, keys)
+	return currentStateEvents(ctx, tx.q, roomNID, keys)
 }
 
 // CurrentStateEvents is Tx.CurrentStateEvents outside a transaction.
@@ -327,7 +327,7 @@ func (tx *Tx) NewSnapshot(ctx context.Context, roomNID, parentNID int64, changes
 			}
 		}
 	} else {
-		chain, err := snapshotChain(ctx, tx.tx, parentNID)
+		chain, err := snapshotChain(ctx, tx.q, parentNID)
 		if err != nil {
 			return 0, err
 		}
@@ -349,7 +349,7 @@ func (tx *Tx) NewSnapshot(ctx context.Context, roomNID, parentNID int64, changes
 			for j := range i {
 				nids[j] = chain[j].nid
 			}
-			entries, err := snapshotEntries(ctx, tx.tx, nids, nil)
+			entries, err := snapshotEntries(ctx, tx.q, nids, nil)
 			if err != nil {
 				return 0, err
 			}
@@ -366,7 +366,7 @@ func (tx *Tx) NewSnapshot(ctx context.Context, roomNID, parentNID int64, changes
 	}
 
 	var nid int64
-	if err := tx.tx.QueryRowContext(ctx, `
+	if err := tx.q.QueryRowContext(ctx, `
 		INSERT INTO state_snapshots (room_nid, parent_nid, seq) VALUES ($1, $2, $3)
 		RETURNING snapshot_nid`, roomNID, parent, seq).Scan(&nid); err != nil {
 		return 0, fmt.Errorf("new snapshot: %w", err)
@@ -482,7 +482,7 @@ func (db *DB) Snapshot(ctx context.Context, nid int64) (StateMap, error) {
 
 // Snapshot is DB.Snapshot within tx.
 func (tx *Tx) Snapshot(ctx context.Context, nid int64) (StateMap, error) {
-	return readSnapshot(ctx, tx.tx, nid, nil)
+	return readSnapshot(ctx, tx.q, nid, nil)
 }
 
 // SnapshotLookup returns the entries of snapshot nid at the given state key
@@ -499,7 +499,7 @@ func (tx *Tx) SnapshotLookup(ctx context.Context, nid int64, stateKeyNIDs []int6
 	if stateKeyNIDs == nil {
 		stateKeyNIDs = []int64{}
 	}
-	return readSnapshot(ctx, tx.tx, nid, stateKeyNIDs)
+	return readSnapshot(ctx, tx.q, nid, stateKeyNIDs)
 }
 
 func readSnapshot(ctx context.Context, q queryer, nid int64, only []int64) (StateMap, error) {

@@ -15,6 +15,9 @@ import (
 type Tx struct {
 	tx      *sql.Tx
 	dialect Dialect
+	// q runs the transaction's reads through cached prepared statements
+	// (reader.go): query files pass tx.q where they read.
+	q *txQueryer
 }
 
 // queryer is what a query needs; *sql.DB and *sql.Tx both provide it, so a
@@ -81,7 +84,7 @@ func (db *DB) runTx(ctx context.Context, fn func(tx *Tx) error) error {
 			sqlTx.Rollback()
 		}
 	}()
-	err = fn(&Tx{tx: sqlTx, dialect: db.dialect})
+	err = fn(&Tx{tx: sqlTx, dialect: db.dialect, q: &txQueryer{tx: sqlTx, cache: db.writeStmts}})
 	finished = true
 	if err != nil {
 		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
