@@ -456,7 +456,9 @@ func TestNotaries(t *testing.T) {
 		notary := newFakeServer(t, ca, validUntil)
 		notary.notaryFor = map[string]*fakeServer{origin.name: origin}
 		// The origin cannot serve its keys itself.
-		origin.set(func(f *fakeServer) { f.answer = func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", 503) } })
+		origin.set(func(f *fakeServer) {
+			f.answer = func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", 503) }
+		})
 
 		fx := newFixture(t, db, ca, notary.name)
 		mustKey(t, fx.store, origin.name, "ed25519:k1", fx.clock.ms(), origin.pub("ed25519:k1"))
@@ -554,7 +556,9 @@ func TestQuery(t *testing.T) {
 			t.Fatalf("%d fetches, want 4", n)
 		}
 		// The server down: what is kept is served, stale or not.
-		remote.set(func(f *fakeServer) { f.answer = func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", 503) } })
+		remote.set(func(f *fakeServer) {
+			f.answer = func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", 503) }
+		})
 		fx.clock.advance(24 * time.Hour)
 		got, err = fx.store.Query(ctx, remote.name, nil, 0)
 		if err != nil || got == nil {
