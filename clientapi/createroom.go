@@ -6,7 +6,6 @@ package clientapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -30,14 +29,9 @@ func (a *API) registerCreateRoom(r *mux.Router) {
 
 // postCreateRoom implements POST /createRoom.
 func (a *API) postCreateRoom(w http.ResponseWriter, r *http.Request, d *auth.Device) {
-	body, err := httputil.ReadJSONObject(r)
-	if err != nil {
-		httputil.WriteError(w, r, err)
-		return
-	}
 	var req createRoomRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		httputil.WriteError(w, r, badJSONError(err))
+	if _, err := readObjectInto(r, &req); err != nil {
+		httputil.WriteError(w, r, err)
 		return
 	}
 	ctx := r.Context()
@@ -108,14 +102,4 @@ func (a *API) createRoom(ctx context.Context, creator string, plan *createRoomPl
 		}
 	}
 	return roomID, nil
-}
-
-// badJSONError is the 400 M_BAD_JSON for a body of the wrong shape,
-// naming the field where encoding/json can.
-func badJSONError(err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) && te.Field != "" {
-		return httputil.BadJSON(`"` + te.Field + `" has the wrong type: ` + te.Value + " where a " + te.Type.Kind().String() + " was expected")
-	}
-	return httputil.BadJSON("invalid request body: " + err.Error())
 }

@@ -94,13 +94,8 @@ func (a *API) postPublicRooms(w http.ResponseWriter, r *http.Request, _ *auth.De
 		IncludeAllNetworks   bool            `json:"include_all_networks"`
 		ThirdPartyInstanceID string          `json:"third_party_instance_id"`
 	}
-	raw, err := httputil.ReadJSONObject(r)
-	if err != nil {
+	if _, err := readObjectInto(r, &body); err != nil {
 		httputil.WriteError(w, r, err)
-		return
-	}
-	if err := json.Unmarshal(raw, &body); err != nil {
-		httputil.WriteError(w, r, badJSONError(err))
 		return
 	}
 	var q publicRoomsQuery

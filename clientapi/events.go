@@ -148,13 +148,9 @@ func (a *API) putRedact(w http.ResponseWriter, r *http.Request, d *auth.Device) 
 	var body struct {
 		Reason *string `json:"reason"`
 	}
-	raw, err := httputil.ReadJSONObject(r)
+	raw, err := readObjectInto(r, &body)
 	if err != nil {
 		httputil.WriteError(w, r, err)
-		return
-	}
-	if err := json.Unmarshal(raw, &body); err != nil {
-		httputil.WriteError(w, r, badJSONError(err))
 		return
 	}
 	if err := a.limits.Message.Check(d.UserID); err != nil {

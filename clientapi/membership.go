@@ -68,11 +68,8 @@ func readMembershipBody(r *http.Request) (*membershipBody, error) {
 	// The body was read to see whether there is one; ReadJSONObject
 	// checks what there is as for every other endpoint.
 	r.Body = io.NopCloser(bytes.NewReader(raw))
-	if raw, err = httputil.ReadJSONObject(r); err != nil {
+	if _, err := readObjectInto(r, &b); err != nil {
 		return nil, err
-	}
-	if err := json.Unmarshal(raw, &b); err != nil {
-		return nil, badJSONError(err)
 	}
 	if len(b.ThirdPartySigned) > 0 && string(b.ThirdPartySigned) != "null" {
 		return nil, httputil.NewError(http.StatusBadRequest, httputil.CodeUnrecognized, "third_party_signed is not supported by this server")
@@ -82,7 +79,7 @@ func readMembershipBody(r *http.Request) (*membershipBody, error) {
 
 // postJoinAlias implements POST /join/{roomIdOrAlias}.
 func (a *API) postJoinAlias(w http.ResponseWriter, r *http.Request, d *auth.Device) {
-	a.join(w, r, d, httputil.PathVar(r, "roomIdOrAlias"))
+	a.join(w, r, d, httputil.PathVar(r, "roomIdOrAlias"), "join")
 }
 
 // postJoinRoom implements POST /rooms/{roomId}/join.
@@ -92,10 +89,12 @@ func (a *API) postJoinRoom(w http.ResponseWriter, r *http.Request, d *auth.Devic
 		httputil.WriteError(w, r, err)
 		return
 	}
-	a.join(w, r, d, roomID)
+	a.join(w, r, d, roomID, "join")
 }
 
-func (a *API) join(w http.ResponseWriter, r *http.Request, d *auth.Device, roomIDOrAlias string) {
+// join joins the user to a room, or knocks on it (membership "knock"):
+// the same request, resolved the same way and rate limited together.
+func (a *API) join(w http.ResponseWriter, r *http.Request, d *auth.Device, roomIDOrAlias, membership string) {
 	body, err := readMembershipBody(r)
 	if err != nil {
 		httputil.WriteError(w, r, err)
@@ -111,10 +110,12 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, d *auth.Device, roomI
 		httputil.WriteError(w, r, err)
 		return
 	}
-	content := memberContent("join", a.memberProfileOf(ctx, d.UserID), false)
-	if err := a.authoriseRestrictedJoin(ctx, roomID, d.UserID, content); err != nil {
-		httputil.WriteError(w, r, err)
-		return
+	content := memberContent(membership, a.memberProfileOf(ctx, d.UserID), false)
+	if membership == "join" {
+		if err := a.authoriseRestrictedJoin(ctx, roomID, d.UserID, content); err != nil {
+			httputil.WriteError(w, r, err)
+			return
+		}
 	}
 	if _, err := a.changeMembership(ctx, roomID, d.UserID, d.UserID, content, body.Reason); err != nil {
 		httputil.WriteError(w, r, err)
@@ -125,27 +126,7 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, d *auth.Device, roomI
 
 // postKnock implements POST /knock/{roomIdOrAlias}.
 func (a *API) postKnock(w http.ResponseWriter, r *http.Request, d *auth.Device) {
-	body, err := readMembershipBody(r)
-	if err != nil {
-		httputil.WriteError(w, r, err)
-		return
-	}
-	ctx := r.Context()
-	roomID, err := a.resolveRoom(ctx, httputil.PathVar(r, "roomIdOrAlias"), r)
-	if err != nil {
-		httputil.WriteError(w, r, err)
-		return
-	}
-	if err := a.limits.Join.Check(d.UserID); err != nil {
-		httputil.WriteError(w, r, err)
-		return
-	}
-	content := memberContent("knock", a.memberProfileOf(ctx, d.UserID), false)
-	if _, err := a.changeMembership(ctx, roomID, d.UserID, d.UserID, content, body.Reason); err != nil {
-		httputil.WriteError(w, r, err)
-		return
-	}
-	httputil.WriteJSON(w, r, http.StatusOK, map[string]string{"room_id": roomID})
+	a.join(w, r, d, httputil.PathVar(r, "roomIdOrAlias"), "knock")
 }
 
 // postLeave implements POST /rooms/{roomId}/leave: leaving, rejecting an
@@ -218,14 +199,9 @@ func (a *API) targetedMembership(action string) func(http.ResponseWriter, *http.
 			httputil.WriteError(w, r, err)
 			return
 		}
-		body, err := httputil.ReadJSONObject(r)
-		if err != nil {
-			httputil.WriteError(w, r, err)
-			return
-		}
 		var req membershipBody
-		if err := json.Unmarshal(body, &req); err != nil {
-			httputil.WriteError(w, r, badJSONError(err))
+		if _, err := readObjectInto(r, &req); err != nil {
+			httputil.WriteError(w, r, err)
 			return
 		}
 		if req.UserID == nil {

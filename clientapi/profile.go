@@ -73,14 +73,18 @@ func (a *API) profileOwner(ctx context.Context, r *http.Request) (string, error)
 	return lp, nil
 }
 
-// getProfile implements GET /_matrix/client/v3/profile/{userId}.
-func (a *API) getProfile(w http.ResponseWriter, r *http.Request, _ *auth.Device) {
+// pathProfile returns the profile of the path's user.
+func (a *API) pathProfile(r *http.Request) (map[string]json.RawMessage, error) {
 	lp, err := a.profileOwner(r.Context(), r)
 	if err != nil {
-		writeErr(w, r, err)
-		return
+		return nil, err
 	}
-	p, err := a.db.Profile(r.Context(), lp)
+	return a.db.Profile(r.Context(), lp)
+}
+
+// getProfile implements GET /_matrix/client/v3/profile/{userId}.
+func (a *API) getProfile(w http.ResponseWriter, r *http.Request, _ *auth.Device) {
+	p, err := a.pathProfile(r)
 	if err != nil {
 		writeErr(w, r, err)
 		return
@@ -95,12 +99,7 @@ func (a *API) getProfileField(w http.ResponseWriter, r *http.Request, _ *auth.De
 		writeErr(w, r, err)
 		return
 	}
-	lp, err := a.profileOwner(r.Context(), r)
-	if err != nil {
-		writeErr(w, r, err)
-		return
-	}
-	p, err := a.db.Profile(r.Context(), lp)
+	p, err := a.pathProfile(r)
 	if err != nil {
 		writeErr(w, r, err)
 		return
@@ -113,24 +112,33 @@ func (a *API) getProfileField(w http.ResponseWriter, r *http.Request, _ *auth.De
 	writeOK(w, r, map[string]json.RawMessage{key: v})
 }
 
-// ownProfile checks that d may change the profile of the path's user:
-// only its own.
-func (a *API) ownProfile(r *http.Request, d *auth.Device) error {
-	userID := httputil.PathVar(r, "userId")
-	if userID != d.UserID {
-		return httputil.Forbidden("you may only change your own profile")
+// ownProfileField returns the field a PUT or DELETE of
+// /profile/{userId}/{keyName} changes, once checked, and checks that d may
+// change the profile of the path's user: only its own.
+func (a *API) ownProfileField(r *http.Request, d *auth.Device) (string, error) {
+	key := httputil.PathVar(r, "keyName")
+	if err := checkProfileKey(key); err != nil {
+		return "", err
 	}
-	return nil
+	if httputil.PathVar(r, "userId") != d.UserID {
+		return "", httputil.Forbidden("you may only change your own profile")
+	}
+	return key, nil
+}
+
+// changeProfileField changes d's profile field key in one transaction,
+// then propagates the change (profileChanged).
+func (a *API) changeProfileField(ctx context.Context, d *auth.Device, key string, change func(tx *storage.Tx) error) error {
+	if err := a.db.WithTx(ctx, change); err != nil {
+		return err
+	}
+	return a.profileChanged(ctx, d, key)
 }
 
 // putProfileField implements PUT /_matrix/client/v3/profile/{userId}/{keyName}.
 func (a *API) putProfileField(w http.ResponseWriter, r *http.Request, d *auth.Device) {
-	key := httputil.PathVar(r, "keyName")
-	if err := checkProfileKey(key); err != nil {
-		writeErr(w, r, err)
-		return
-	}
-	if err := a.ownProfile(r, d); err != nil {
+	key, err := a.ownProfileField(r, d)
+	if err != nil {
 		writeErr(w, r, err)
 		return
 	}
@@ -148,7 +156,7 @@ func (a *API) putProfileField(w http.ResponseWriter, r *http.Request, d *auth.De
 		writeErr(w, r, err)
 		return
 	}
-	err := a.db.WithTx(r.Context(), func(tx *storage.Tx) error {
+	err = a.changeProfileField(r.Context(), d, key, func(tx *storage.Tx) error {
 		p, err := tx.Profile(r.Context(), d.Localpart())
 		if err != nil {
 			return err
@@ -162,10 +170,6 @@ func (a *API) putProfileField(w http.ResponseWriter, r *http.Request, d *auth.De
 		return tx.SetProfileField(r.Context(), d.Localpart(), key, value)
 	})
 	if err != nil {
-		writeErr(w, r, err)
-		return
-	}
-	if err := a.profileChanged(r.Context(), d, key); err != nil {
 		writeErr(w, r, err)
 		return
 	}
@@ -200,23 +204,15 @@ func checkProfileValue(key string, value json.RawMessage) error {
 
 // deleteProfileField implements DELETE /_matrix/client/v3/profile/{userId}/{keyName}.
 func (a *API) deleteProfileField(w http.ResponseWriter, r *http.Request, d *auth.Device) {
-	key := httputil.PathVar(r, "keyName")
-	if err := checkProfileKey(key); err != nil {
-		writeErr(w, r, err)
-		return
-	}
-	if err := a.ownProfile(r, d); err != nil {
-		writeErr(w, r, err)
-		return
-	}
-	err := a.db.WithTx(r.Context(), func(tx *storage.Tx) error {
-		return tx.DeleteProfileField(r.Context(), d.Localpart(), key)
-	})
+	key, err := a.ownProfileField(r, d)
 	if err != nil {
 		writeErr(w, r, err)
 		return
 	}
-	if err := a.profileChanged(r.Context(), d, key); err != nil {
+	err = a.changeProfileField(r.Context(), d, key, func(tx *storage.Tx) error {
+		return tx.DeleteProfileField(r.Context(), d.Localpart(), key)
+	})
+	if err != nil {
 		writeErr(w, r, err)
 		return
 	}

@@ -91,10 +91,31 @@ const (
 // newRegTokenRequest uses json.RawMessage where Synapse distinguishes
 // absent, null and a value.
 type newRegTokenRequest struct {
-	Token       *string         `json:"token"`
+	Token *string `json:"token"`
+	regTokenLimits
+	Length *int `json:"length"`
+}
+
+// regTokenLimits are the fields of a token that creating and changing it
+// both take.
+type regTokenLimits struct {
 	UsesAllowed json.RawMessage `json:"uses_allowed"`
 	ExpiryTime  json.RawMessage `json:"expiry_time"`
-	Length      *int            `json:"length"`
+}
+
+// parse checks the limits: nil for absent or null (unlimited, never), and
+// an expiry time in the future.
+func (l regTokenLimits) parse() (uses, expiry *int64, err error) {
+	if uses, err = optionalInt(l.UsesAllowed, "uses_allowed"); err != nil {
+		return nil, nil, err
+	}
+	if expiry, err = optionalInt(l.ExpiryTime, "expiry_time"); err != nil {
+		return nil, nil, err
+	}
+	if expiry != nil && *expiry < nowMS() {
+		return nil, nil, httputil.InvalidParam("expiry_time must be in the future")
+	}
+	return uses, expiry, nil
 }
 
 // optionalInt parses an absent or null value (nil) or a non-negative
@@ -116,18 +137,9 @@ func (a *API) newRegToken(w http.ResponseWriter, r *http.Request, _ *auth.Device
 		writeErr(w, r, err)
 		return
 	}
-	uses, err := optionalInt(req.UsesAllowed, "uses_allowed")
+	uses, expiry, err := req.parse()
 	if err != nil {
 		writeErr(w, r, err)
-		return
-	}
-	expiry, err := optionalInt(req.ExpiryTime, "expiry_time")
-	if err != nil {
-		writeErr(w, r, err)
-		return
-	}
-	if expiry != nil && *expiry < nowMS() {
-		writeErr(w, r, httputil.InvalidParam("expiry_time must be in the future"))
 		return
 	}
 	t := storage.RegistrationToken{UsesAllowed: uses, ExpiryTime: expiry}
@@ -196,11 +208,18 @@ func randomRegToken(n int) string {
 	return string(b)
 }
 
+// regTokenNotFound is err, with storage's not found as the 404 of these
+// endpoints.
+func regTokenNotFound(err error) error {
+	if errors.Is(err, storage.ErrNotFound) {
+		return httputil.NotFound("no such registration token")
+	}
+	return err
+}
+
 func (a *API) getRegToken(w http.ResponseWriter, r *http.Request, _ *auth.Device) {
 	t, err := a.db.GetRegistrationToken(r.Context(), httputil.PathVar(r, "token"))
-	if errors.Is(err, storage.ErrNotFound) {
-		err = httputil.NotFound("no such registration token")
-	}
+	err = regTokenNotFound(err)
 	if err != nil {
 		writeErr(w, r, err)
 		return
@@ -208,31 +227,17 @@ func (a *API) getRegToken(w http.ResponseWriter, r *http.Request, _ *auth.Device
 	writeOK(w, r, toRegTokenJSON(t))
 }
 
-type putRegTokenRequest struct {
-	UsesAllowed json.RawMessage `json:"uses_allowed"`
-	ExpiryTime  json.RawMessage `json:"expiry_time"`
-}
-
 // putRegToken changes only the fields present in the body; null means
 // unlimited or never.
 func (a *API) putRegToken(w http.ResponseWriter, r *http.Request, _ *auth.Device) {
-	var req putRegTokenRequest
+	var req regTokenLimits
 	if err := httputil.ReadJSON(r, &req); err != nil {
 		writeErr(w, r, err)
 		return
 	}
-	uses, err := optionalInt(req.UsesAllowed, "uses_allowed")
+	uses, expiry, err := req.parse()
 	if err != nil {
 		writeErr(w, r, err)
-		return
-	}
-	expiry, err := optionalInt(req.ExpiryTime, "expiry_time")
-	if err != nil {
-		writeErr(w, r, err)
-		return
-	}
-	if expiry != nil && *expiry < nowMS() {
-		writeErr(w, r, httputil.InvalidParam("expiry_time must be in the future"))
 		return
 	}
 	var t *storage.RegistrationToken
@@ -250,9 +255,7 @@ func (a *API) putRegToken(w http.ResponseWriter, r *http.Request, _ *auth.Device
 		}
 		return tx.UpdateRegistrationToken(r.Context(), t.Token, t.UsesAllowed, t.ExpiryTime)
 	})
-	if errors.Is(err, storage.ErrNotFound) {
-		err = httputil.NotFound("no such registration token")
-	}
+	err = regTokenNotFound(err)
 	if err != nil {
 		writeErr(w, r, err)
 		return
@@ -264,9 +267,7 @@ func (a *API) deleteRegToken(w http.ResponseWriter, r *http.Request, _ *auth.Dev
 	err := a.db.WithTx(r.Context(), func(tx *storage.Tx) error {
 		return tx.DeleteRegistrationToken(r.Context(), httputil.PathVar(r, "token"))
 	})
-	if errors.Is(err, storage.ErrNotFound) {
-		err = httputil.NotFound("no such registration token")
-	}
+	err = regTokenNotFound(err)
 	if err != nil {
 		writeErr(w, r, err)
 		return

@@ -132,7 +132,7 @@ func (a *API) canRead(ctx context.Context, userID, roomID string) (*readAccess, 
 	if err != nil {
 		return nil, err
 	}
-	if len(hv) == 1 && contentString(hv[0].JSON, "history_visibility") == "world_readable" {
+	if len(hv) == 1 && roomserver.HistoryVisibilityOf(hv[0].JSON) == "world_readable" {
 		return acc, nil
 	}
 	return nil, httputil.Forbidden(fmt.Sprintf("user %s not in room %s, and room previews are disabled", userID, roomID))

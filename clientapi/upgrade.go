@@ -47,13 +47,8 @@ func (a *API) postUpgrade(w http.ResponseWriter, r *http.Request, d *auth.Device
 		NewVersion         *string  `json:"new_version"`
 		AdditionalCreators []string `json:"additional_creators"`
 	}
-	raw, err := httputil.ReadJSONObject(r)
-	if err != nil {
+	if _, err := readObjectInto(r, &body); err != nil {
 		httputil.WriteError(w, r, err)
-		return
-	}
-	if err := json.Unmarshal(raw, &body); err != nil {
-		httputil.WriteError(w, r, badJSONError(err))
 		return
 	}
 	if body.NewVersion == nil {

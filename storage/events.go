@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 )
 
 // ErrEventExists is returned (wrapped) by InsertEvent for a known event ID.
@@ -179,22 +178,6 @@ func queryEvents(ctx context.Context, q queryer, where string, args ...any) ([]*
 	return out, nil
 }
 
-// inChunk bounds the number of values in one IN (...) list.
-const inChunk = 500
-
-// placeholders returns "$first, $first+1, ..." for n values.
-func inList(first, n int) string {
-	var sb strings.Builder
-	for i := range n {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteByte('$')
-		sb.WriteString(strconv.Itoa(first + i))
-	}
-	return sb.String()
-}
-
 // EventsByID returns the stored events among ids, in no particular order;
 // unknown IDs are left out.
 func (db *DB) EventsByID(ctx context.Context, ids []string) ([]*EventRecord, error) {
@@ -207,21 +190,7 @@ func (tx *Tx) EventsByID(ctx context.Context, ids []string) ([]*EventRecord, err
 }
 
 func eventsByID(ctx context.Context, q queryer, ids []string) ([]*EventRecord, error) {
-	var out []*EventRecord
-	for len(ids) > 0 {
-		n := min(len(ids), inChunk)
-		args := make([]any, n)
-		for i, id := range ids[:n] {
-			args[i] = id
-		}
-		evs, err := queryEvents(ctx, q, `WHERE e.event_id IN (`+inList(1, n)+`)`, args...)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, evs...)
-		ids = ids[n:]
-	}
-	return out, nil
+	return eventsIn(ctx, q, "e.event_id", ids)
 }
 
 // EventsByNID returns the stored events among nids, in no particular order.
@@ -235,19 +204,23 @@ func (tx *Tx) EventsByNID(ctx context.Context, nids []int64) ([]*EventRecord, er
 }
 
 func eventsByNID(ctx context.Context, q queryer, nids []int64) ([]*EventRecord, error) {
+	return eventsIn(ctx, q, "e.event_nid", nids)
+}
+
+// eventsIn returns the stored events whose col is among keys, in no
+// particular order.
+func eventsIn[K any](ctx context.Context, q queryer, col string, keys []K) ([]*EventRecord, error) {
 	var out []*EventRecord
-	for len(nids) > 0 {
-		n := min(len(nids), inChunk)
-		args := make([]any, n)
-		for i, id := range nids[:n] {
-			args[i] = id
+	for chunk := range chunks(keys, inChunk) {
+		args := make([]any, len(chunk))
+		for i, k := range chunk {
+			args[i] = k
 		}
-		evs, err := queryEvents(ctx, q, `WHERE e.event_nid IN (`+inList(1, n)+`)`, args...)
+		evs, err := queryEvents(ctx, q, `WHERE `+col+` IN (`+inList(1, len(chunk))+`)`, args...)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, evs...)
-		nids = nids[n:]
 	}
 	return out, nil
 }
@@ -311,15 +284,14 @@ func (db *DB) TxnIDsOf(ctx context.Context, userID, deviceID string, evs []*Even
 // (e.event_id or t.event_nid) is among keys.
 func txnIDs[K comparable](ctx context.Context, q queryer, userID, deviceID, keyCol string, keys []K) (map[K]string, error) {
 	out := make(map[K]string)
-	for len(keys) > 0 {
-		n := min(len(keys), inChunk)
+	for chunk := range chunks(keys, inChunk) {
 		args := []any{userID, deviceID}
-		for _, k := range keys[:n] {
+		for _, k := range chunk {
 			args = append(args, k)
 		}
 		rows, err := q.QueryContext(ctx, `
 			SELECT `+keyCol+`, t.txn_id FROM event_txns t JOIN events e ON e.event_nid = t.event_nid
-			WHERE t.user_id = $1 AND t.device_id = $2 AND `+keyCol+` IN (`+inList(3, n)+`)`, args...)
+			WHERE t.user_id = $1 AND t.device_id = $2 AND `+keyCol+` IN (`+inList(3, len(chunk))+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("transaction IDs: %w", err)
 		}
@@ -339,7 +311,6 @@ func txnIDs[K comparable](ctx context.Context, q queryer, userID, deviceID, keyC
 		if err != nil {
 			return nil, fmt.Errorf("transaction IDs: %w", err)
 		}
-		keys = keys[n:]
 	}
 	return out, nil
 }

@@ -77,9 +77,9 @@ func (db *DB) ReceiptsSince(ctx context.Context, roomIDs []string, since, upto i
 			WHERE stream_pos > $1 AND stream_pos <= $2 ORDER BY stream_pos`, since, upto)
 		return out, err
 	}
-	for chunk := range syncChunks(roomIDs, syncMaxInList) {
+	for chunk := range chunks(roomIDs, inChunk) {
 		args := []any{upto}
-		q := `SELECT ` + cols + ` FROM receipts WHERE stream_pos <= $1 AND room_id IN (` + syncPlaceholders(2, len(chunk)) + `)`
+		q := `SELECT ` + cols + ` FROM receipts WHERE stream_pos <= $1 AND room_id IN (` + inList(2, len(chunk)) + `)`
 		for _, r := range chunk {
 			args = append(args, r)
 		}

@@ -9,7 +9,6 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 )
 
@@ -79,13 +78,13 @@ func (db *DB) SyncMembershipAt(ctx context.Context, roomNID int64, userID string
 // more new events than the limit is read again on its own.
 func (db *DB) SyncRoomEvents(ctx context.Context, roomNIDs []int64, from, to int64, limit int) ([]*EventRecord, error) {
 	var out []*EventRecord
-	for chunk := range syncChunks(roomNIDs, syncMaxInList) {
+	for chunk := range chunks(roomNIDs, inChunk) {
 		args := []any{from, to}
 		for _, nid := range chunk {
 			args = append(args, nid)
 		}
 		evs, err := queryEvents(ctx, db.read, `
-			WHERE e.room_nid IN (`+syncPlaceholders(3, len(chunk))+`)
+			WHERE e.room_nid IN (`+inList(3, len(chunk))+`)
 			AND e.stream_pos > $1 AND e.stream_pos <= $2
 			ORDER BY e.stream_pos DESC`+limitClause(limit), args...)
 		if err != nil {
@@ -140,13 +139,13 @@ func (db *DB) SyncCurrentState(ctx context.Context, roomNID int64, allMembers bo
 	if err != nil {
 		return nil, err
 	}
-	for chunk := range syncChunks(members, syncMaxInList) {
+	for chunk := range chunks(members, inChunk) {
 		args := []any{roomNID}
 		for _, m := range chunk {
 			args = append(args, m)
 		}
 		evs, err := queryEvents(ctx, db.read, join+` AND e.event_type = 'm.room.member'
-			AND sk.state_key IN (`+syncPlaceholders(2, len(chunk))+`)`, args...)
+			AND sk.state_key IN (`+inList(2, len(chunk))+`)`, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -198,14 +197,14 @@ type SyncMemberCount struct{ Joined, Invited int }
 // SyncMemberCounts returns the member counts of roomNIDs in one query.
 func (db *DB) SyncMemberCounts(ctx context.Context, roomNIDs []int64) (map[int64]SyncMemberCount, error) {
 	out := make(map[int64]SyncMemberCount, len(roomNIDs))
-	for chunk := range syncChunks(roomNIDs, syncMaxInList) {
+	for chunk := range chunks(roomNIDs, inChunk) {
 		args := make([]any, len(chunk))
 		for i, nid := range chunk {
 			args[i] = nid
 		}
 		rows, err := db.read.QueryContext(ctx, `
 			SELECT room_nid, membership, COUNT(*) FROM room_memberships
-			WHERE room_nid IN (`+syncPlaceholders(1, len(chunk))+`) AND membership IN ('join', 'invite')
+			WHERE room_nid IN (`+inList(1, len(chunk))+`) AND membership IN ('join', 'invite')
 			GROUP BY room_nid, membership`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("member counts: %w", err)
@@ -269,20 +268,6 @@ func (db *DB) SyncVisibilityEvents(ctx context.Context, roomNID int64, userID st
 			WHERE (event_type = 'm.room.history_visibility' AND state_key = '')
 			   OR (event_type = 'm.room.member' AND state_key = $2))
 		ORDER BY e.stream_pos`, roomNID, userID, upto)
-}
-
-// SyncRoom returns the room roomID's NID and version, or an error wrapping
-// ErrNotFound.
-func (db *DB) SyncRoom(ctx context.Context, roomID string) (nid int64, version string, err error) {
-	err = db.read.QueryRowContext(ctx, `SELECT room_nid, room_version FROM rooms WHERE room_id = $1`, roomID).
-		Scan(&nid, &version)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, "", fmt.Errorf("room %s: %w", roomID, ErrNotFound)
-	}
-	if err != nil {
-		return 0, "", fmt.Errorf("room %s: %w", roomID, err)
-	}
-	return nid, version, nil
 }
 
 // SyncPositions is where each stream a sync reads stands, read at once so

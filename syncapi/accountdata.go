@@ -30,18 +30,10 @@ const maxTagLength = 255
 // putAccountData serves PUT /user/{userId}/account_data/{type} and
 // PUT /user/{userId}/rooms/{roomId}/account_data/{type}.
 func (a *API) putAccountData(w http.ResponseWriter, r *http.Request, d *auth.Device) {
-	userID, dataType := httputil.PathVar(r, "userId"), httputil.PathVar(r, "type")
-	if err := requireSelf(d, userID, "add account data"); err != nil {
+	userID, roomID, dataType, err := accountDataPath(r, d, "add account data")
+	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
-	}
-	roomID := ""
-	if _, inRoom := mux.Vars(r)["roomId"]; inRoom {
-		var err error
-		if roomID, err = roomIDParam(r); err != nil {
-			httputil.WriteError(w, r, err)
-			return
-		}
 	}
 	if dataType == "" {
 		httputil.WriteError(w, r, httputil.InvalidParam("the account data type must not be empty"))
@@ -87,21 +79,29 @@ func (a *API) notifyAccountData(ctx context.Context, userID string, pos int64) {
 	}
 }
 
+// accountDataPath reads the user, the room ("" for global account data)
+// and the type of an account data path, which the user must be d's
+// (action says what was refused).
+func accountDataPath(r *http.Request, d *auth.Device, action string) (userID, roomID, dataType string, err error) {
+	userID, dataType = httputil.PathVar(r, "userId"), httputil.PathVar(r, "type")
+	if err := requireSelf(d, userID, action); err != nil {
+		return "", "", "", err
+	}
+	if _, inRoom := mux.Vars(r)["roomId"]; inRoom {
+		if roomID, err = roomIDParam(r); err != nil {
+			return "", "", "", err
+		}
+	}
+	return userID, roomID, dataType, nil
+}
+
 // getAccountData serves GET /user/{userId}/account_data/{type} and
 // GET /user/{userId}/rooms/{roomId}/account_data/{type}.
 func (a *API) getAccountData(w http.ResponseWriter, r *http.Request, d *auth.Device) {
-	userID, dataType := httputil.PathVar(r, "userId"), httputil.PathVar(r, "type")
-	if err := requireSelf(d, userID, "read account data"); err != nil {
+	userID, roomID, dataType, err := accountDataPath(r, d, "read account data")
+	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
-	}
-	roomID := ""
-	if _, inRoom := mux.Vars(r)["roomId"]; inRoom {
-		var err error
-		if roomID, err = roomIDParam(r); err != nil {
-			httputil.WriteError(w, r, err)
-			return
-		}
 	}
 	content, err := a.db.GetAccountData(r.Context(), userID, roomID, dataType)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -117,12 +117,7 @@ func (a *API) getAccountData(w http.ResponseWriter, r *http.Request, d *auth.Dev
 
 // getTags serves GET /user/{userId}/rooms/{roomId}/tags.
 func (a *API) getTags(w http.ResponseWriter, r *http.Request, d *auth.Device) {
-	userID := httputil.PathVar(r, "userId")
-	if err := requireSelf(d, userID, "read tags"); err != nil {
-		httputil.WriteError(w, r, err)
-		return
-	}
-	roomID, err := roomIDParam(r)
+	userID, roomID, err := selfInRoom(r, d, "read tags")
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
@@ -146,16 +141,12 @@ func tagsOf(content []byte) json.RawMessage {
 
 // putTag serves PUT /user/{userId}/rooms/{roomId}/tags/{tag}.
 func (a *API) putTag(w http.ResponseWriter, r *http.Request, d *auth.Device) {
-	userID, tag := httputil.PathVar(r, "userId"), httputil.PathVar(r, "tag")
-	if err := requireSelf(d, userID, "add tags"); err != nil {
-		httputil.WriteError(w, r, err)
-		return
-	}
-	roomID, err := roomIDParam(r)
+	userID, roomID, err := selfInRoom(r, d, "add tags")
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
 	}
+	tag := httputil.PathVar(r, "tag")
 	if tag == "" || len(tag) > maxTagLength {
 		httputil.WriteError(w, r, httputil.InvalidParam("a tag must be 1 to 255 bytes long"))
 		return
@@ -180,16 +171,12 @@ func (a *API) putTag(w http.ResponseWriter, r *http.Request, d *auth.Device) {
 
 // deleteTag serves DELETE /user/{userId}/rooms/{roomId}/tags/{tag}.
 func (a *API) deleteTag(w http.ResponseWriter, r *http.Request, d *auth.Device) {
-	userID, tag := httputil.PathVar(r, "userId"), httputil.PathVar(r, "tag")
-	if err := requireSelf(d, userID, "remove tags"); err != nil {
-		httputil.WriteError(w, r, err)
-		return
-	}
-	roomID, err := roomIDParam(r)
+	userID, roomID, err := selfInRoom(r, d, "remove tags")
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
 	}
+	tag := httputil.PathVar(r, "tag")
 	if err := a.updateTags(r.Context(), userID, roomID, func(tags map[string]json.RawMessage) {
 		delete(tags, tag)
 	}); err != nil {

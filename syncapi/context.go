@@ -33,18 +33,10 @@ func (a *API) getContext(w http.ResponseWriter, r *http.Request, d *auth.Device)
 		httputil.WriteError(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	limit, err := limitParam(q.Get("limit"), defaultMessagesLimit, maxMessagesLimit)
+	limit, filter, err := pageParams(r.URL.Query())
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
-	}
-	filter := &RoomEventFilter{}
-	if s := q.Get("filter"); s != "" {
-		if filter, err = ParseRoomEventFilter([]byte(s)); err != nil {
-			httputil.WriteError(w, r, err)
-			return
-		}
 	}
 	ctx := r.Context()
 	rr, err := a.openRoomForReading(ctx, roomID, d.UserID)

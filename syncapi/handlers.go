@@ -23,6 +23,19 @@ func requireSelf(d *auth.Device, userID, what string) error {
 	return nil
 }
 
+// selfInRoom reads the userId and roomId path variables of a request about
+// the user's own data in a room (tags, typing): userId must be d's.
+func selfInRoom(r *http.Request, d *auth.Device, what string) (userID, roomID string, err error) {
+	userID = httputil.PathVar(r, "userId")
+	if err := requireSelf(d, userID, what); err != nil {
+		return "", "", err
+	}
+	if roomID, err = roomIDParam(r); err != nil {
+		return "", "", err
+	}
+	return userID, roomID, nil
+}
+
 // roomIDParam returns the roomId path variable, or 400 M_INVALID_PARAM
 // when it is not a room ID. (Room IDs of room version 12 have no server
 // name, so only the sigil is required.)
@@ -62,3 +75,19 @@ func readerOf(raw []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(ra
 type jsonRaw = json.RawMessage
 
 func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+
+// makeRoom drops about half of the entries of m when it holds limit or
+// more, so that a per-user or per-device cache stays bounded without
+// tracking use (which entries go is random; they are rebuilt on demand).
+func makeRoom[K comparable, V any](m map[K]V, limit int) {
+	if len(m) < limit {
+		return
+	}
+	n := 0
+	for k := range m {
+		delete(m, k)
+		if n++; n >= limit/2 {
+			return
+		}
+	}
+}

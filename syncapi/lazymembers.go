@@ -41,15 +41,7 @@ func (c *lazyMembersCache) forDevice(userID, deviceID string, reset bool) *sentM
 	defer c.mu.Unlock()
 	s := c.devices[key]
 	if s == nil || reset {
-		if len(c.devices) >= maxLazyDevices {
-			n := 0
-			for k := range c.devices {
-				delete(c.devices, k)
-				if n++; n >= maxLazyDevices/2 {
-					break
-				}
-			}
-		}
+		makeRoom(c.devices, maxLazyDevices)
 		s = &sentMembers{rooms: map[string]map[string]bool{}}
 		c.devices[key] = s
 	}

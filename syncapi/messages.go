@@ -16,6 +16,7 @@ package syncapi
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/tidwall/gjson"
@@ -55,7 +56,7 @@ type roomReader struct {
 // readable), and for an unknown room, whose existence is not revealed.
 func (a *API) openRoomForReading(ctx context.Context, roomID, userID string) (*roomReader, error) {
 	forbidden := httputil.Forbidden("you are not allowed to read the history of room " + roomID)
-	nid, _, err := a.db.SyncRoom(ctx, roomID)
+	room, err := a.db.Room(ctx, roomID)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, forbidden
@@ -66,6 +67,7 @@ func (a *API) openRoomForReading(ctx context.Context, roomID, userID string) (*r
 	if err != nil {
 		return nil, err
 	}
+	nid := room.NID
 	vis, err := a.loadVisibility(ctx, nid, userID, upto)
 	if err != nil {
 		return nil, err
@@ -95,17 +97,10 @@ func (a *API) getMessages(w http.ResponseWriter, r *http.Request, d *auth.Device
 		httputil.WriteError(w, r, httputil.InvalidParam("dir must be b or f"))
 		return
 	}
-	limit, err := limitParam(q.Get("limit"), defaultMessagesLimit, maxMessagesLimit)
+	limit, filter, err := pageParams(q)
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
-	}
-	filter := &RoomEventFilter{}
-	if s := q.Get("filter"); s != "" {
-		if filter, err = ParseRoomEventFilter([]byte(s)); err != nil {
-			httputil.WriteError(w, r, err)
-			return
-		}
 	}
 	var from, to *synctoken.Token
 	for _, p := range []struct {
@@ -132,6 +127,21 @@ func (a *API) getMessages(w http.ResponseWriter, r *http.Request, d *auth.Device
 		return
 	}
 	httputil.WriteJSON(w, r, http.StatusOK, resp)
+}
+
+// pageParams parses the limit and filter query parameters of /messages and
+// /context.
+func pageParams(q url.Values) (limit int, filter *RoomEventFilter, err error) {
+	if limit, err = limitParam(q.Get("limit"), defaultMessagesLimit, maxMessagesLimit); err != nil {
+		return 0, nil, err
+	}
+	filter = &RoomEventFilter{}
+	if s := q.Get("filter"); s != "" {
+		if filter, err = ParseRoomEventFilter([]byte(s)); err != nil {
+			return 0, nil, err
+		}
+	}
+	return limit, filter, nil
 }
 
 // limitParam parses a limit query parameter.

@@ -90,11 +90,7 @@ func (b *syncBuilder) fullRoom(m storage.SyncMembership, section string, from, e
 			state = append(state, extra...)
 		}
 	}
-	sortByPos(state)
-	r.state = b.filterState(m.RoomID, state)
-	if b.req.useStateAfter {
-		r.stateAfter = stateAfter(r.state, visible, &b.f.Room.State, m.RoomID)
-	}
+	b.setState(r, state, visible)
 	return nil
 }
 
@@ -173,12 +169,18 @@ func (b *syncBuilder) incrementalTimeline(m storage.SyncMembership, section stri
 			state = append(state, extra...)
 		}
 	}
-	sortByPos(state)
-	r.state = b.filterState(m.RoomID, state)
-	if b.req.useStateAfter {
-		r.stateAfter = stateAfter(r.state, visible, &b.f.Room.State, m.RoomID)
-	}
+	b.setState(r, state, visible)
 	return nil
+}
+
+// setState gives r its state section, in stream order and filtered, and
+// state_after when asked for (visible: the timeline before the filter).
+func (b *syncBuilder) setState(r *roomResult, state, visible []*storage.EventRecord) {
+	sortByPos(state)
+	r.state = b.filterState(r.m.RoomID, state)
+	if b.req.useStateAfter {
+		r.stateAfter = stateAfter(r.state, visible, &b.f.Room.State, r.m.RoomID)
+	}
 }
 
 // leaveEventOnly adds a room the user left without having been joined at

@@ -19,12 +19,7 @@ type typingRequest struct {
 }
 
 func (a *API) putTyping(w http.ResponseWriter, r *http.Request, d *auth.Device) {
-	userID := httputil.PathVar(r, "userId")
-	if err := requireSelf(d, userID, "set typing notifications"); err != nil {
-		httputil.WriteError(w, r, err)
-		return
-	}
-	roomID, err := roomIDParam(r)
+	userID, roomID, err := selfInRoom(r, d, "set typing notifications")
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return

@@ -47,15 +47,7 @@ func (c *userCache) update(userID string, f func(u *cachedUser)) {
 	defer c.mu.Unlock()
 	u := c.users[userID]
 	if u == nil {
-		if len(c.users) >= maxCachedUsers {
-			n := 0
-			for k := range c.users {
-				delete(c.users, k)
-				if n++; n >= maxCachedUsers/2 {
-					break
-				}
-			}
-		}
+		makeRoom(c.users, maxCachedUsers)
 		u = &cachedUser{}
 		c.users[userID] = u
 	}
