@@ -1,12 +1,15 @@
 package federation
 
 import (
+	"errors"
 	"time"
 
 	"github.com/gorilla/mux"
 
+	"github.com/myelin-chat/myelin/federation/serverkeys"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/storage"
 )
 
 // DefaultKeyValidity is how long a published key response stays valid
@@ -19,6 +22,10 @@ const DefaultKeyValidity = 24 * time.Hour
 type Deps struct {
 	Config *config.Config
 	Keys   *keys.Ring
+	DB     *storage.DB
+	// ServerKeys gives other servers' keys, to check request signatures,
+	// and backs the notary endpoints.
+	ServerKeys *serverkeys.Store
 	// Version is this build's version, for GET /_matrix/federation/v1/version.
 	Version string
 	// KeyValidity is the lifetime of a key response; 0 means
@@ -32,27 +39,38 @@ type Deps struct {
 type API struct {
 	cfg         *config.Config
 	keys        *keys.Ring
+	db          *storage.DB
+	serverKeys  *serverkeys.Store
 	version     string
 	keyValidity time.Duration
 	now         func() time.Time
 }
 
 // New builds the federation API.
-func New(d Deps) *API {
-	a := &API{cfg: d.Config, keys: d.Keys, version: d.Version, keyValidity: d.KeyValidity, now: d.Now}
+func New(d Deps) (*API, error) {
+	if d.Config == nil || d.Keys == nil || d.DB == nil || d.ServerKeys == nil {
+		return nil, errors.New("federation: Config, Keys, DB and ServerKeys are required")
+	}
+	a := &API{cfg: d.Config, keys: d.Keys, db: d.DB, serverKeys: d.ServerKeys, version: d.Version, keyValidity: d.KeyValidity, now: d.Now}
 	if a.keyValidity <= 0 {
 		a.keyValidity = DefaultKeyValidity
 	}
 	if a.now == nil {
 		a.now = time.Now
 	}
-	return a
+	return a, nil
 }
 
 // Register adds the federation endpoints to r (the federation listener's
 // router, from httputil.NewRouter), including /.well-known/matrix/server.
+// Every /_matrix/federation/ endpoint but the version requires a signed
+// request (Authenticate); the key endpoints do not.
 func (a *API) Register(r *mux.Router) {
 	a.registerVersion(r)
 	a.registerKeys(r)
 	a.RegisterWellKnown(r)
+
+	signed := r.PathPrefix("/_matrix/federation/").Subrouter()
+	signed.Use(a.Authenticate)
+	a.registerQuery(signed)
 }

@@ -33,6 +33,8 @@ type oldVerifyKey struct {
 
 func (a *API) registerKeys(r *mux.Router) {
 	r.HandleFunc("/_matrix/key/v2/server", a.getServerKeys).Methods(http.MethodGet)
+	r.HandleFunc("/_matrix/key/v2/query/{serverName}", a.getKeyQuery).Methods(http.MethodGet)
+	r.HandleFunc("/_matrix/key/v2/query", a.postKeyQuery).Methods(http.MethodPost)
 }
 
 // getServerKeys implements GET /_matrix/key/v2/server.

@@ -10,6 +10,7 @@ package config
 
 import (
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -34,6 +35,10 @@ type Config struct {
 
 	FederationTrustCA            string `yaml:"federation_trust_ca"`             // extra CA (PEM) for outbound federation
 	FederationInsecureSkipVerify bool   `yaml:"federation_insecure_skip_verify"` // development only
+	// TrustedKeyServers are the notaries asked for other servers' keys when
+	// those cannot give them, comma-separated server names (see
+	// TrustedKeyServerList); empty = none.
+	TrustedKeyServers string `yaml:"trusted_key_servers"`
 
 	Database string `yaml:"database"` // "sqlite:PATH" or a postgres:// URL
 	NATS     string `yaml:"nats"`     // empty = embedded JetStream in DataDir
@@ -120,6 +125,17 @@ func Default() *Config {
 	}
 	c.fillDerived()
 	return c
+}
+
+// TrustedKeyServerList returns the server names of TrustedKeyServers.
+func (c *Config) TrustedKeyServerList() []string {
+	var out []string
+	for _, s := range strings.Split(c.TrustedKeyServers, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // fillDerived sets the defaults that live inside DataDir, for those left

@@ -238,6 +238,7 @@ func TestWriteDocumentedRoundTrip(t *testing.T) {
 	c.ACME = ACMEConfig{Email: "a@b.c", DirectoryURL: "https://acme.example/dir", CacheDir: "/var/acme"}
 	c.FederationTrustCA = "/etc/ca.pem"
 	c.FederationInsecureSkipVerify = true
+	c.TrustedKeyServers = "matrix.org,[::1]:8448"
 	c.Database = "postgres://u:p@db:5432/m?sslmode=disable"
 	c.NATS = "nats://a:4222,nats://b:4222"
 	c.RegistrationSharedSecret = "quote\" and \\ and # and 'x'"
@@ -358,6 +359,7 @@ func TestBadInput(t *testing.T) {
 		{name: "acme directory", args: []string{"--acme-directory-url", "ftp://x"}, want: []string{"not an http(s) URL"}},
 		{name: "well-known client", file: "well_known_client_base_url: matrix.example.org\n", want: []string{"well_known_client_base_url", "not an http(s) URL", "https://matrix.example.org"}},
 		{name: "well-known server", args: []string{"--well-known-server", "https://m.example"}, want: []string{"flag --well-known-server:", "not a valid host[:port]"}},
+		{name: "trusted key servers", args: []string{"--trusted-key-servers", "matrix.org, not a name"}, want: []string{"flag --trusted-key-servers:", `"not a name" is not a valid server name`, "separated by commas"}},
 		{name: "empty data dir", args: []string{"--data-dir="}, want: []string{"flag --data-dir: is empty"}},
 	}
 	for _, tc := range cases {
@@ -441,5 +443,16 @@ func TestFlagHelp(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("flag help lacks %q", want)
 		}
+	}
+}
+
+func TestTrustedKeyServerList(t *testing.T) {
+	c := Default()
+	if l := c.TrustedKeyServerList(); len(l) != 0 {
+		t.Fatalf("default notaries %v, want none", l)
+	}
+	c.TrustedKeyServers = " matrix.org ,,example.com:8448, "
+	if l := c.TrustedKeyServerList(); !reflect.DeepEqual(l, []string{"matrix.org", "example.com:8448"}) {
+		t.Fatalf("TrustedKeyServerList = %q", l)
 	}
 }

@@ -107,6 +107,19 @@ func checkWellKnownServer(c *Config) error {
 	return nil
 }
 
+func checkTrustedKeyServers(c *Config) error {
+	for _, s := range strings.Split(c.TrustedKeyServers, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if err := ValidServerName(s); err != nil {
+			return fmt.Errorf("%q is not a valid server name (%v): list server names separated by commas, e.g. matrix.org,example.com:8448", s, err)
+		}
+	}
+	return nil
+}
+
 func checkNotEmpty(get func(*Config) string) func(*Config) error {
 	return func(c *Config) error {
 		if strings.TrimSpace(get(c)) == "" {

@@ -26,6 +26,8 @@ import (
 
 	"github.com/myelin-chat/myelin/clientapi"
 	"github.com/myelin-chat/myelin/federation"
+	"github.com/myelin-chat/myelin/federation/fedclient"
+	"github.com/myelin-chat/myelin/federation/serverkeys"
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httputil"
@@ -50,6 +52,10 @@ type Server struct {
 	sync      *syncapi.API
 	metrics   *metrics.Registry
 	fedClient *http.Client
+	// fedSigned sends signed requests to other servers; serverKeys keeps
+	// their keys.
+	fedSigned  *fedclient.Client
+	serverKeys *serverkeys.Store
 
 	clientLn, fedLn   net.Listener
 	clientSrv, fedSrv *http.Server
@@ -178,17 +184,6 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	}
 	undo = append(undo, func() { s.bus.Close() })
 
-	if s.rs, err = roomserver.New(roomserver.Deps{
-		DB:         s.db,
-		Bus:        s.bus,
-		ServerName: cfg.ServerName,
-		Keys:       s.keys,
-		Logger:     logger,
-	}); err != nil {
-		return nil, err
-	}
-	undo = append(undo, func() { s.rs.Close() })
-
 	fedTLS, err := tlsutil.FederationServerConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -198,13 +193,49 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 		return nil, err
 	}
 	s.fedClient = newFederationClient(outTLS)
+	if s.fedSigned, err = fedclient.New(fedclient.Config{
+		ServerName: cfg.ServerName,
+		Keys:       s.keys,
+		TLS:        outTLS,
+		UserAgent:  ImplementationName + "/" + Version(),
+		Logger:     logger,
+	}); err != nil {
+		return nil, err
+	}
+	if s.serverKeys, err = serverkeys.New(serverkeys.Config{
+		DB:         s.db,
+		Client:     s.fedSigned,
+		ServerName: cfg.ServerName,
+		Keys:       s.keys,
+		Notaries:   cfg.TrustedKeyServerList(),
+		Logger:     logger,
+	}); err != nil {
+		return nil, err
+	}
 
-	fed := federation.New(federation.Deps{
+	if s.rs, err = roomserver.New(roomserver.Deps{
+		DB:         s.db,
+		Bus:        s.bus,
+		ServerName: cfg.ServerName,
+		Keys:       s.keys,
+		Logger:     logger,
+		ServerKeys: s.serverKeys,
+	}); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { s.rs.Close() })
+
+	fed, err := federation.New(federation.Deps{
 		Config:      cfg,
 		Keys:        s.keys,
+		DB:          s.db,
+		ServerKeys:  s.serverKeys,
 		Version:     Version(),
 		KeyValidity: o.keyValidity,
 	})
+	if err != nil {
+		return nil, err
+	}
 	clientRouter := httputil.NewRouter()
 	authn := clientapi.NewAuthenticator(s.db, cfg)
 	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db, Auth: authn, Roomserver: s.rs}).Register(clientRouter)
@@ -268,7 +299,9 @@ func (s *Server) newHTTPServer(name string, router http.Handler, cors bool, time
 	}
 }
 
-// newFederationClient is the HTTP client for requests to other servers.
+// newFederationClient is a plain HTTPS client with the outbound TLS
+// configuration, for unsigned requests to a known URL; federation requests
+// go through fedclient (SignedFederationClient).
 func newFederationClient(tc *tls.Config) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
@@ -378,6 +411,7 @@ func (s *Server) Close() error {
 func (s *Server) release() error {
 	s.closeOnce.Do(func() {
 		s.fedClient.CloseIdleConnections()
+		s.fedSigned.CloseIdleConnections()
 		s.sync.Close()
 		s.rs.Close()
 		s.closeErr = errors.Join(s.bus.Close(), s.db.Close())
@@ -412,9 +446,22 @@ func (s *Server) Bus() *bus.Bus { return s.bus }
 // Metrics is the server's metrics registry.
 func (s *Server) Metrics() *metrics.Registry { return s.metrics }
 
-// FederationClient is the HTTP client for requests to other servers, with
-// the outbound TLS configuration (system roots plus federation_trust_ca).
+// FederationClient is a plain HTTPS client with the outbound TLS
+// configuration (system roots plus federation_trust_ca), for unsigned
+// requests to a URL. Requests to other servers by name, signed, go through
+// SignedFederationClient.
 func (s *Server) FederationClient() *http.Client { return s.fedClient }
+
+// SignedFederationClient sends requests to other servers signed with the
+// server's key, finding them through server discovery.
+func (s *Server) SignedFederationClient() *fedclient.Client { return s.fedSigned }
+
+// ServerKeys keeps other servers' signing keys.
+func (s *Server) ServerKeys() *serverkeys.Store { return s.serverKeys }
+
+// ImplementationName is the software's name in the User-Agent of outbound
+// federation requests.
+const ImplementationName = "Myelin"
 
 // Version is this build's version: the module version when built from a
 // tagged module, else "dev".

@@ -183,6 +183,7 @@ func (s *Server) Stop() error {
 		for _, other := range *s.group {
 			if other != nil {
 				other.FederationClient().CloseIdleConnections()
+				other.SignedFederationClient().CloseIdleConnections()
 			}
 		}
 		s.cancel()
