@@ -139,7 +139,12 @@ func (rs *Roomserver) verifyOne(ctx context.Context, ev *pdu.Event, server strin
 				lastErr = fmt.Errorf("event %s: no way to fetch keys of %s", ev.EventID(), server)
 				continue
 			}
-			pub, kerr := rs.serverKeys.VerifyKey(ctx, server, keyID, ev.OriginServerTS())
+			// Room versions 1 to 4 ignore key validity periods.
+			atTS := ev.OriginServerTS()
+			if !ev.Version().EnforceKeyValidity {
+				atTS = 0
+			}
+			pub, kerr := rs.serverKeys.VerifyKey(ctx, server, keyID, atTS)
 			if kerr != nil {
 				lastErr = fmt.Errorf("event %s: key %s of %s: %w", ev.EventID(), keyID, server, kerr)
 				continue

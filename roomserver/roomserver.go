@@ -32,7 +32,8 @@ type Deps struct {
 // checking the signatures of received events.
 type ServerKeys interface {
 	// VerifyKey returns serverName's key keyID, valid at atTS
-	// (milliseconds), or an error when it cannot be had.
+	// (milliseconds), or an error when it cannot be had. atTS 0 asks for
+	// the key whatever its validity (room versions 1 to 4).
 	VerifyKey(ctx context.Context, serverName, keyID string, atTS int64) (ed25519.PublicKey, error)
 }
 
