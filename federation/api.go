@@ -2,6 +2,8 @@ package federation
 
 import (
 	"errors"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -70,7 +72,11 @@ func (a *API) Register(r *mux.Router) {
 	a.registerKeys(r)
 	a.RegisterWellKnown(r)
 
-	signed := r.PathPrefix("/_matrix/federation/").Subrouter()
+	// A matcher rather than PathPrefix, which would prefix the routes'
+	// paths: the signed routes keep their full paths (and templates).
+	signed := r.MatcherFunc(func(req *http.Request, _ *mux.RouteMatch) bool {
+		return strings.HasPrefix(req.URL.Path, "/_matrix/federation/")
+	}).Subrouter()
 	signed.Use(a.Authenticate)
 	a.registerQuery(signed)
 }

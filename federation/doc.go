@@ -5,7 +5,18 @@
 //   - GET /_matrix/federation/v1/version ("Server Implementation"),
 //   - GET /_matrix/key/v2/server ("Publishing Keys"): the server's verify
 //     keys and old verify keys, signed with its current key,
+//   - GET /_matrix/key/v2/query/{serverName} and POST /_matrix/key/v2/query
+//     ("Querying Keys Through Another Server"): other servers' key
+//     responses, counter-signed, from the key store (serverkeys),
 //   - GET /.well-known/matrix/server ("Server Discovery", delegation), also
 //     served on the client listener since delegation is usually looked up
-//     on port 443, where a reverse proxy forwards to the client listener.
+//     on port 443, where a reverse proxy forwards to the client listener,
+//   - request authentication ("Request Authentication"): every other
+//     /_matrix/federation/ endpoint is behind Authenticate, which checks
+//     the X-Matrix signature and puts the origin in the request's context,
+//   - GET /_matrix/federation/v1/query/profile ("Querying for information").
+//
+// The subpackages: fedauth signs and parses X-Matrix headers, fedclient
+// finds other servers and sends them signed requests, serverkeys fetches
+// and keeps other servers' keys.
 package federation
