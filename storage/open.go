@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"path/filepath"
 	"runtime"
@@ -99,6 +100,26 @@ func sqliteDSN(path string, reader bool) string {
 // busy, and a few more so that readers waiting on I/O don't queue.
 func sqliteReaders() int { return max(4, runtime.GOMAXPROCS(0)) }
 
+// pingSQLite opens db's first connection, retrying while the file is busy.
+// The connection's pragmas run as it opens, and switching a new file to WAL
+// can answer SQLITE_BUSY at once, without waiting for busy_timeout, while
+// another process opens the same file; so several processes starting
+// together (a restart of a cluster's workers) would otherwise fail at random.
+func pingSQLite(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(time.Duration(sqliteBusyTimeoutMS) * time.Millisecond)
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || !SQLite.retryable(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(5+rand.IntN(20)) * time.Millisecond):
+		}
+	}
+}
+
 func openSQLite(ctx context.Context, dsn, path string) (*DB, error) {
 	const hint = "does the directory exist and is it writable?"
 	if path == "" {
@@ -120,7 +141,7 @@ func openSQLite(ctx context.Context, dsn, path string) (*DB, error) {
 	}
 	write.SetMaxOpenConns(1)
 	write.SetMaxIdleConns(1)
-	if err := write.PingContext(ctx); err != nil {
+	if err := pingSQLite(ctx, write); err != nil {
 		write.Close()
 		return nil, settingError(dsn, "cannot open", err, hint)
 	}
@@ -131,7 +152,7 @@ func openSQLite(ctx context.Context, dsn, path string) (*DB, error) {
 	}
 	read.SetMaxOpenConns(sqliteReaders())
 	read.SetMaxIdleConns(sqliteReaders())
-	if err := read.PingContext(ctx); err != nil {
+	if err := pingSQLite(ctx, read); err != nil {
 		write.Close()
 		read.Close()
 		return nil, settingError(dsn, "cannot open", err, hint)
