@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,6 +39,8 @@ const (
 	DefaultMaxResponseBytes = 10 << 20
 	// maxErrorBodyBytes bounds what is read of an error response.
 	maxErrorBodyBytes = 64 << 10
+	// maxRetryAfter bounds the wait a remote can ask for.
+	maxRetryAfter = time.Hour
 )
 
 // ErrResponseTooLarge is returned (wrapped) for a response body over its
@@ -180,6 +183,9 @@ type Error struct {
 	Status      int
 	Code        string
 	Message     string
+	// RetryAfter is how long the remote asked us to wait (a 429's
+	// Retry-After header or retry_after_ms), 0 when it did not say.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -276,11 +282,18 @@ func (c *Client) errorFrom(r Request, resp *http.Response) *Error {
 	e := &Error{Destination: r.Destination, Method: r.Method, Path: r.Path, Status: resp.StatusCode}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
 	var me struct {
-		Code    string `json:"errcode"`
-		Message string `json:"error"`
+		Code         string `json:"errcode"`
+		Message      string `json:"error"`
+		RetryAfterMS int64  `json:"retry_after_ms"`
 	}
 	if json.Unmarshal(data, &me) == nil && me.Code != "" {
 		e.Code, e.Message = truncate(me.Code, 128), truncate(me.Message, 1024)
+		if me.RetryAfterMS > 0 {
+			e.RetryAfter = time.Duration(min(me.RetryAfterMS, maxRetryAfter.Milliseconds())) * time.Millisecond
+		}
+	}
+	if secs, err := strconv.ParseInt(resp.Header.Get("Retry-After"), 10, 64); err == nil && secs > 0 {
+		e.RetryAfter = time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
 	}
 	return e
 }

@@ -197,6 +197,15 @@ func TestClientErrors(t *testing.T) {
 		w.WriteHeader(http.StatusForbidden)
 		fmt.Fprint(w, `{"errcode":"M_FORBIDDEN","error":"not for you"}`)
 	})
+	mux.HandleFunc("/limited", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprint(w, `{"errcode":"M_LIMIT_EXCEEDED","error":"slow down","retry_after_ms":1500}`)
+	})
+	mux.HandleFunc("/limited-header", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "999999")
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprint(w, `{"errcode":"M_LIMIT_EXCEEDED","error":"slow down"}`)
+	})
 	mux.HandleFunc("/html", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadGateway)
 		fmt.Fprint(w, `<html>bad gateway</html>`)
@@ -232,6 +241,12 @@ func TestClientErrors(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "M_FORBIDDEN: not for you") {
 		t.Fatalf("error text %q", err)
+	}
+	if err := c.DoJSON(ctx, "GET", dest, "/limited", nil, nil); !errors.As(err, &fe) || fe.Code != "M_LIMIT_EXCEEDED" || fe.RetryAfter != 1500*time.Millisecond {
+		t.Fatalf("rate limited: %#v", err)
+	}
+	if err := c.DoJSON(ctx, "GET", dest, "/limited-header", nil, nil); !errors.As(err, &fe) || fe.RetryAfter != time.Hour {
+		t.Fatalf("rate limited with a long Retry-After: %#v", err)
 	}
 	if err := c.DoJSON(ctx, "GET", dest, "/html", nil, nil); !errors.As(err, &fe) || fe.Status != 502 || fe.Code != "" {
 		t.Fatalf("non-Matrix error: %#v", err)
