@@ -9,35 +9,55 @@ import (
 	"github.com/myelin-chat/myelin/roomserver/pdu"
 )
 
-// requestJSON is the object a request signature covers (step 1 of
-// "Request Authentication"). Content is the request body, absent when the
-// request has none.
-type requestJSON struct {
-	Method      string          `json:"method"`
-	URI         string          `json:"uri"`
-	Origin      string          `json:"origin"`
-	Destination string          `json:"destination"`
-	Content     json.RawMessage `json:"content,omitempty"`
-}
+// ErrBadContent is returned (wrapped) when a request body is not JSON, so
+// cannot be part of the signed object.
+var ErrBadContent = errors.New("the request body is not valid JSON")
 
-// RequestJSON returns the JSON object a request's signature covers: the
-// method, the request target uri (the path from "/_matrix/..." with the
-// query string, exactly as sent on the request line), the origin and
-// destination server names (before any delegation), and content, the
-// request body, which must be JSON when not empty. The result is not yet
+// RequestJSON returns the JSON object a request's signature covers (step
+// 1 of "Request Authentication"): the method, the request target uri (the
+// path from "/_matrix/..." with the query string, exactly as sent on the
+// request line), the origin and destination server names (before any
+// delegation), and content, the request body, absent when the body is
+// empty and otherwise required to be JSON. The result is not yet
 // canonical; signing canonicalises it.
 func RequestJSON(method, uri, origin, destination string, content []byte) ([]byte, error) {
-	if err := checkContent(content); err != nil {
-		return nil, err
-	}
-	return json.Marshal(requestJSON{Method: method, URI: uri, Origin: origin, Destination: destination, Content: content})
+	return appendRequestJSON(nil, method, uri, origin, destination, content, nil)
 }
 
-func checkContent(content []byte) error {
+// appendRequestJSON writes the object by hand rather than through
+// encoding/json, which would validate and compact the body once more (it
+// was most of the cost of checking a large request). With sig set, the
+// object also holds {"signatures": {origin: {key: sig}}}.
+func appendRequestJSON(out []byte, method, uri, origin, destination string, content []byte, sig *Header) ([]byte, error) {
 	if len(content) > 0 && !json.Valid(content) {
-		return errors.New("the request body is not valid JSON")
+		return nil, ErrBadContent
 	}
-	return nil
+	str := func(s string) []byte {
+		b, _ := json.Marshal(s) // a string always encodes
+		return b
+	}
+	out = append(out, `{"method":`...)
+	out = append(out, str(method)...)
+	out = append(out, `,"uri":`...)
+	out = append(out, str(uri)...)
+	out = append(out, `,"origin":`...)
+	out = append(out, str(origin)...)
+	out = append(out, `,"destination":`...)
+	out = append(out, str(destination)...)
+	if len(content) > 0 {
+		out = append(out, `,"content":`...)
+		out = append(out, content...)
+	}
+	if sig != nil {
+		out = append(out, `,"signatures":{`...)
+		out = append(out, str(origin)...)
+		out = append(out, `:{`...)
+		out = append(out, str(sig.Key)...)
+		out = append(out, ':')
+		out = append(out, str(sig.Sig)...)
+		out = append(out, `}}`...)
+	}
+	return append(out, '}'), nil
 }
 
 // Sign signs a request as origin with the key keyID and returns the
@@ -63,22 +83,14 @@ func Sign(method, uri, origin, destination string, content []byte, keyID string,
 // Verify checks that h signs the request received by destination (this
 // server's name, whatever h.Destination says: the caller checks that they
 // match) with pub, the public key of h.Origin's key h.Key. The error wraps
-// pdu.ErrBadSignature when the signature does not match.
+// pdu.ErrBadSignature when the signature does not match, ErrBadContent
+// when the body is not JSON.
 func Verify(h Header, method, uri, destination string, content []byte, pub ed25519.PublicKey) error {
-	if err := checkContent(content); err != nil {
-		return err
-	}
 	// The signature goes in as the object's "signatures" member, where
 	// pdu.VerifyJSON looks for it.
-	withSig, err := json.Marshal(struct {
-		requestJSON
-		Signatures map[string]map[string]string `json:"signatures"`
-	}{
-		requestJSON: requestJSON{Method: method, URI: uri, Origin: h.Origin, Destination: destination, Content: content},
-		Signatures:  map[string]map[string]string{h.Origin: {h.Key: h.Sig}},
-	})
+	obj, err := appendRequestJSON(nil, method, uri, h.Origin, destination, content, &h)
 	if err != nil {
 		return err
 	}
-	return pdu.VerifyJSON(withSig, h.Origin, h.Key, pub)
+	return pdu.VerifyJSON(obj, h.Origin, h.Key, pub)
 }
