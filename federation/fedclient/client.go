@@ -3,8 +3,10 @@
 // explicit ports, /.well-known/matrix/server delegation with its cache,
 // _matrix-fed._tcp and the deprecated _matrix._tcp SRV records, port 8448),
 // connects to them over TLS checked against the right name with the
-// server's outbound trust (system roots plus federation_trust_ca), and
-// sends requests signed with the X-Matrix Authorization header ("Request
+// server's outbound trust (system roots plus federation_trust_ca), never
+// to the private and reserved addresses of federation_ip_range_denylist
+// (IPFilter, checked on every address connected to), and sends requests
+// signed with the X-Matrix Authorization header ("Request
 // Authentication"), each with a deadline and a bound on the response size.
 // Errors the remote answers with come back as *Error, with the Matrix
 // errcode when there is one.
@@ -68,6 +70,10 @@ type Config struct {
 	Logger    *slog.Logger
 	// Now is the clock of the well-known cache; nil means time.Now.
 	Now func() time.Time
+	// IPFilter says which addresses may be connected to (config's
+	// federation_ip_range_denylist and allowlist); nil means
+	// DefaultIPFilter, which refuses private and reserved ranges.
+	IPFilter *IPFilter
 }
 
 // Client sends requests to other servers. It is safe for concurrent use.
@@ -99,7 +105,10 @@ func New(c Config) (*Client, error) {
 	if c.UserAgent == "" {
 		c.UserAgent = "Myelin"
 	}
-	d := newDiscovery(c.Resolver, c.TLS, c.Logger.With("component", "fedclient"), c.Now, c.UserAgent)
+	if c.IPFilter == nil {
+		c.IPFilter = DefaultIPFilter()
+	}
+	d := newDiscovery(c.Resolver, c.TLS, c.IPFilter, c.Logger.With("component", "fedclient"), c.Now, c.UserAgent)
 	tr := &http.Transport{
 		Proxy:             nil, // federation goes direct, as in Synapse
 		DialTLSContext:    d.dialTLS,

@@ -29,7 +29,7 @@ func newTestClient(t *testing.T, ca *tlsutil.CA, r Resolver) (*Client, *keys.Rin
 	if r == nil {
 		r = &fakeResolver{}
 	}
-	c, err := New(Config{ServerName: "origin.test", Keys: ring, TLS: &tls.Config{RootCAs: ca.Pool()}, Resolver: r, UserAgent: "Myelin/test"})
+	c, err := New(Config{ServerName: "origin.test", Keys: ring, TLS: &tls.Config{RootCAs: ca.Pool()}, Resolver: r, UserAgent: "Myelin/test", IPFilter: loopbackAllowed()})
 	if err != nil {
 		t.Fatal(err)
 	}

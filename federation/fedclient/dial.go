@@ -28,9 +28,12 @@ type discovery struct {
 	// wellKnownPort is 443, as the spec says; tests, which cannot listen
 	// there, change it.
 	wellKnownPort int
+	// dialer makes every connection, federation requests and /.well-known
+	// alike; its Control refuses the addresses the IPFilter refuses.
+	dialer net.Dialer
 }
 
-func newDiscovery(resolver Resolver, tc *tls.Config, logger *slog.Logger, now func() time.Time, userAgent string) *discovery {
+func newDiscovery(resolver Resolver, tc *tls.Config, filter *IPFilter, logger *slog.Logger, now func() time.Time, userAgent string) *discovery {
 	d := &discovery{
 		resolver:      resolver,
 		tls:           tc,
@@ -38,6 +41,7 @@ func newDiscovery(resolver Resolver, tc *tls.Config, logger *slog.Logger, now fu
 		now:           now,
 		userAgent:     userAgent,
 		wellKnownPort: 443,
+		dialer:        net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second, Control: filter.Control},
 	}
 	d.wk.entries = lru.New[string, wellKnownEntry](wellKnownCacheSize)
 	d.wellKnownClient = d.newWellKnownClient()
@@ -66,7 +70,8 @@ func (d *discovery) dialPlain(ctx context.Context, network, addr string) (net.Co
 }
 
 // dialTarget connects over TCP to t, resolving a host name to its
-// addresses (AAAA and A records, CNAMEs followed) and trying each.
+// addresses (AAAA and A records, CNAMEs followed) and trying each. The
+// dialer refuses the addresses of the IPFilter's denylist.
 func (d *discovery) dialTarget(ctx context.Context, t Target) (net.Conn, error) {
 	var ips []string
 	if isIP(t.Host) {
@@ -84,10 +89,9 @@ func (d *discovery) dialTarget(ctx context.Context, t Target) (net.Conn, error) 
 		}
 		ips = ips[:min(len(ips), maxAddrsPerHost)]
 	}
-	dialer := net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	var errs []error
 	for _, ip := range ips {
-		conn, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(ip, strconv.Itoa(t.Port)))
+		conn, err := d.dialer.DialContext(ctx, "tcp", net.JoinHostPort(ip, strconv.Itoa(t.Port)))
 		if err == nil {
 			return conn, nil
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"reflect"
 	"strings"
 	"sync"
@@ -69,7 +70,15 @@ func newTestDiscovery(r Resolver, tc *tls.Config, now func() time.Time) *discove
 	if now == nil {
 		now = time.Now
 	}
-	return newDiscovery(r, tc, slog.New(slog.DiscardHandler), now, "test")
+	return newDiscovery(r, tc, loopbackAllowed(), slog.New(slog.DiscardHandler), now, "test")
+}
+
+// loopbackAllowed is the default denylist with 127.0.0.0/8 exempted, as on
+// servertest's servers: the test servers listen on 127.0.0.1.
+func loopbackAllowed() *IPFilter {
+	f := DefaultIPFilter()
+	f.allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	return f
 }
 
 // setWellKnown puts a well-known result in the cache, as if fetched:

@@ -39,6 +39,12 @@ type Config struct {
 	// those cannot give them, comma-separated server names (see
 	// TrustedKeyServerList); empty = none.
 	TrustedKeyServers string `yaml:"trusted_key_servers"`
+	// FederationIPRangeDenylist are the IP ranges outbound federation never
+	// connects to, comma-separated CIDRs (see FederationIPRanges); default
+	// DefaultFederationIPRangeDenylist. FederationIPRangeAllowlist are
+	// ranges exempted from it.
+	FederationIPRangeDenylist  string `yaml:"federation_ip_range_denylist"`
+	FederationIPRangeAllowlist string `yaml:"federation_ip_range_allowlist"`
 
 	Database string `yaml:"database"` // "sqlite:PATH" or a postgres:// URL
 	NATS     string `yaml:"nats"`     // empty = embedded JetStream in DataDir
@@ -121,6 +127,7 @@ func Default() *Config {
 			JoinPerMinute: 30, JoinBurst: 10,
 		},
 		RefreshableAccessTokenLifetime: "5m",
+		FederationIPRangeDenylist:      DefaultFederationIPRangeDenylist,
 		UserDirectorySearchAllUsers:    true,
 	}
 	c.fillDerived()

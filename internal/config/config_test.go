@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"flag"
+	"net/netip"
 
 	"os"
 	"path/filepath"
@@ -52,6 +53,10 @@ func TestDefault(t *testing.T) {
 		},
 		RefreshableAccessTokenLifetime: "5m",
 		UserDirectorySearchAllUsers:    true,
+		// Synapse's DEFAULT_IP_RANGE_BLOCKLIST.
+		FederationIPRangeDenylist: "127.0.0.0/8, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, " +
+			"192.0.0.0/24, 169.254.0.0/16, 192.88.99.0/24, 198.18.0.0/15, 192.0.2.0/24, 198.51.100.0/24, " +
+			"203.0.113.0/24, 224.0.0.0/4, ::1/128, fe80::/10, fc00::/7, 2001:db8::/32, ff00::/8, fec0::/10",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)
@@ -239,6 +244,7 @@ func TestWriteDocumentedRoundTrip(t *testing.T) {
 	c.FederationTrustCA = "/etc/ca.pem"
 	c.FederationInsecureSkipVerify = true
 	c.TrustedKeyServers = "matrix.org,[::1]:8448"
+	c.FederationIPRangeDenylist, c.FederationIPRangeAllowlist = "", "10.0.0.0/8, fd00::/8"
 	c.Database = "postgres://u:p@db:5432/m?sslmode=disable"
 	c.NATS = "nats://a:4222,nats://b:4222"
 	c.RegistrationSharedSecret = "quote\" and \\ and # and 'x'"
@@ -360,6 +366,9 @@ func TestBadInput(t *testing.T) {
 		{name: "well-known client", file: "well_known_client_base_url: matrix.example.org\n", want: []string{"well_known_client_base_url", "not an http(s) URL", "https://matrix.example.org"}},
 		{name: "well-known server", args: []string{"--well-known-server", "https://m.example"}, want: []string{"flag --well-known-server:", "not a valid host[:port]"}},
 		{name: "trusted key servers", args: []string{"--trusted-key-servers", "matrix.org, not a name"}, want: []string{"flag --trusted-key-servers:", `"not a name" is not a valid server name`, "separated by commas"}},
+		{name: "ip range denylist", args: []string{"--federation-ip-range-denylist", "10.0.0.0/8, 10.0.0.0/33"}, want: []string{"flag --federation-ip-range-denylist:", `"10.0.0.0/33" is not an IP range`, "separated by commas"}},
+		{name: "ip range allowlist", file: "federation_ip_range_allowlist: \"localhost\"\n", want: []string{"line 1: federation_ip_range_allowlist", `"localhost" is not an IP range`}},
+		{name: "ip range with a zone", env: map[string]string{"MYELIN_FEDERATION_IP_RANGE_ALLOWLIST": "fe80::1%eth0"}, want: []string{"MYELIN_FEDERATION_IP_RANGE_ALLOWLIST", "is not an IP range"}},
 		{name: "empty data dir", args: []string{"--data-dir="}, want: []string{"flag --data-dir: is empty"}},
 	}
 	for _, tc := range cases {
@@ -454,5 +463,30 @@ func TestTrustedKeyServerList(t *testing.T) {
 	c.TrustedKeyServers = " matrix.org ,,example.com:8448, "
 	if l := c.TrustedKeyServerList(); !reflect.DeepEqual(l, []string{"matrix.org", "example.com:8448"}) {
 		t.Fatalf("TrustedKeyServerList = %q", l)
+	}
+}
+
+func TestFederationIPRanges(t *testing.T) {
+	c := Default()
+	deny, allow, err := c.FederationIPRanges()
+	if err != nil || len(deny) != 19 || len(allow) != 0 {
+		t.Fatalf("default: %v, %v, %v", deny, allow, err)
+	}
+	// Bare addresses are ranges of one; host bits are dropped; empty
+	// entries are skipped.
+	c.FederationIPRangeDenylist = " 10.1.2.3/8 ,, 192.0.2.7, ::1, 2001:db8::5/32 "
+	c.FederationIPRangeAllowlist = ""
+	deny, allow, err = c.FederationIPRanges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"),
+		netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("2001:db8::/32")}
+	if !reflect.DeepEqual(deny, want) || len(allow) != 0 {
+		t.Fatalf("deny %v allow %v", deny, allow)
+	}
+	c.FederationIPRangeAllowlist = "10.0.0.0/8, nonsense"
+	if _, _, err := c.FederationIPRanges(); err == nil || !strings.Contains(err.Error(), "federation_ip_range_allowlist") {
+		t.Fatalf("bad allowlist: %v", err)
 	}
 }
