@@ -54,9 +54,10 @@ func DefaultIPFilter() *IPFilter {
 // An IPv6 address that carries an IPv4 address (IPv4-mapped ::ffff:a.b.c.d,
 // IPv4-compatible ::a.b.c.d, 6to4 2002:aabb:ccdd::/48, NAT64 64:ff9b::/96)
 // is checked as that IPv4 address too: ::ffff:127.0.0.1 reaches
-// 127.0.0.1, and the others can reach it through a relay. Synapse extends
-// its lists the same way (except NAT64). The unspecified addresses 0.0.0.0
-// and :: are always refused: connecting to them reaches this host.
+// 127.0.0.1, and the others may reach it through a relay or translator.
+// Synapse extends its lists the same way (except NAT64). The unspecified
+// addresses 0.0.0.0 and :: are always refused: connecting to them reaches
+// this host.
 func (f *IPFilter) Check(ip netip.Addr) error {
 	ip = ip.WithZone("") // netip.Prefix.Contains is false for any zoned address
 	forms := []netip.Addr{ip.Unmap()}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/myelin-chat/myelin/federation/fedclient"
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/tlsutil"
 	"github.com/myelin-chat/myelin/roomserver/pdu"
@@ -206,7 +208,14 @@ func newFixture(t *testing.T, db *storage.DB, ca *tlsutil.CA, notaries ...string
 // the same after a restart).
 func (fx *fixture) newStore(t *testing.T, notaries ...string) *Store {
 	t.Helper()
-	client, err := fedclient.New(fedclient.Config{ServerName: "me.test", Keys: fx.ring, TLS: &tls.Config{RootCAs: fx.ca.Pool()}})
+	// The fake servers listen on 127.0.0.1, which the default denylist
+	// refuses.
+	deny, err := config.ParseIPRanges(config.DefaultFederationIPRangeDenylist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ipFilter := fedclient.NewIPFilter(deny, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	client, err := fedclient.New(fedclient.Config{ServerName: "me.test", Keys: fx.ring, TLS: &tls.Config{RootCAs: fx.ca.Pool()}, IPFilter: ipFilter})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -192,13 +192,19 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	if err != nil {
 		return nil, err
 	}
-	s.fedClient = newFederationClient(outTLS)
+	deny, allow, err := cfg.FederationIPRanges()
+	if err != nil {
+		return nil, err
+	}
+	ipFilter := fedclient.NewIPFilter(deny, allow)
+	s.fedClient = newFederationClient(outTLS, ipFilter)
 	if s.fedSigned, err = fedclient.New(fedclient.Config{
 		ServerName: cfg.ServerName,
 		Keys:       s.keys,
 		TLS:        outTLS,
 		UserAgent:  ImplementationName + "/" + Version(),
 		Logger:     logger,
+		IPFilter:   ipFilter,
 	}); err != nil {
 		return nil, err
 	}
@@ -300,15 +306,16 @@ func (s *Server) newHTTPServer(name string, router http.Handler, cors bool, time
 }
 
 // newFederationClient is a plain HTTPS client with the outbound TLS
-// configuration, for unsigned requests to a known URL; federation requests
-// go through fedclient (SignedFederationClient).
-func newFederationClient(tc *tls.Config) *http.Client {
+// configuration and the same refused address ranges, for unsigned requests
+// to a known URL; federation requests go through fedclient
+// (SignedFederationClient).
+func newFederationClient(tc *tls.Config, ipFilter *fedclient.IPFilter) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:                 nil, // federation goes direct, as in Synapse
 			TLSClientConfig:       tc,
 			ForceAttemptHTTP2:     true,
-			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: ipFilter.Control}).DialContext,
 			TLSHandshakeTimeout:   10 * time.Second,
 			ResponseHeaderTimeout: time.Minute,
 			IdleConnTimeout:       90 * time.Second,

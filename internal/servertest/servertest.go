@@ -3,7 +3,9 @@
 // directory, database and embedded NATS, and federation over real TLS with
 // certificates from a per-test CA that every server (and the test's
 // federation client) trusts. Server names are "127.0.0.1:<federation port>",
-// IP literals with a port, so federation between them needs no DNS.
+// IP literals with a port, so federation between them needs no DNS; their
+// federation_ip_range_allowlist exempts 127.0.0.0/8 from the default
+// denylist.
 //
 // The database is SQLite, or a fresh PostgreSQL schema per server when
 // MYELIN_TEST_POSTGRES is set (see storage/storagetest). Servers log
@@ -133,6 +135,9 @@ func start(t testing.TB, i int, ca *tlsutil.CA, caFile string, fedClient *http.C
 		t.Fatalf("servertest: certificate: %v", err)
 	}
 	cfg.FederationTrustCA = caFile
+	// The servers listen on 127.0.0.1, which federation_ip_range_denylist
+	// refuses by default.
+	cfg.FederationIPRangeAllowlist = "127.0.0.0/8"
 	cfg.NoRateLimit = true
 	// Accounts for tests: anyone may register (RegisterUser relies on it;
 	// registration tests turn it off with WithConfig), and bcrypt at its
