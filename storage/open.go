@@ -88,6 +88,7 @@ func sqliteDSN(path string, reader bool) string {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "temp_store(MEMORY)")
 		q.Set("_txlock", "immediate")
 	}
 	// A file: URI with an escaped path, so that a path containing '?',

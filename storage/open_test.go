@@ -110,6 +110,13 @@ func TestSQLiteSettings(t *testing.T) {
 		if (queryOnly == 1) != reader {
 			t.Errorf("reader=%v: query_only = %d", reader, queryOnly)
 		}
+		var tempStore int
+		if err := db.QueryValue(ctx, reader, &tempStore, "PRAGMA temp_store"); err != nil {
+			t.Fatal(err)
+		}
+		if (tempStore == 2) == reader { // 2 = MEMORY, on the writer only
+			t.Errorf("reader=%v: temp_store = %d", reader, tempStore)
+		}
 	}
 }
 
