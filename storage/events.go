@@ -99,7 +99,7 @@ func (tx *Tx) InsertEvent(ctx context.Context, ev *EventRecord) (int64, error) {
 // redacted form (which should carry unsigned.redacted_because) and records
 // which redaction did it.
 func (tx *Tx) ApplyRedaction(ctx context.Context, targetNID int64, redactedJSON []byte, redactionID string) error {
-	if _, err := tx.tx.ExecContext(ctx, `
+	if _, err := tx.q.ExecContext(ctx, `
 		UPDATE events SET json = $1, redacted_by = $2 WHERE event_nid = $3`,
 		string(redactedJSON), redactionID, targetNID); err != nil {
 		return fmt.Errorf("apply redaction %s: %w", redactionID, err)
@@ -231,7 +231,7 @@ func eventsIn[K any](ctx context.Context, q queryer, col string, keys []K) ([]*E
 // endpoints is two transactions. Call it in the transaction that stores
 // the event, so that the two are durable together.
 func (tx *Tx) InsertTxn(ctx context.Context, roomNID int64, userID, deviceID, endpoint, txnID string, eventNID int64) error {
-	if _, err := tx.tx.ExecContext(ctx, `
+	if _, err := tx.q.ExecContext(ctx, `
 		INSERT INTO event_txns (room_nid, user_id, device_id, endpoint, txn_id, event_nid)
 		VALUES ($1, $2, $3, $4, $5, $6)`, roomNID, userID, deviceID, endpoint, txnID, eventNID); err != nil {
 		return fmt.Errorf("insert transaction ID: %w", err)
@@ -459,7 +459,7 @@ func nullIfZero(v int64) any {
 // SetEventStateAfter records the snapshot of the state after a state event
 // (known only once the event has its NID).
 func (tx *Tx) SetEventStateAfter(ctx context.Context, eventNID, stateAfterNID int64) error {
-	if _, err := tx.tx.ExecContext(ctx, `
+	if _, err := tx.q.ExecContext(ctx, `
 		UPDATE events SET state_after_nid = $1 WHERE event_nid = $2`, stateAfterNID, eventNID); err != nil {
 		return fmt.Errorf("set state after event: %w", err)
 	}

@@ -43,3 +43,12 @@ func (tx *Tx) CachedQueryInts(ctx context.Context, q string, args ...any) ([]int
 
 // MaxCachedStmts is the cache's bound.
 const MaxCachedStmts = maxCachedStmts
+
+// CachedExec runs a write in tx through the statement cache.
+func (tx *Tx) CachedExec(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := tx.q.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -184,6 +185,90 @@ func TestStatementCacheInTransactions(t *testing.T) {
 		waitCached(t, db, fmt.Sprintf(`SELECT %d + $1`, storage.MaxCachedStmts+99))
 		if got := db.CachedWriterStmts(); got > storage.MaxCachedStmts || got == 0 {
 			t.Errorf("%d statements cached, over the bound", got)
+		}
+	})
+}
+
+// TestStatementCacheWrites: a transaction's writes of fixed text run
+// unprepared the first time and through the cached statement afterwards,
+// with the same effect, and are undone with their transaction or savepoint
+// either way.
+func TestStatementCacheWrites(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		const q = `UPDATE roomserver_published SET pos = $1 WHERE id = 1 AND pos < $1`
+		set := func(tx *storage.Tx, pos int64) {
+			t.Helper()
+			if n, err := tx.CachedExec(ctx, q, pos); err != nil || n != 1 {
+				t.Fatalf("set %d: %d rows, %v", pos, n, err)
+			}
+		}
+		published := func() int64 {
+			t.Helper()
+			pos, err := db.PublishedPos(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pos
+		}
+		run := func(pos int64) {
+			t.Helper()
+			if err := db.WithTx(ctx, func(tx *storage.Tx) error { set(tx, pos); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if got := published(); got != pos {
+				t.Fatalf("published %d, want %d", got, pos)
+			}
+		}
+		run(1) // unprepared; prepared in the background
+		deadline := time.Now().Add(10 * time.Second)
+		for pos := int64(2); !db.IsCached(q, true); pos++ {
+			if time.Now().After(deadline) {
+				t.Fatal("the write is not cached after 10 s")
+			}
+			run(pos)
+			time.Sleep(5 * time.Millisecond)
+		}
+		base := published()
+		run(base + 1) // through the cached statement
+
+		// Undone with a savepoint, kept after it, undone with the
+		// transaction.
+		err := db.WithTx(ctx, func(tx *storage.Tx) error {
+			if err := tx.Savepoint(ctx, "job"); err != nil {
+				return err
+			}
+			set(tx, base+10)
+			if err := tx.RollbackTo(ctx, "job"); err != nil {
+				return err
+			}
+			if err := tx.ReleaseSavepoint(ctx, "job"); err != nil {
+				return err
+			}
+			set(tx, base+2)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := published(); got != base+2 {
+			t.Errorf("after a savepoint rolled back: published %d, want %d", got, base+2)
+		}
+		errUndo := errors.New("undo")
+		err = db.WithTx(ctx, func(tx *storage.Tx) error { set(tx, base+20); return errUndo })
+		if !errors.Is(err, errUndo) {
+			t.Fatal(err)
+		}
+		if got := published(); got != base+2 {
+			t.Errorf("after a rollback: published %d, want %d", got, base+2)
+		}
+		// A failing write reports its error through the cache too.
+		err = db.WithTx(ctx, func(tx *storage.Tx) error {
+			_, err := tx.CachedExec(ctx, `UPDATE nowhere SET x = $1`, 1)
+			return err
+		})
+		if err == nil {
+			t.Error("a bad write succeeded")
 		}
 	})
 }

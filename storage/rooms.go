@@ -78,7 +78,7 @@ func getRoom(ctx context.Context, q queryer, roomID string) (*Room, error) {
 // SetRoomState records stateNID as the snapshot of the room's current state.
 // The caller keeps room_state (SetCurrentState) in step.
 func (tx *Tx) SetRoomState(ctx context.Context, roomNID, stateNID int64) error {
-	if _, err := tx.tx.ExecContext(ctx, `UPDATE rooms SET state_nid = $1 WHERE room_nid = $2`, stateNID, roomNID); err != nil {
+	if _, err := tx.q.ExecContext(ctx, `UPDATE rooms SET state_nid = $1 WHERE room_nid = $2`, stateNID, roomNID); err != nil {
 		return fmt.Errorf("set room state: %w", err)
 	}
 	return nil
@@ -131,13 +131,13 @@ func forwardExtremities(ctx context.Context, q queryer, roomNID int64) ([]Extrem
 // events add.
 func (tx *Tx) UpdateForwardExtremities(ctx context.Context, roomNID int64, remove []int64, add ...int64) error {
 	for _, nid := range remove {
-		if _, err := tx.tx.ExecContext(ctx, `
+		if _, err := tx.q.ExecContext(ctx, `
 			DELETE FROM room_forward_extremities WHERE room_nid = $1 AND event_nid = $2`, roomNID, nid); err != nil {
 			return fmt.Errorf("remove forward extremity: %w", err)
 		}
 	}
 	for _, nid := range add {
-		if _, err := tx.tx.ExecContext(ctx, `
+		if _, err := tx.q.ExecContext(ctx, `
 			INSERT INTO room_forward_extremities (room_nid, event_nid) VALUES ($1, $2)
 			ON CONFLICT (room_nid, event_nid) DO NOTHING`, roomNID, nid); err != nil {
 			return fmt.Errorf("add forward extremity: %w", err)
@@ -186,7 +186,7 @@ func (db *DB) PublishedPos(ctx context.Context) (int64, error) {
 
 // SetPublishedPos raises the publication marker to pos (it never goes back).
 func (tx *Tx) SetPublishedPos(ctx context.Context, pos int64) error {
-	if _, err := tx.tx.ExecContext(ctx, `
+	if _, err := tx.q.ExecContext(ctx, `
 		UPDATE roomserver_published SET pos = $1 WHERE id = 1 AND pos < $1`, pos); err != nil {
 		return fmt.Errorf("set published position: %w", err)
 	}

@@ -47,7 +47,7 @@ type StateKey struct {
 func (tx *Tx) StateKeyNIDs(ctx context.Context, keys []StateKey, create bool) (map[StateKey]int64, error) {
 	if create {
 		for _, k := range keys {
-			if _, err := tx.tx.ExecContext(ctx, `
+			if _, err := tx.q.ExecContext(ctx, `
 				INSERT INTO state_keys (event_type, state_key) VALUES ($1, $2)
 				ON CONFLICT (event_type, state_key) DO NOTHING`, k.Type, k.StateKey); err != nil {
 				return nil, fmt.Errorf("create state key: %w", err)
@@ -178,10 +178,10 @@ func (db *DB) CurrentState(ctx context.Context, roomNID int64, evType string) ([
 func (tx *Tx) SetCurrentState(ctx context.Context, roomNID, stateKeyNID, eventNID int64) error {
 	var err error
 	if eventNID == 0 {
-		_, err = tx.tx.ExecContext(ctx, `
+		_, err = tx.q.ExecContext(ctx, `
 			DELETE FROM room_state WHERE room_nid = $1 AND state_key_nid = $2`, roomNID, stateKeyNID)
 	} else {
-		_, err = tx.tx.ExecContext(ctx, `
+		_, err = tx.q.ExecContext(ctx, `
 			INSERT INTO room_state (room_nid, state_key_nid, event_nid) VALUES ($1, $2, $3)
 			ON CONFLICT (room_nid, state_key_nid) DO UPDATE SET event_nid = $3`,
 			roomNID, stateKeyNID, eventNID)
@@ -197,10 +197,10 @@ func (tx *Tx) SetCurrentState(ctx context.Context, roomNID, stateKeyNID, eventNI
 func (tx *Tx) SetMembership(ctx context.Context, roomNID int64, userID, membership string, eventNID int64) error {
 	var err error
 	if membership == "" {
-		_, err = tx.tx.ExecContext(ctx, `
+		_, err = tx.q.ExecContext(ctx, `
 			DELETE FROM room_memberships WHERE room_nid = $1 AND user_id = $2`, roomNID, userID)
 	} else {
-		_, err = tx.tx.ExecContext(ctx, `
+		_, err = tx.q.ExecContext(ctx, `
 			INSERT INTO room_memberships (room_nid, user_id, membership, event_nid) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (room_nid, user_id) DO UPDATE SET membership = $3, event_nid = $4`,
 			roomNID, userID, membership, eventNID)
