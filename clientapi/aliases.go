@@ -268,12 +268,7 @@ func (a *API) dropFromCanonicalAlias(ctx context.Context, roomID, userID, alias 
 // getRoomAliases implements GET /rooms/{roomId}/aliases, for members of
 // the room and anyone when it is world_readable.
 func (a *API) getRoomAliases(w http.ResponseWriter, r *http.Request, d *auth.Device) {
-	roomID, err := roomIDVar(r)
-	if err != nil {
-		httputil.WriteError(w, r, err)
-		return
-	}
-	acc, err := a.canRead(r.Context(), d.UserID, roomID)
+	acc, err := a.roomReadAccess(r, d)
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
@@ -282,7 +277,7 @@ func (a *API) getRoomAliases(w http.ResponseWriter, r *http.Request, d *auth.Dev
 		httputil.WriteError(w, r, httputil.Forbidden("you are not a member of the room"))
 		return
 	}
-	aliases, err := a.db.AliasesForRoom(r.Context(), roomID)
+	aliases, err := a.db.AliasesForRoom(r.Context(), acc.Room.RoomID)
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return

@@ -38,12 +38,7 @@ func (a *API) registerRoomReads(r *mux.Router) {
 
 // getRoomState implements GET /rooms/{roomId}/state.
 func (a *API) getRoomState(w http.ResponseWriter, r *http.Request, d *auth.Device) {
-	roomID, err := roomIDVar(r)
-	if err != nil {
-		httputil.WriteError(w, r, err)
-		return
-	}
-	acc, err := a.canRead(r.Context(), d.UserID, roomID)
+	acc, err := a.roomReadAccess(r, d)
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
@@ -175,12 +170,7 @@ type joinedMember struct {
 // getJoinedMembers implements GET /rooms/{roomId}/joined_members, for
 // members of the room (or anyone, in a world_readable room).
 func (a *API) getJoinedMembers(w http.ResponseWriter, r *http.Request, d *auth.Device) {
-	roomID, err := roomIDVar(r)
-	if err != nil {
-		httputil.WriteError(w, r, err)
-		return
-	}
-	acc, err := a.canRead(r.Context(), d.UserID, roomID)
+	acc, err := a.roomReadAccess(r, d)
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
@@ -204,4 +194,13 @@ func (a *API) getJoinedMembers(w http.ResponseWriter, r *http.Request, d *auth.D
 		}
 	}
 	httputil.WriteJSON(w, r, http.StatusOK, map[string]any{"joined": joined})
+}
+
+// roomReadAccess is canRead for the room named by the request's {roomId}.
+func (a *API) roomReadAccess(r *http.Request, d *auth.Device) (*readAccess, error) {
+	roomID, err := roomIDVar(r)
+	if err != nil {
+		return nil, err
+	}
+	return a.canRead(r.Context(), d.UserID, roomID)
 }
