@@ -11,6 +11,7 @@ import (
 	"github.com/myelin-chat/myelin/federation/serverkeys"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/storage"
 )
 
@@ -25,6 +26,9 @@ type Deps struct {
 	Config *config.Config
 	Keys   *keys.Ring
 	DB     *storage.DB
+	// Roomserver answers the reads about rooms (events, state, auth
+	// chains, who may see what).
+	Roomserver *roomserver.Roomserver
 	// ServerKeys gives other servers' keys, to check request signatures,
 	// and backs the notary endpoints.
 	ServerKeys *serverkeys.Store
@@ -42,6 +46,7 @@ type API struct {
 	cfg         *config.Config
 	keys        *keys.Ring
 	db          *storage.DB
+	rs          *roomserver.Roomserver
 	serverKeys  *serverkeys.Store
 	version     string
 	keyValidity time.Duration
@@ -50,10 +55,10 @@ type API struct {
 
 // New builds the federation API.
 func New(d Deps) (*API, error) {
-	if d.Config == nil || d.Keys == nil || d.DB == nil || d.ServerKeys == nil {
-		return nil, errors.New("federation: Config, Keys, DB and ServerKeys are required")
+	if d.Config == nil || d.Keys == nil || d.DB == nil || d.ServerKeys == nil || d.Roomserver == nil {
+		return nil, errors.New("federation: Config, Keys, DB, Roomserver and ServerKeys are required")
 	}
-	a := &API{cfg: d.Config, keys: d.Keys, db: d.DB, serverKeys: d.ServerKeys, version: d.Version, keyValidity: d.KeyValidity, now: d.Now}
+	a := &API{cfg: d.Config, keys: d.Keys, db: d.DB, rs: d.Roomserver, serverKeys: d.ServerKeys, version: d.Version, keyValidity: d.KeyValidity, now: d.Now}
 	if a.keyValidity <= 0 {
 		a.keyValidity = DefaultKeyValidity
 	}
@@ -79,4 +84,5 @@ func (a *API) Register(r *mux.Router) {
 	}).Subrouter()
 	signed.Use(a.Authenticate)
 	a.registerQuery(signed)
+	a.registerEvents(signed)
 }

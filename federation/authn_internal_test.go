@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -13,9 +14,11 @@ import (
 	"github.com/myelin-chat/myelin/federation/fedauth"
 	"github.com/myelin-chat/myelin/federation/fedclient"
 	"github.com/myelin-chat/myelin/federation/serverkeys"
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/storage"
 	"github.com/myelin-chat/myelin/storage/storagetest"
 )
@@ -39,9 +42,19 @@ func TestAuthenticateBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b, err := bus.Open(context.Background(), bus.Config{DataDir: t.TempDir(), Namespace: "authntest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	rs, err := roomserver.New(roomserver.Deps{DB: db, Bus: b, ServerName: name, Keys: ring, ServerKeys: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Close)
 	cfg := config.Default()
 	cfg.ServerName = name
-	a, err := New(Deps{Config: cfg, Keys: ring, DB: db, ServerKeys: store})
+	a, err := New(Deps{Config: cfg, Keys: ring, DB: db, Roomserver: rs, ServerKeys: store})
 	if err != nil {
 		t.Fatal(err)
 	}

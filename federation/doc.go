@@ -14,7 +14,11 @@
 //   - request authentication ("Request Authentication"): every other
 //     /_matrix/federation/ endpoint is behind Authenticate, which checks
 //     the X-Matrix signature and puts the origin in the request's context,
-//   - GET /_matrix/federation/v1/query/profile ("Querying for information").
+//   - GET /_matrix/federation/v1/query/profile and /query/directory
+//     ("Querying for information"),
+//   - GET /_matrix/federation/v1/event, /state, /state_ids ("Retrieving
+//     events") and /event_auth ("Retrieving event authorisation
+//     information"), served only to servers that may see them (events.go).
 //
 // The subpackages: fedauth signs and parses X-Matrix headers, fedclient
 // finds other servers and sends them signed requests, serverkeys fetches

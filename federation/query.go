@@ -1,7 +1,7 @@
 package federation
 
 // Queries (server-server-api "Querying for information"): GET
-// /_matrix/federation/v1/query/profile.
+// /_matrix/federation/v1/query/profile and /query/directory.
 
 import (
 	"encoding/json"
@@ -12,11 +12,13 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/myelin-chat/myelin/internal/httputil"
+	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/storage"
 )
 
 func (a *API) registerQuery(r *mux.Router) {
 	r.HandleFunc("/_matrix/federation/v1/query/profile", a.queryProfile).Methods(http.MethodGet)
+	r.HandleFunc("/_matrix/federation/v1/query/directory", a.queryDirectory).Methods(http.MethodGet)
 }
 
 // queryProfile implements GET /_matrix/federation/v1/query/profile: the
@@ -60,4 +62,48 @@ func (a *API) queryProfile(w http.ResponseWriter, r *http.Request) {
 		profile = map[string]json.RawMessage{field: v}
 	}
 	httputil.WriteJSON(w, r, http.StatusOK, profile)
+}
+
+// queryDirectory implements GET /_matrix/federation/v1/query/directory: the
+// room a local alias names, and the servers that can help to join it (this
+// one first, then those of the joined members). 404 M_NOT_FOUND for an
+// unknown alias or one of another server, as Synapse.
+func (a *API) queryDirectory(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	alias := r.URL.Query().Get("room_alias")
+	if alias == "" {
+		httputil.WriteError(w, r, httputil.MissingParam("room_alias is required"))
+		return
+	}
+	localpart, server, ok := strings.Cut(strings.TrimPrefix(alias, "#"), ":")
+	if !strings.HasPrefix(alias, "#") || !ok || localpart == "" {
+		httputil.WriteError(w, r, httputil.InvalidParam("room_alias must be a room alias, #localpart:server"))
+		return
+	}
+	if server != a.cfg.ServerName {
+		httputil.WriteError(w, r, httputil.NotFound("room alias "+alias+" is not on this server"))
+		return
+	}
+	ra, err := a.db.GetAlias(ctx, alias)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			err = httputil.NotFound("room alias " + alias + " not found")
+		}
+		httputil.WriteError(w, r, err)
+		return
+	}
+	members, err := a.rs.JoinedMembers(ctx, ra.RoomID)
+	if err != nil && !errors.Is(err, roomserver.ErrRoomNotFound) {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	servers := []string{a.cfg.ServerName}
+	seen := map[string]bool{a.cfg.ServerName: true}
+	for _, m := range members {
+		if s := roomserver.UserServer(m); s != "" && !seen[s] {
+			seen[s] = true
+			servers = append(servers, s)
+		}
+	}
+	httputil.WriteJSON(w, r, http.StatusOK, map[string]any{"room_id": ra.RoomID, "servers": servers})
 }

@@ -25,7 +25,11 @@ package roomserver
 // m.room.history_visibility events, and for the user's own m.room.member
 // events, the state before or the state after the event may allow.
 
-import "github.com/tidwall/gjson"
+import (
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
 
 // VisibilityState is what the rule needs of the room state at an event.
 type VisibilityState struct {
@@ -100,4 +104,72 @@ func visibilityAt(st VisibilityState) Verdict {
 		return Denied
 	}
 	return IfJoinedNow // shared, missing or unknown
+}
+
+// The rule for servers. The spec has no text of its own for what another
+// server may see of a room's history; this follows Synapse (its
+// filter_events_for_server), in the same shape as the rule for users, with
+// the server's users taken together:
+//
+//  1. world_readable: allow;
+//  2. one of the server's users was joined at the event: allow;
+//  3. invited, and one of the server's users was invited: allow;
+//  4. joined or invited otherwise: deny;
+//  5. shared (or missing or unknown): allow while the server has a user
+//     joined to the room now (IfJoinedNow).
+
+// ServerVisibilityState is what the server rule needs of the room state at
+// an event.
+type ServerVisibilityState struct {
+	// HistoryVisibility as HistoryVisibilityOf returns it.
+	HistoryVisibility string
+	// Joined and Invited: whether one of the server's users had that
+	// membership.
+	Joined, Invited bool
+}
+
+// ServerEventVisibility applies the server rule to one event: before is the
+// state before it, after the state after it when ServerStateAfterCounts
+// (nil otherwise).
+func ServerEventVisibility(before ServerVisibilityState, after *ServerVisibilityState) Verdict {
+	v := serverVisibilityAt(before)
+	if after != nil {
+		v = max(v, serverVisibilityAt(*after))
+	}
+	return v
+}
+
+// ServerStateAfterCounts reports whether, for an event, the state after it
+// may allow a server as well as the state before it: for
+// m.room.history_visibility events and for member events of the server's
+// users.
+func ServerStateAfterCounts(evType string, stateKey *string, serverName string) bool {
+	return stateKey != nil && (evType == "m.room.history_visibility" ||
+		evType == "m.room.member" && UserServer(*stateKey) == serverName)
+}
+
+// UserServer returns the server name of a user ID (the part after the
+// first colon), "" if it has none.
+func UserServer(userID string) string {
+	_, server, ok := strings.Cut(userID, ":")
+	if !ok {
+		return ""
+	}
+	return server
+}
+
+func serverVisibilityAt(st ServerVisibilityState) Verdict {
+	if st.HistoryVisibility == "world_readable" || st.Joined {
+		return Allowed
+	}
+	switch st.HistoryVisibility {
+	case "joined":
+		return Denied
+	case "invited":
+		if st.Invited {
+			return Allowed
+		}
+		return Denied
+	}
+	return IfJoinedNow
 }

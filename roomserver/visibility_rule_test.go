@@ -56,3 +56,40 @@ func TestEventVisibility(t *testing.T) {
 		t.Error("StateAfterCounts")
 	}
 }
+
+func TestServerEventVisibility(t *testing.T) {
+	st := func(hv string, joined, invited bool) ServerVisibilityState {
+		return ServerVisibilityState{HistoryVisibility: hv, Joined: joined, Invited: invited}
+	}
+	for _, c := range []struct {
+		name   string
+		before ServerVisibilityState
+		after  *ServerVisibilityState
+		want   Verdict
+	}{
+		{"world_readable, no members", st("world_readable", false, false), nil, Allowed},
+		{"shared, a user joined", st("shared", true, false), nil, Allowed},
+		{"shared, no user joined", st("shared", false, true), nil, IfJoinedNow},
+		{"missing counts as shared", st("", false, false), nil, IfJoinedNow},
+		{"invited, a user invited", st("invited", false, true), nil, Allowed},
+		{"invited, nobody invited", st("invited", false, false), nil, Denied},
+		{"joined, a user joined", st("joined", true, false), nil, Allowed},
+		{"joined, only invited", st("joined", false, true), nil, Denied},
+		{"the state after allows", st("joined", false, false), &ServerVisibilityState{"joined", true, false}, Allowed},
+		{"the state after is no worse", st("joined", true, false), &ServerVisibilityState{"joined", false, false}, Allowed},
+	} {
+		if got := ServerEventVisibility(c.before, c.after); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	b, other, empty := "@u:b.example:8448", "@u:c.example", ""
+	if !ServerStateAfterCounts("m.room.member", &b, "b.example:8448") || ServerStateAfterCounts("m.room.member", &other, "b.example:8448") ||
+		!ServerStateAfterCounts("m.room.history_visibility", &empty, "x") || ServerStateAfterCounts("m.room.message", nil, "x") {
+		t.Error("ServerStateAfterCounts")
+	}
+	for id, want := range map[string]string{"@u:b.example:8448": "b.example:8448", "@u:x": "x", "nocolon": ""} {
+		if got := UserServer(id); got != want {
+			t.Errorf("UserServer(%q) = %q, want %q", id, got, want)
+		}
+	}
+}

@@ -235,6 +235,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 		Config:      cfg,
 		Keys:        s.keys,
 		DB:          s.db,
+		Roomserver:  s.rs,
 		ServerKeys:  s.serverKeys,
 		Version:     Version(),
 		KeyValidity: o.keyValidity,
