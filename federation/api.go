@@ -85,4 +85,5 @@ func (a *API) Register(r *mux.Router) {
 	signed.Use(a.Authenticate)
 	a.registerQuery(signed)
 	a.registerEvents(signed)
+	a.registerBackfill(signed)
 }

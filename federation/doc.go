@@ -18,7 +18,9 @@
 //     ("Querying for information"),
 //   - GET /_matrix/federation/v1/event, /state, /state_ids ("Retrieving
 //     events") and /event_auth ("Retrieving event authorisation
-//     information"), served only to servers that may see them (events.go).
+//     information"), served only to servers that may see them (events.go),
+//   - GET /_matrix/federation/v1/backfill and POST /get_missing_events
+//     ("Backfilling and retrieving missing events", backfill.go).
 //
 // The subpackages: fedauth signs and parses X-Matrix headers, fedclient
 // finds other servers and sends them signed requests, serverkeys fetches

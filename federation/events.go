@@ -97,10 +97,7 @@ func (a *API) roomEvent(r *http.Request, roomID, eventID string) (*storage.Event
 	ctx := r.Context()
 	origin := Origin(ctx)
 	if _, err := a.rs.RoomVersion(ctx, roomID); err != nil {
-		if errors.Is(err, roomserver.ErrRoomNotFound) {
-			return nil, httputil.NotFound("no room " + roomID + " here")
-		}
-		return nil, err
+		return nil, notFoundRoom(err, roomID)
 	}
 	joinedNow, err := a.rs.ServerJoined(ctx, roomID, origin)
 	if err != nil {
@@ -210,6 +207,30 @@ func (a *API) getEventAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httputil.WriteJSON(w, r, http.StatusOK, map[string][]json.RawMessage{"auth_chain": chainJSON})
+}
+
+// notFoundRoom turns ErrRoomNotFound into 404 M_NOT_FOUND.
+func notFoundRoom(err error, roomID string) error {
+	if errors.Is(err, roomserver.ErrRoomNotFound) {
+		return httputil.NotFound("no room " + roomID + " here")
+	}
+	return err
+}
+
+// writeVisible answers with those of the events the origin may see, in
+// their order, in the shape wrap gives their federation JSON.
+func (a *API) writeVisible(w http.ResponseWriter, r *http.Request, recs []*storage.EventRecord, wrap func([]json.RawMessage) any) {
+	vis, err := a.rs.FilterVisibleToServer(r.Context(), Origin(r.Context()), recs)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	pdus, err := federationJSON(vis)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	httputil.WriteJSON(w, r, http.StatusOK, wrap(pdus))
 }
 
 // federationJSON returns the events as they are sent over federation (the
