@@ -167,6 +167,20 @@ func TestGetEvent(t *testing.T) {
 	if err := ro.bGet(t, path(ro.messages[0]), &txn); err != nil || len(txn.PDUs) != 1 || eventIDOf(t, txn.PDUs[0]) != ro.messages[0] {
 		t.Fatalf("after B joined: %+v, %v", txn, err)
 	}
+
+	// A redacted event is served in its redacted form.
+	redactPath := fmt.Sprintf("/_matrix/client/v3/rooms/%s/redact/%s/r%d", url.PathEscape(ro.roomID), url.PathEscape(ro.messages[1]), time.Now().UnixNano())
+	ro.a.DoJSON(t, http.MethodPut, redactPath, ro.token, map[string]string{"reason": "oops"}, nil)
+	txn = txnResp{}
+	if err := ro.bGet(t, path(ro.messages[1]), &txn); err != nil || len(txn.PDUs) != 1 {
+		t.Fatalf("redacted event: %+v, %v", txn, err)
+	}
+	var redacted struct {
+		Content map[string]any `json:"content"`
+	}
+	if err := json.Unmarshal(txn.PDUs[0], &redacted); err != nil || len(redacted.Content) != 0 || eventIDOf(t, txn.PDUs[0]) != ro.messages[1] {
+		t.Fatalf("redacted event served as %s (%v)", txn.PDUs[0], err)
+	}
 }
 
 func TestGetStateAndAuthChain(t *testing.T) {
