@@ -35,12 +35,15 @@ func (a *API) registerBackfill(r *mux.Router) {
 	r.HandleFunc("/_matrix/federation/v1/get_missing_events/{roomId}", a.postMissingEvents).Methods(http.MethodPost)
 }
 
-// joinedRoom checks that the room exists (404) and that the origin has a
-// user joined to it now (403).
+// joinedRoom checks that the room exists (404), that its server ACL allows
+// the origin and that the origin has a user joined to it now (403).
 func (a *API) joinedRoom(r *http.Request, roomID string) error {
 	ctx := r.Context()
 	if _, err := a.rs.RoomVersion(ctx, roomID); err != nil {
 		return notFoundRoom(err, roomID)
+	}
+	if err := a.checkACL(r, roomID); err != nil {
+		return err
 	}
 	joined, err := a.rs.ServerJoined(ctx, roomID, Origin(ctx))
 	if err != nil {

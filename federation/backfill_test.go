@@ -80,6 +80,11 @@ func TestBackfill(t *testing.T) {
 	} {
 		wantFedErr(t, c.params, ro.bGet(t, path(c.params), nil), 400, c.code)
 	}
+	// A server ACL denying IP literals shuts B (127.0.0.1:port) out.
+	ro.send(t, "m.room.server_acl", &empty, map[string]any{"allow": []string{"*"}, "allow_ip_literals": false})
+	wantFedErr(t, "denied by the ACL", ro.bGet(t, path(from+"&limit=5"), nil), 403, "M_FORBIDDEN")
+	wantFedErr(t, "denied by the ACL", ro.bPost(t, "/_matrix/federation/v1/get_missing_events/"+url.PathEscape(ro.roomID),
+		map[string]any{"earliest_events": []string{}, "latest_events": []string{msgs[3]}}, nil), 403, "M_FORBIDDEN")
 	wantFedErr(t, "unknown room", ro.bGet(t, "/_matrix/federation/v1/backfill/"+url.PathEscape("!nope:"+ro.a.Name)+"?"+from+"&limit=5", nil), 404, "M_NOT_FOUND")
 }
 

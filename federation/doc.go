@@ -20,7 +20,9 @@
 //     events") and /event_auth ("Retrieving event authorisation
 //     information"), served only to servers that may see them (events.go),
 //   - GET /_matrix/federation/v1/backfill and POST /get_missing_events
-//     ("Backfilling and retrieving missing events", backfill.go).
+//     ("Backfilling and retrieving missing events", backfill.go); these and
+//     /state, /state_ids and /event_auth refuse servers the room's server
+//     ACL denies ("Server Access Control Lists (ACLs)").
 //
 // The subpackages: fedauth signs and parses X-Matrix headers, fedclient
 // finds other servers and sends them signed requests, serverkeys fetches

@@ -6,7 +6,8 @@ package federation
 // server may see: an event by the server visibility rule
 // (roomserver.ServerEventVisibility), a room's state and auth chains only
 // to a server in the room (one of its users joined now or at the event),
-// as Synapse does.
+// as Synapse does. The room's server ACL applies to all but /event (which
+// the spec does not list).
 
 import (
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/roomserver"
+	"github.com/myelin-chat/myelin/roomserver/pdu"
 	"github.com/myelin-chat/myelin/storage"
 )
 
@@ -98,6 +100,9 @@ func (a *API) roomEvent(r *http.Request, roomID, eventID string) (*storage.Event
 	origin := Origin(ctx)
 	if _, err := a.rs.RoomVersion(ctx, roomID); err != nil {
 		return nil, notFoundRoom(err, roomID)
+	}
+	if err := a.checkACL(r, roomID); err != nil {
+		return nil, err
 	}
 	joinedNow, err := a.rs.ServerJoined(ctx, roomID, origin)
 	if err != nil {
@@ -207,6 +212,22 @@ func (a *API) getEventAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httputil.WriteJSON(w, r, http.StatusOK, map[string][]json.RawMessage{"auth_chain": chainJSON})
+}
+
+// checkACL answers 403 M_FORBIDDEN when the room's server ACL denies the
+// origin (server-server-api "Server Access Control Lists (ACLs)": /state,
+// /state_ids, /event_auth, /backfill and /get_missing_events are
+// protected).
+func (a *API) checkACL(r *http.Request, roomID string) error {
+	ctx := r.Context()
+	acl, err := a.rs.CurrentStateEvent(ctx, roomID, pdu.StateKey{Type: "m.room.server_acl"})
+	if err != nil {
+		return notFoundRoom(err, roomID)
+	}
+	if acl != nil && !roomserver.ServerACLAllows(acl.Content(), Origin(ctx)) {
+		return httputil.Forbidden("server " + Origin(ctx) + " is denied by the room's server ACL")
+	}
+	return nil
 }
 
 // notFoundRoom turns ErrRoomNotFound into 404 M_NOT_FOUND.

@@ -283,6 +283,13 @@ func TestGetStateAndAuthChain(t *testing.T) {
 	if gotChain[ev] {
 		t.Fatal("event_auth holds the event itself")
 	}
+
+	// A server ACL denying IP literals shuts B (127.0.0.1:port) out.
+	empty := ""
+	ro.send(t, "m.room.server_acl", &empty, map[string]any{"allow": []string{"*"}, "allow_ip_literals": false})
+	for _, p := range []string{stateIDs, state, eventAuth} {
+		wantFedErr(t, "denied by the ACL: "+p, ro.bGet(t, p, nil), 403, "M_FORBIDDEN")
+	}
 }
 
 func TestQueryDirectory(t *testing.T) {
