@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/myelin-chat/myelin/federation/fedclient"
 	"github.com/myelin-chat/myelin/federation/serverkeys"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/keys"
@@ -32,6 +33,9 @@ type Deps struct {
 	// ServerKeys gives other servers' keys, to check request signatures,
 	// and backs the notary endpoints.
 	ServerKeys *serverkeys.Store
+	// Client sends signed requests to other servers (fetching the events
+	// missing before a received PDU). nil: gaps are not filled.
+	Client *fedclient.Client
 	// Version is this build's version, for GET /_matrix/federation/v1/version.
 	Version string
 	// KeyValidity is the lifetime of a key response; 0 means
@@ -51,6 +55,8 @@ type API struct {
 	version     string
 	keyValidity time.Duration
 	now         func() time.Time
+	client      *fedclient.Client
+	txns        *txnCache
 }
 
 // New builds the federation API.
@@ -58,7 +64,8 @@ func New(d Deps) (*API, error) {
 	if d.Config == nil || d.Keys == nil || d.DB == nil || d.ServerKeys == nil || d.Roomserver == nil {
 		return nil, errors.New("federation: Config, Keys, DB, Roomserver and ServerKeys are required")
 	}
-	a := &API{cfg: d.Config, keys: d.Keys, db: d.DB, rs: d.Roomserver, serverKeys: d.ServerKeys, version: d.Version, keyValidity: d.KeyValidity, now: d.Now}
+	a := &API{cfg: d.Config, keys: d.Keys, db: d.DB, rs: d.Roomserver, serverKeys: d.ServerKeys, version: d.Version, keyValidity: d.KeyValidity, now: d.Now,
+		client: d.Client, txns: newTxnCache(txnCacheSize)}
 	if a.keyValidity <= 0 {
 		a.keyValidity = DefaultKeyValidity
 	}
@@ -82,8 +89,11 @@ func (a *API) Register(r *mux.Router) {
 	signed := r.MatcherFunc(func(req *http.Request, _ *mux.RouteMatch) bool {
 		return strings.HasPrefix(req.URL.Path, "/_matrix/federation/")
 	}).Subrouter()
+	// Before Authenticate, which reads the body under the limit.
+	r.Use(a.limitBodies)
 	signed.Use(a.Authenticate)
 	a.registerQuery(signed)
 	a.registerEvents(signed)
 	a.registerBackfill(signed)
+	a.registerSend(signed)
 }

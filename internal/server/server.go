@@ -237,6 +237,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 		DB:          s.db,
 		Roomserver:  s.rs,
 		ServerKeys:  s.serverKeys,
+		Client:      s.fedSigned,
 		Version:     Version(),
 		KeyValidity: o.keyValidity,
 	})
@@ -261,8 +262,9 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	fedRouter := httputil.NewRouter()
 	fed.Register(fedRouter)
 
-	s.clientSrv = s.newHTTPServer("client", clientRouter, true, o.requestTimeout)
-	s.fedSrv = s.newHTTPServer("federation", fedRouter, false, o.requestTimeout)
+	s.clientSrv = s.newHTTPServer("client", clientRouter, true, o.requestTimeout, cfg.MaxRequestBodyBytes)
+	// The federation router applies the per-route limits itself.
+	s.fedSrv = s.newHTTPServer("federation", fedRouter, false, o.requestTimeout, federation.MaxBodyBytes(cfg.MaxRequestBodyBytes))
 	s.fedSrv.TLSConfig = fedTLS
 
 	if s.clientLn = o.clientLn; s.clientLn == nil {
@@ -282,7 +284,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 
 // newHTTPServer wraps router in the common middleware and bounds the
 // connection's phases; the request deadline itself is the middleware's.
-func (s *Server) newHTTPServer(name string, router http.Handler, cors bool, timeout time.Duration) *http.Server {
+func (s *Server) newHTTPServer(name string, router http.Handler, cors bool, timeout time.Duration, maxBody int64) *http.Server {
 	logger := s.logger.With("listener", name)
 	if timeout <= 0 {
 		timeout = httputil.DefaultTimeout
@@ -292,7 +294,7 @@ func (s *Server) newHTTPServer(name string, router http.Handler, cors bool, time
 		Observe:      s.metrics.ObserveHTTP,
 		CORS:         cors,
 		Timeout:      timeout,
-		MaxBodyBytes: s.cfg.MaxRequestBodyBytes,
+		MaxBodyBytes: maxBody,
 	})
 	return &http.Server{
 		Handler:           h,

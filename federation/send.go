@@ -1,0 +1,343 @@
+package federation
+
+// Receiving transactions (server-server-api "Transactions" and "PDUs"):
+// PUT /_matrix/federation/v1/send/{txnId}. Each PDU goes through the
+// roomserver's input path for received events (roomserver.InputReceived:
+// signatures, content hash, auth, soft failure); gaps before an event are
+// filled from the origin with /get_missing_events. A room's PDUs are
+// handled in order, rooms in parallel. EDUs are validated but not yet
+// applied.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/tidwall/gjson"
+
+	"github.com/myelin-chat/myelin/internal/httputil"
+	"github.com/myelin-chat/myelin/roomserver"
+	"github.com/myelin-chat/myelin/roomserver/pdu"
+)
+
+const (
+	// MaxTransactionPDUs and MaxTransactionEDUs are the spec's limits on
+	// one transaction.
+	MaxTransactionPDUs = 50
+	MaxTransactionEDUs = 100
+	// MaxTransactionBytes bounds a /send body: 50 PDUs of at most 64 KiB
+	// plus EDUs. Only this route gets it (limitBodies); the others keep
+	// max_request_body_bytes.
+	MaxTransactionBytes = 5 << 20
+
+	// sendRoute names the /send route, for limitBodies.
+	sendRoute = "federation-send"
+	// roomWorkers bounds the rooms of one transaction handled at once.
+	roomWorkers = 4
+	// missingRounds bounds the /get_missing_events requests for one event;
+	// each asks for missingLimit events.
+	missingRounds = 3
+	missingLimit  = 10
+	// txnCacheSize bounds the answered transactions remembered per process.
+	txnCacheSize = 1000
+	// txnDeadline bounds the handling of one transaction. It does not end
+	// with the request: a sender that gave up and retries finds the answer
+	// in the cache.
+	txnDeadline = 2 * time.Minute
+)
+
+func (a *API) registerSend(r *mux.Router) {
+	r.HandleFunc("/_matrix/federation/v1/send/{txnId}", a.putSend).Methods(http.MethodPut).Name(sendRoute)
+}
+
+// MaxBodyBytes is the body limit the federation listener's middleware
+// must allow (httputil.Options.MaxBodyBytes): the largest of any route's.
+// limitBodies brings every route but /send back to generalLimit.
+func MaxBodyBytes(generalLimit int64) int64 { return max(generalLimit, MaxTransactionBytes) }
+
+// limitBodies is a router middleware giving /send MaxTransactionBytes and
+// every other route the configured max_request_body_bytes.
+func (a *API) limitBodies(next http.Handler) http.Handler {
+	general := httputil.LimitBody(a.cfg.MaxRequestBodyBytes)(next)
+	send := httputil.LimitBody(MaxTransactionBytes)(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if route := mux.CurrentRoute(r); route != nil && route.GetName() == sendRoute {
+			send.ServeHTTP(w, r)
+			return
+		}
+		general.ServeHTTP(w, r)
+	})
+}
+
+// transactionBody is a /send request body.
+type transactionBody struct {
+	Origin         string            `json:"origin"`
+	OriginServerTS int64             `json:"origin_server_ts"`
+	PDUs           []json.RawMessage `json:"pdus"`
+	EDUs           []json.RawMessage `json:"edus"`
+}
+
+// pduResult is one entry of the response's "pdus": {} or {"error": ...}.
+type pduResult struct {
+	Error string `json:"error,omitempty"`
+}
+
+// putSend implements PUT /_matrix/federation/v1/send/{txnId}.
+func (a *API) putSend(w http.ResponseWriter, r *http.Request) {
+	origin := Origin(r.Context())
+	var body transactionBody
+	if err := httputil.ReadJSON(r, &body); err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	if err := checkTransaction(&body, origin); err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	key := origin + "\x00" + httputil.PathVar(r, "txnId")
+	resp, err := a.txns.do(key, func() ([]byte, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), txnDeadline)
+		defer cancel()
+		results, err := a.handlePDUs(ctx, origin, body.PDUs)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(map[string]any{"pdus": results})
+	})
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(resp)
+}
+
+// checkTransaction validates a transaction's shape, as Synapse: 400
+// M_BAD_JSON for too many PDUs or EDUs, an origin other than the
+// request's signer, or entries that are not objects.
+func checkTransaction(b *transactionBody, origin string) error {
+	if b.Origin != origin {
+		return httputil.BadJSON(fmt.Sprintf("the transaction's origin %q is not the server that signed the request (%s)", b.Origin, origin))
+	}
+	if len(b.PDUs) > MaxTransactionPDUs || len(b.EDUs) > MaxTransactionEDUs {
+		return httputil.BadJSON(fmt.Sprintf("a transaction holds at most %d PDUs and %d EDUs, not %d and %d", MaxTransactionPDUs, MaxTransactionEDUs, len(b.PDUs), len(b.EDUs)))
+	}
+	for what, list := range map[string][]json.RawMessage{"pdus": b.PDUs, "edus": b.EDUs} {
+		for i, raw := range list {
+			if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
+				return httputil.BadJSON(fmt.Sprintf("%s[%d] is not a JSON object", what, i))
+			}
+		}
+	}
+	return nil
+}
+
+// roomPDUs are one room's PDUs of a transaction, in order.
+type roomPDUs struct {
+	roomID string
+	raws   []json.RawMessage
+}
+
+// handlePDUs inputs the PDUs and returns the result of each, by event ID.
+// The error is a fault of this server (the transaction is not answered).
+func (a *API) handlePDUs(ctx context.Context, origin string, pdus []json.RawMessage) (map[string]pduResult, error) {
+	results := map[string]pduResult{}
+	var rooms []*roomPDUs
+	byRoom := map[string]*roomPDUs{}
+	for _, raw := range pdus {
+		roomID := gjson.GetBytes(raw, "room_id")
+		if roomID.Type != gjson.String {
+			// Without a room there is no room version, hence no event
+			// ID to answer about; Synapse ignores such PDUs too.
+			httputil.Logger(ctx).InfoContext(ctx, "ignored a PDU without room_id", "origin", origin)
+			continue
+		}
+		rp := byRoom[roomID.Str]
+		if rp == nil {
+			rp = &roomPDUs{roomID: roomID.Str}
+			byRoom[roomID.Str] = rp
+			rooms = append(rooms, rp)
+		}
+		rp.raws = append(rp.raws, raw)
+	}
+
+	var mu sync.Mutex
+	var firstErr error
+	sem := make(chan struct{}, roomWorkers)
+	var wg sync.WaitGroup
+	for _, rp := range rooms {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			res, err := a.handleRoom(ctx, origin, rp)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			for id, r := range res {
+				results[id] = r
+			}
+		}()
+	}
+	wg.Wait()
+	return results, firstErr
+}
+
+// handleRoom inputs one room's PDUs in order.
+func (a *API) handleRoom(ctx context.Context, origin string, rp *roomPDUs) (map[string]pduResult, error) {
+	results := map[string]pduResult{}
+	ver, err := a.rs.RoomVersion(ctx, rp.roomID)
+	if err != nil {
+		_, unsupported := errors.AsType[pdu.UnsupportedRoomVersionError](err)
+		if !errors.Is(err, roomserver.ErrRoomNotFound) && !unsupported {
+			return nil, err
+		}
+		// The event ID depends on the room version, which only the room
+		// tells: name the PDUs as the default version would (right for
+		// every version from 4 on), or by their event_id (1 and 2).
+		why := "this server is not in room " + rp.roomID
+		if !errors.Is(err, roomserver.ErrRoomNotFound) {
+			why = "room " + rp.roomID + " has a room version this server does not support"
+		}
+		for _, raw := range rp.raws {
+			if id := guessEventID(raw); id != "" {
+				results[id] = pduResult{Error: why}
+			}
+		}
+		return results, nil
+	}
+
+	var events []*pdu.Event
+	for _, raw := range rp.raws {
+		ev, err := pdu.ParseEvent(raw, ver)
+		if err != nil {
+			if id := guessEventID(raw); id != "" {
+				results[id] = pduResult{Error: "invalid event: " + err.Error()}
+			}
+			continue
+		}
+		events = append(events, ev)
+	}
+	acl, err := a.rs.CurrentStateEvent(ctx, rp.roomID, pdu.StateKey{Type: "m.room.server_acl"})
+	if err != nil {
+		return nil, err
+	}
+	if acl != nil && !roomserver.ServerACLAllows(acl.Content(), origin) {
+		for _, ev := range events {
+			results[ev.EventID()] = pduResult{Error: "server " + origin + " is denied by the room's server ACL"}
+		}
+		return results, nil
+	}
+	if len(events) == 0 {
+		return results, nil
+	}
+
+	inputs, err := a.rs.InputReceived(ctx, rp.roomID, events)
+	if err != nil {
+		return nil, err
+	}
+	for i, res := range inputs {
+		if missing, ok := errors.AsType[*roomserver.MissingEventsError](res.Dropped); ok && a.client != nil {
+			// Fill the gap from the origin, then try again.
+			if err := a.fetchMissing(ctx, origin, rp.roomID, ver, events[i], missing); err != nil {
+				return nil, err
+			}
+			again, err := a.rs.InputReceived(ctx, rp.roomID, events[i:i+1])
+			if err != nil {
+				return nil, err
+			}
+			res = again[0]
+		}
+		results[res.EventID] = resultOf(res)
+	}
+	return results, nil
+}
+
+// resultOf is the /send answer for one input result. Soft-failed and
+// duplicate events are answered {}, as Synapse: the sender did nothing
+// wrong and has nothing to retry.
+func resultOf(res roomserver.InputResult) pduResult {
+	switch {
+	case res.Rejected != nil:
+		return pduResult{Error: "rejected: " + res.Rejected.Error()}
+	case res.Dropped != nil:
+		if m, ok := errors.AsType[*roomserver.MissingEventsError](res.Dropped); ok {
+			return pduResult{Error: "could not get the events it references: " + m.Error()}
+		}
+		return pduResult{Error: res.Dropped.Error()}
+	}
+	return pduResult{}
+}
+
+// fetchMissing asks the origin for the events before ev
+// (/get_missing_events), a few rounds at most, and inputs them oldest
+// first. A failure to get them is not an error: ev is then reported as
+// missing events. The error is a fault of this server.
+func (a *API) fetchMissing(ctx context.Context, origin, roomID string, ver *pdu.RoomVersion, ev *pdu.Event, missing *roomserver.MissingEventsError) error {
+	latest := []string{ev.EventID()}
+	for range missingRounds {
+		var resp struct {
+			Events []json.RawMessage `json:"events"`
+		}
+		req := map[string]any{"limit": missingLimit, "min_depth": 0, "earliest_events": []string{}, "latest_events": latest}
+		path := "/_matrix/federation/v1/get_missing_events/" + url.PathEscape(roomID)
+		if err := a.client.DoJSON(ctx, http.MethodPost, origin, path, req, &resp); err != nil {
+			httputil.Logger(ctx).InfoContext(ctx, "get_missing_events failed", "origin", origin, "room", roomID, "err", err)
+			return nil
+		}
+		var got []*pdu.Event
+		for _, raw := range resp.Events[:min(len(resp.Events), missingLimit)] {
+			e, err := pdu.ParseEvent(raw, ver)
+			if err != nil || e.RoomID() != roomID {
+				continue
+			}
+			got = append(got, e)
+		}
+		if len(got) == 0 {
+			return nil
+		}
+		slices.SortStableFunc(got, func(x, y *pdu.Event) int { return int(x.Depth() - y.Depth()) })
+		res, err := a.rs.InputReceived(ctx, roomID, got)
+		if err != nil {
+			return err
+		}
+		// Events still lacking their own prev events: walk back from them.
+		latest = latest[:0:0]
+		for i, r := range res {
+			if _, ok := errors.AsType[*roomserver.MissingEventsError](r.Dropped); ok {
+				latest = append(latest, got[i].EventID())
+			}
+		}
+		if len(latest) == 0 {
+			return nil
+		}
+	}
+	return nil
+}
+
+// guessEventID names a PDU whose room version is unknown: its event_id
+// (room versions 1 and 2), else its ID under the default room version.
+func guessEventID(raw []byte) string {
+	if id := gjson.GetBytes(raw, "event_id"); id.Type == gjson.String {
+		return id.Str
+	}
+	ver, err := pdu.GetRoomVersion(pdu.DefaultRoomVersion)
+	if err != nil {
+		return ""
+	}
+	ev, err := pdu.ParseEvent(raw, ver)
+	if err != nil {
+		return ""
+	}
+	return ev.EventID()
+}
