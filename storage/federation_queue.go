@@ -169,3 +169,17 @@ func (db *DB) SetDestinationBackoff(ctx context.Context, destination string, fai
 		return nil
 	})
 }
+
+// BackedOffDestinations returns every destination with a backoff
+// recorded.
+func (db *DB) BackedOffDestinations(ctx context.Context) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT destination FROM federation_destinations ORDER BY destination`)
+	if err != nil {
+		return nil, fmt.Errorf("backed-off destinations: %w", err)
+	}
+	out, err := scanStringRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("backed-off destinations: %w", err)
+	}
+	return out, nil
+}

@@ -83,11 +83,17 @@ func TestFederationQueue(t *testing.T) {
 		if f, at, err := db.DestinationBackoff(ctx, a); err != nil || f != 2 || at != 3000 {
 			t.Fatalf("backoff: %d %d %v", f, at, err)
 		}
+		if ds, err := db.BackedOffDestinations(ctx); err != nil || !slices.Equal(ds, []string{a}) {
+			t.Fatalf("backed off: %v, %v", ds, err)
+		}
 		if err := db.SetDestinationBackoff(ctx, a, 0, 0); err != nil {
 			t.Fatal(err)
 		}
 		if f, at, err := db.DestinationBackoff(ctx, a); err != nil || f != 0 || at != 0 {
 			t.Fatalf("after reset: %d %d %v", f, at, err)
+		}
+		if ds, err := db.BackedOffDestinations(ctx); err != nil || len(ds) != 0 {
+			t.Fatalf("backed off after reset: %v, %v", ds, err)
 		}
 	})
 }

@@ -1,0 +1,292 @@
+package sender
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/myelin-chat/myelin/federation/fedclient"
+	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/roomserver"
+	"github.com/myelin-chat/myelin/storage"
+)
+
+// Defaults of Config.
+const (
+	// MaxPDUsPerTransaction is the spec's limit on PDUs in one transaction.
+	MaxPDUsPerTransaction = 50
+	DefaultMinBackoff     = 5 * time.Second
+	DefaultMaxBackoff     = time.Hour
+	// DefaultCatchUpThreshold: a destination back from an outage with more
+	// events than this waiting gets only the latest event of each room.
+	DefaultCatchUpThreshold = 50
+	// DefaultMaxConcurrent bounds the transactions in flight at once,
+	// across destinations.
+	DefaultMaxConcurrent = 32
+	// durableName is the bus consumer's name, which keeps its position.
+	durableName = "federation_sender"
+)
+
+// Config is what a Sender is built from.
+type Config struct {
+	DB         *storage.DB
+	Bus        *bus.Bus
+	Roomserver *roomserver.Roomserver
+	// Client sends the signed transactions.
+	Client     *fedclient.Client
+	ServerName string
+	Logger     *slog.Logger
+	// Zero values take the defaults above.
+	MinBackoff       time.Duration
+	MaxBackoff       time.Duration
+	CatchUpThreshold int
+	MaxConcurrent    int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Sender is the federation sender. Start it once; Stop it before the bus
+// closes.
+type Sender struct {
+	cfg  Config
+	log  *slog.Logger
+	sem  chan struct{}
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	consumer *bus.Consumer
+	workers  map[string]*worker
+	// down holds the destinations with a backoff recorded, so that Wake
+	// (called on every inbound request) costs a map lookup.
+	down map[string]bool
+}
+
+// worker is the state of one destination's running worker, under
+// Sender.mu.
+type worker struct {
+	wake chan struct{}
+	// dirty: events were queued since the worker last read its queue.
+	dirty bool
+	// contacted: the destination contacted us since the worker last
+	// looked, so its backoff is over.
+	contacted bool
+}
+
+// New checks cfg and builds a Sender.
+func New(cfg Config) (*Sender, error) {
+	if cfg.DB == nil || cfg.Bus == nil || cfg.Roomserver == nil || cfg.Client == nil || cfg.ServerName == "" {
+		return nil, errors.New("federation sender: DB, Bus, Roomserver, Client and ServerName are required")
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.MinBackoff)
+	if cfg.CatchUpThreshold <= 0 {
+		cfg.CatchUpThreshold = DefaultCatchUpThreshold
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Sender{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "federation_sender"),
+		sem:     make(chan struct{}, cfg.MaxConcurrent),
+		stop:    make(chan struct{}),
+		workers: map[string]*worker{},
+		down:    map[string]bool{},
+	}, nil
+}
+
+// Start resumes the queues left from before (a worker for each destination
+// with queued events) and starts consuming the roomserver's output stream.
+func (s *Sender) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("federation sender: started twice")
+	}
+	s.started = true
+	s.mu.Unlock()
+
+	down, err := s.cfg.DB.BackedOffDestinations(ctx)
+	if err != nil {
+		return fmt.Errorf("federation sender: %w", err)
+	}
+	s.mu.Lock()
+	for _, d := range down {
+		s.down[d] = true
+	}
+	s.mu.Unlock()
+	dests, err := s.cfg.DB.QueueDestinations(ctx)
+	if err != nil {
+		return fmt.Errorf("federation sender: %w", err)
+	}
+	for _, d := range dests {
+		s.kick(d, false)
+	}
+	// Redeliveries are spaced out up to a minute and given many tries: a
+	// message given up on is an event some server never gets.
+	c, err := s.cfg.Bus.Consume(context.Background(), bus.ConsumerConfig{
+		Stream:         roomserver.OutputStream,
+		Durable:        durableName,
+		FilterSubjects: []string{roomserver.OutputSubject},
+		MaxDeliver:     1000,
+	}, s.handle)
+	if err != nil {
+		s.Stop()
+		return fmt.Errorf("federation sender: %w", err)
+	}
+	s.mu.Lock()
+	s.consumer = c
+	s.mu.Unlock()
+	return nil
+}
+
+// Stop stops consuming, and stops the workers after the transactions in
+// flight end (each within the client's deadline). What is queued stays
+// queued for the next start.
+func (s *Sender) Stop() {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.stopped = true
+	c := s.consumer
+	close(s.stop)
+	s.mu.Unlock()
+	if c != nil {
+		c.Stop()
+	}
+	s.wg.Wait()
+}
+
+// Wake tells the sender that destination contacted us (an authenticated
+// inbound request): it is up, so its backoff ends and what is queued for
+// it is sent now. Cheap when the destination has no backoff.
+func (s *Sender) Wake(destination string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w := s.workers[destination]; w != nil {
+		if s.down[destination] {
+			w.contacted = true
+			signal(w.wake)
+		}
+		return
+	}
+	if s.down[destination] {
+		// No worker: start one to clear the stored backoff (and send
+		// anything queued meanwhile).
+		s.startWorkerLocked(destination, true)
+	}
+}
+
+// kick makes sure a worker runs for destination and looks at its queue.
+func (s *Sender) kick(destination string, contacted bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w := s.workers[destination]; w != nil {
+		w.dirty = true
+		w.contacted = w.contacted || contacted
+		signal(w.wake)
+		return
+	}
+	s.startWorkerLocked(destination, contacted)
+}
+
+func (s *Sender) startWorkerLocked(destination string, contacted bool) {
+	if s.stopped {
+		return
+	}
+	w := &worker{wake: make(chan struct{}, 1), contacted: contacted}
+	s.workers[destination] = w
+	s.wg.Add(1)
+	go s.run(destination, w)
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// handle queues one event of the output stream for its destinations.
+func (s *Sender) handle(ctx context.Context, msg *bus.Message) error {
+	var out roomserver.OutputEvent
+	if err := json.Unmarshal(msg.Data, &out); err != nil {
+		return bus.Permanent(fmt.Errorf("federation sender: output message %d: %w", msg.Sequence, err))
+	}
+	// Only the events we originate: the others' servers send theirs.
+	if roomserver.UserServer(out.Sender) != s.cfg.ServerName {
+		return nil
+	}
+	dests, err := s.destinations(ctx, &out)
+	if err != nil {
+		return fmt.Errorf("federation sender: destinations of %s: %w", out.EventID, err)
+	}
+	if len(dests) == 0 {
+		return nil
+	}
+	if err := s.cfg.DB.EnqueuePDU(ctx, dests, out.StreamPos, out.RoomID, out.EventID); err != nil {
+		return fmt.Errorf("federation sender: %w", err)
+	}
+	for _, d := range dests {
+		s.kick(d, false)
+	}
+	return nil
+}
+
+// destinations returns the servers the event goes to: those with a user
+// joined after it, and the target's server of a membership event (an
+// invited, kicked or banned user's server, which may have no one joined),
+// never this server.
+func (s *Sender) destinations(ctx context.Context, out *roomserver.OutputEvent) ([]string, error) {
+	recs, err := s.cfg.DB.EventsByID(ctx, []string{out.EventID})
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("event %s: %w", out.EventID, storage.ErrNotFound)
+	}
+	rec := recs[0]
+	if rec.Rejected || rec.SoftFailed || rec.Outlier {
+		return nil, nil
+	}
+	snap := rec.StateAfterNID
+	if snap == 0 {
+		snap = rec.StateBeforeNID
+	}
+	servers, err := s.cfg.Roomserver.JoinedServersAt(ctx, snap)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Type == "m.room.member" && rec.StateKey != nil {
+		servers = append(servers, roomserver.UserServer(*rec.StateKey))
+	}
+	seen := map[string]bool{s.cfg.ServerName: true, "": true}
+	var dests []string
+	for _, d := range servers {
+		if !seen[d] {
+			seen[d] = true
+			dests = append(dests, d)
+		}
+	}
+	return dests, nil
+}
