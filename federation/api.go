@@ -43,6 +43,10 @@ type Deps struct {
 	KeyValidity time.Duration
 	// Now is the clock; nil means time.Now. Tests fix it.
 	Now func() time.Time
+	// OnRemoteContact, if set, is called with the origin of every
+	// authenticated request: that server is up, so the federation sender
+	// ends its backoff (sender.Sender.Wake). It must be quick.
+	OnRemoteContact func(origin string)
 }
 
 // API is the Server-Server API.
@@ -57,6 +61,7 @@ type API struct {
 	now         func() time.Time
 	client      *fedclient.Client
 	txns        *txnCache
+	onContact   func(origin string)
 }
 
 // New builds the federation API.
@@ -65,7 +70,7 @@ func New(d Deps) (*API, error) {
 		return nil, errors.New("federation: Config, Keys, DB, Roomserver and ServerKeys are required")
 	}
 	a := &API{cfg: d.Config, keys: d.Keys, db: d.DB, rs: d.Roomserver, serverKeys: d.ServerKeys, version: d.Version, keyValidity: d.KeyValidity, now: d.Now,
-		client: d.Client, txns: newTxnCache(txnCacheSize)}
+		client: d.Client, txns: newTxnCache(txnCacheSize), onContact: d.OnRemoteContact}
 	if a.keyValidity <= 0 {
 		a.keyValidity = DefaultKeyValidity
 	}

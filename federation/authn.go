@@ -39,13 +39,16 @@ func WithOrigin(ctx context.Context, origin string) context.Context {
 // valid now, or that names another server as its destination, and passes
 // the others on with the origin in the context (Origin). The body is read
 // (under the request's body limit) to check the signature and handed on
-// unchanged.
+// unchanged. Deps.OnRemoteContact hears of each authenticated origin.
 func (a *API) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin, err := a.authenticate(r)
 		if err != nil {
 			httputil.WriteError(w, r, err)
 			return
+		}
+		if a.onContact != nil {
+			a.onContact(origin)
 		}
 		next.ServeHTTP(w, r.WithContext(WithOrigin(r.Context(), origin)))
 	})

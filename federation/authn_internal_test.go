@@ -54,7 +54,11 @@ func TestAuthenticateBody(t *testing.T) {
 	t.Cleanup(rs.Close)
 	cfg := config.Default()
 	cfg.ServerName = name
-	a, err := New(Deps{Config: cfg, Keys: ring, DB: db, Roomserver: rs, ServerKeys: store})
+	// OnRemoteContact hears of each authenticated request's origin, and
+	// of no other.
+	var contacts []string
+	a, err := New(Deps{Config: cfg, Keys: ring, DB: db, Roomserver: rs, ServerKeys: store,
+		OnRemoteContact: func(origin string) { contacts = append(contacts, origin) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +100,9 @@ func TestAuthenticateBody(t *testing.T) {
 	status, out = send(`{"pdus":[{"a":2}],"edus":[]}`, signFor(body))
 	if status != 401 || out["errcode"] != "M_UNAUTHORIZED" {
 		t.Fatalf("changed body: %d %v", status, out)
+	}
+	if len(contacts) != 1 || contacts[0] != name {
+		t.Fatalf("remote contacts after one signed and one refused request: %v", contacts)
 	}
 	// A signature without the body does not sign a request with one.
 	status, out = send(body, signFor(""))

@@ -27,6 +27,7 @@ import (
 	"github.com/myelin-chat/myelin/clientapi"
 	"github.com/myelin-chat/myelin/federation"
 	"github.com/myelin-chat/myelin/federation/fedclient"
+	"github.com/myelin-chat/myelin/federation/sender"
 	"github.com/myelin-chat/myelin/federation/serverkeys"
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/config"
@@ -50,6 +51,7 @@ type Server struct {
 	bus       *bus.Bus
 	rs        *roomserver.Roomserver
 	sync      *syncapi.API
+	fedSender *sender.Sender
 	metrics   *metrics.Registry
 	fedClient *http.Client
 	// fedSigned sends signed requests to other servers; serverKeys keeps
@@ -231,6 +233,18 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	}
 	undo = append(undo, func() { s.rs.Close() })
 
+	// The federation sender resumes its queues and follows the room
+	// output from here on; it stops before the bus closes.
+	if s.fedSender, err = sender.New(sender.Config{
+		DB: s.db, Bus: s.bus, Roomserver: s.rs, Client: s.fedSigned, ServerName: cfg.ServerName, Logger: logger,
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.fedSender.Start(ctx); err != nil {
+		return nil, err
+	}
+	undo = append(undo, s.fedSender.Stop)
+
 	fed, err := federation.New(federation.Deps{
 		Config:      cfg,
 		Keys:        s.keys,
@@ -240,6 +254,8 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 		Client:      s.fedSigned,
 		Version:     Version(),
 		KeyValidity: o.keyValidity,
+		// A server that signs a request to us is up: send it what waits.
+		OnRemoteContact: s.fedSender.Wake,
 	})
 	if err != nil {
 		return nil, err
@@ -424,6 +440,8 @@ func (s *Server) release() error {
 		s.fedSigned.CloseIdleConnections()
 		s.sync.Close()
 		s.rs.Close()
+		// After the roomserver, whose last events it may still queue.
+		s.fedSender.Stop()
 		s.closeErr = errors.Join(s.bus.Close(), s.db.Close())
 	})
 	return s.closeErr
