@@ -101,6 +101,15 @@ func (a *API) putAlias(w http.ResponseWriter, r *http.Request, d *auth.Device) {
 func (a *API) getAlias(w http.ResponseWriter, r *http.Request) {
 	alias := httputil.PathVar(r, "roomAlias")
 	ctx := r.Context()
+	if _, server, err := parseAlias(alias); err == nil && server != a.cfg.ServerName && a.federation != nil {
+		roomID, servers, err := a.federation.QueryAlias(ctx, alias)
+		if err != nil {
+			httputil.WriteError(w, r, err)
+			return
+		}
+		httputil.WriteJSON(w, r, http.StatusOK, map[string]any{"room_id": roomID, "servers": servers})
+		return
+	}
 	roomID, err := a.resolveAlias(ctx, alias)
 	if err != nil {
 		httputil.WriteError(w, r, err)
@@ -122,9 +131,9 @@ func (a *API) getAlias(w http.ResponseWriter, r *http.Request) {
 	httputil.WriteJSON(w, r, http.StatusOK, map[string]any{"room_id": roomID, "servers": servers})
 }
 
-// resolveAlias returns the room an alias names: 400 M_INVALID_PARAM for
-// a malformed alias, 404 M_NOT_FOUND for an unknown one (and for aliases
-// of other servers until federation can ask them).
+// resolveAlias returns the room a local alias names: 400 M_INVALID_PARAM
+// for a malformed alias, 404 M_NOT_FOUND for an unknown one or one of
+// another server (resolveAliasServers asks other servers).
 func (a *API) resolveAlias(ctx context.Context, alias string) (string, error) {
 	_, server, err := parseAlias(alias)
 	if err != nil {

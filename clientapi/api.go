@@ -22,6 +22,9 @@ type Deps struct {
 	Limits *ratelimit.Limits
 	// Roomserver is the one way into rooms (sending events, room queries).
 	Roomserver *roomserver.Roomserver
+	// Federation reaches rooms and aliases on other servers; nil: they
+	// are unreachable (404).
+	Federation Federation
 }
 
 // API is the Client-Server API.
@@ -31,11 +34,13 @@ type API struct {
 	auth   *auth.Authenticator
 	limits *ratelimit.Limits
 	rs     *roomserver.Roomserver
+	// federation: nil without federation.
+	federation Federation
 }
 
 // New builds the client API.
 func New(d Deps) *API {
-	a := &API{cfg: d.Config, db: d.DB, auth: d.Auth, limits: d.Limits, rs: d.Roomserver}
+	a := &API{cfg: d.Config, db: d.DB, auth: d.Auth, limits: d.Limits, rs: d.Roomserver, federation: d.Federation}
 	if a.auth == nil && d.DB != nil {
 		a.auth = NewAuthenticator(d.DB, d.Config)
 	}

@@ -21,11 +21,11 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
-	"github.com/tidwall/gjson"
 
 	"github.com/myelin-chat/myelin/clientapi/auth"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httputil"
+	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/roomserver/pdu"
 	"github.com/myelin-chat/myelin/storage"
 )
@@ -101,7 +101,7 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, d *auth.Device, roomI
 		return
 	}
 	ctx := r.Context()
-	roomID, err := a.resolveRoom(ctx, roomIDOrAlias, r)
+	roomID, hints, err := a.resolveRoom(ctx, roomIDOrAlias, r)
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
@@ -111,6 +111,23 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, d *auth.Device, roomI
 		return
 	}
 	content := memberContent(membership, a.memberProfileOf(ctx, d.UserID), false)
+	inRoom, err := a.serverInRoom(ctx, roomID)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	if !inRoom {
+		if body.Reason != nil {
+			content["reason"] = *body.Reason
+		}
+		servers := a.residentServers(ctx, roomID, d.UserID, hints)
+		if err := a.remoteMembership(ctx, roomID, d.UserID, membership, content, servers); err != nil {
+			httputil.WriteError(w, r, roomError(err))
+			return
+		}
+		httputil.WriteJSON(w, r, http.StatusOK, map[string]string{"room_id": roomID})
+		return
+	}
 	if membership == "join" {
 		if err := a.authoriseRestrictedJoin(ctx, roomID, d.UserID, content); err != nil {
 			httputil.WriteError(w, r, err)
@@ -142,7 +159,29 @@ func (a *API) postLeave(w http.ResponseWriter, r *http.Request, d *auth.Device) 
 		httputil.WriteError(w, r, err)
 		return
 	}
-	if _, err := a.changeMembership(r.Context(), roomID, d.UserID, d.UserID, map[string]any{"membership": "leave"}, body.Reason); err != nil {
+	ctx := r.Context()
+	inRoom, err := a.serverInRoom(ctx, roomID)
+	if err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
+	if !inRoom {
+		// Rejecting an invite or retracting a knock in a room this server
+		// is not in goes through the server that sent it.
+		if m, err := a.rs.Membership(ctx, roomID, d.UserID); err == nil && (m == "invite" || m == "knock") {
+			content := map[string]any{"membership": "leave"}
+			if body.Reason != nil {
+				content["reason"] = *body.Reason
+			}
+			if err := a.remoteMembership(ctx, roomID, d.UserID, "leave", content, a.residentServers(ctx, roomID, d.UserID, nil)); err != nil {
+				httputil.WriteError(w, r, roomError(err))
+				return
+			}
+			httputil.WriteJSON(w, r, http.StatusOK, struct{}{})
+			return
+		}
+	}
+	if _, err := a.changeMembership(ctx, roomID, d.UserID, d.UserID, map[string]any{"membership": "leave"}, body.Reason); err != nil {
 		httputil.WriteError(w, r, err)
 		return
 	}
@@ -222,6 +261,10 @@ func (a *API) targetedMembership(action string) func(http.ResponseWriter, *http.
 				return
 			}
 			content = memberContent("invite", a.memberProfileOf(ctx, target), false)
+			if pdu.DomainOf(target) != a.cfg.ServerName {
+				a.inviteRemote(w, r, roomID, d.UserID, target, content, req.Reason)
+				return
+			}
 		case "ban":
 			content = map[string]any{"membership": "ban"}
 		case "kick", "unban":
@@ -286,38 +329,42 @@ func sameJSON(x, y []byte) bool {
 }
 
 // resolveRoom turns the {roomIdOrAlias} of /join and /knock into a room
-// this server has. Joining a room only known to other servers needs
-// federation, which is not there yet: such rooms, like unknown ones, are
-// 404 M_NOT_FOUND, as Synapse answers when no server can be reached.
-func (a *API) resolveRoom(ctx context.Context, roomIDOrAlias string, r *http.Request) (string, error) {
+// ID, and the servers that may be asked about it (via and server_name,
+// and for an alias the servers its server listed). A room this server
+// does not know is only an error without federation.
+func (a *API) resolveRoom(ctx context.Context, roomIDOrAlias string, r *http.Request) (string, []string, error) {
 	var roomID string
+	var servers []string
+	q := r.URL.Query()
+	// via (and server_name, its older name) name servers in the room.
+	for _, s := range append(q["via"], q["server_name"]...) {
+		if config.ValidServerName(s) != nil {
+			return "", nil, httputil.InvalidParam("invalid server name " + quoteID(s) + " in via")
+		}
+		servers = append(servers, s)
+	}
 	switch {
 	case strings.HasPrefix(roomIDOrAlias, "#"):
-		id, err := a.resolveAlias(ctx, roomIDOrAlias)
+		id, aliasServers, err := a.resolveAliasServers(ctx, roomIDOrAlias)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		roomID = id
+		servers = append(servers, aliasServers...)
 	case strings.HasPrefix(roomIDOrAlias, "!"):
 		if err := checkRoomID(roomIDOrAlias); err != nil {
-			return "", err
+			return "", nil, err
 		}
 		roomID = roomIDOrAlias
 	default:
-		return "", httputil.InvalidParam(quoteID(roomIDOrAlias) + " is not a room ID or a room alias")
+		return "", nil, httputil.InvalidParam(quoteID(roomIDOrAlias) + " is not a room ID or a room alias")
 	}
-	// via (and server_name, its older name) only matter for rooms on other
-	// servers; they are checked so that a typo is reported.
-	q := r.URL.Query()
-	for _, s := range append(q["via"], q["server_name"]...) {
-		if config.ValidServerName(s) != nil {
-			return "", httputil.InvalidParam("invalid server name " + quoteID(s) + " in via")
+	if a.federation == nil {
+		if err := a.checkRoomExists(ctx, roomID); err != nil {
+			return "", nil, notOnThisServer(roomID)
 		}
 	}
-	if err := a.checkRoomExists(ctx, roomID); err != nil {
-		return "", httputil.NotFound("room " + roomID + " is not known to this server, and joining rooms on other servers is not supported yet")
-	}
-	return roomID, nil
+	return roomID, servers, nil
 }
 
 // checkRoomExists returns 404 M_NOT_FOUND for a room this server does not
@@ -344,72 +391,21 @@ func (a *API) checkLocalUserExists(ctx context.Context, userID string) error {
 	return err
 }
 
-// authoriseRestrictedJoin prepares a join to a room with the join rule
-// restricted or knock_restricted (client-server-api "Restricted rooms"):
-// when the user is neither joined nor invited, the join is allowed if they
-// are joined to one of the rooms the join rule's "allow" lists, and must
-// then name, in join_authorised_via_users_server, a member of this server
-// with the power to invite, whom the auth rules check. If no condition
-// holds the content is left alone and the auth rules refuse the join.
+// authoriseRestrictedJoin names, in a join's content, the local member
+// who vouches for it when the room is restricted and the user qualifies
+// (roomserver.RestrictedJoinAuthoriser); otherwise the content is left
+// alone and the auth rules decide.
 func (a *API) authoriseRestrictedJoin(ctx context.Context, roomID, userID string, content map[string]any) error {
-	ver, err := a.rs.RoomVersion(ctx, roomID)
+	by, err := a.rs.RestrictedJoinAuthoriser(ctx, roomID, userID)
+	if errors.Is(err, roomserver.ErrCannotAuthoriseJoin) {
+		return httputil.Forbidden(err.Error())
+	}
 	if err != nil {
 		return roomError(err)
 	}
-	if !ver.RestrictedJoins {
-		return nil
+	if by != "" {
+		content["join_authorised_via_users_server"] = by
 	}
-	jr, err := a.rs.CurrentStateEvent(ctx, roomID, pdu.StateKey{Type: "m.room.join_rules"})
-	if err != nil || jr == nil {
-		return roomError(err)
-	}
-	rule := gjson.GetBytes(jr.Content(), "join_rule").Str
-	if rule != "restricted" && !(rule == "knock_restricted" && ver.KnockRestricted) {
-		return nil
-	}
-	if m, err := a.rs.Membership(ctx, roomID, userID); err != nil || m == "join" || m == "invite" {
-		return err
-	}
-	allowed := false
-	for _, cond := range gjson.GetBytes(jr.Content(), "allow").Array() {
-		if cond.Get("type").Str != "m.room_membership" {
-			continue
-		}
-		m, err := a.rs.Membership(ctx, cond.Get("room_id").Str, userID)
-		if err != nil {
-			return err
-		}
-		if m == "join" {
-			allowed = true
-			break
-		}
-	}
-	if !allowed {
-		return nil
-	}
-	// The authorising user: a local member with the power to invite,
-	// the most powerful one (least likely to lose that power soon).
-	levels, err := a.powerLevels(ctx, roomID)
-	if err != nil {
-		return err
-	}
-	members, err := a.rs.JoinedMembers(ctx, roomID)
-	if err != nil {
-		return err
-	}
-	best, bestLevel := "", int64(0)
-	for _, m := range members {
-		if pdu.DomainOf(m) != a.cfg.ServerName {
-			continue
-		}
-		if l := levels.UserLevel(m); l >= levels.Invite && (best == "" || l > bestLevel) {
-			best, bestLevel = m, l
-		}
-	}
-	if best == "" {
-		return httputil.Forbidden("no member of this server can authorise joining this restricted room")
-	}
-	content["join_authorised_via_users_server"] = best
 	return nil
 }
 

@@ -101,4 +101,5 @@ func (a *API) Register(r *mux.Router) {
 	a.registerEvents(signed)
 	a.registerBackfill(signed)
 	a.registerSend(signed)
+	a.registerMembership(signed)
 }

@@ -195,3 +195,13 @@ func (rs *Roomserver) StateAtPos(ctx context.Context, roomID string, pos int64) 
 	}
 	return parseRecords(recs)
 }
+
+// MembershipEvent returns the member event of the user's current
+// membership of the room, nil when there is none.
+func (rs *Roomserver) MembershipEvent(ctx context.Context, roomID, userID string) (*pdu.Event, error) {
+	rec, err := rs.db.MembershipEvent(ctx, roomID, userID)
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	return parseRecord(rec)
+}

@@ -10,7 +10,9 @@ package storage
 //     local events both orders agree within a room, since a room has one
 //     writer at a time and each new event is one deeper than its
 //     prev_events. Events without a stream position (rejected, soft-failed,
-//     outliers) are in neither.
+//     outliers) are in neither; nor are out-of-band membership events (an
+//     invite from a room this server is not in), which are outliers with a
+//     stream position so that /sync reports the membership.
 
 import (
 	"context"
@@ -328,7 +330,7 @@ func (db *DB) EventsInRange(ctx context.Context, roomID string, from, to int64, 
 		order = "DESC"
 	}
 	return queryEvents(ctx, db.read, `
-		WHERE r.room_id = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
+		WHERE r.room_id = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3 AND NOT e.outlier
 		ORDER BY e.stream_pos `+order+limitClause(limit), roomID, from, to)
 }
 
@@ -372,7 +374,7 @@ func (db *DB) RoomMessages(ctx context.Context, roomID string, from TopoPos, lim
 		cond, order = `(e.depth > $2 OR (e.depth = $2 AND e.stream_pos > $3))`, "ASC"
 	}
 	return queryEvents(ctx, db.read, `
-		WHERE r.room_id = $1 AND e.stream_pos IS NOT NULL AND `+cond+`
+		WHERE r.room_id = $1 AND e.stream_pos IS NOT NULL AND NOT e.outlier AND `+cond+`
 		ORDER BY e.depth `+order+`, e.stream_pos `+order+limitClause(limit),
 		roomID, from.Depth, from.Stream)
 }
@@ -385,7 +387,7 @@ func (db *DB) TopoPosAt(ctx context.Context, roomID string, streamPos int64) (To
 	var p TopoPos
 	err := db.read.QueryRowContext(ctx, `
 		SELECT e.depth, e.stream_pos FROM events e JOIN rooms r ON r.room_nid = e.room_nid
-		WHERE r.room_id = $1 AND e.stream_pos <= $2
+		WHERE r.room_id = $1 AND e.stream_pos <= $2 AND NOT e.outlier
 		ORDER BY e.stream_pos DESC LIMIT 1`, roomID, streamPos).Scan(&p.Depth, &p.Stream)
 	if errors.Is(err, sql.ErrNoRows) {
 		return TopoMin, nil
@@ -413,7 +415,8 @@ func (db *DB) MembershipChanges(ctx context.Context, userID string, from, to int
 // <= pos, or nil when it has none.
 func (db *DB) LatestEventBefore(ctx context.Context, roomID string, pos int64) (*EventRecord, error) {
 	evs, err := queryEvents(ctx, db.read, `
-		WHERE r.room_id = $1 AND e.stream_pos <= $2 ORDER BY e.stream_pos DESC LIMIT 1`, roomID, pos)
+		WHERE r.room_id = $1 AND e.stream_pos <= $2 AND NOT e.outlier
+		ORDER BY e.stream_pos DESC LIMIT 1`, roomID, pos)
 	if err != nil || len(evs) == 0 {
 		return nil, err
 	}

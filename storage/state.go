@@ -585,3 +585,17 @@ func (db *DB) SnapshotEvents(ctx context.Context, nid int64) ([]*EventRecord, er
 	}
 	return db.EventsByNID(ctx, nids)
 }
+
+// MembershipEvent returns the member event behind the user's current
+// membership of the room (nil when none): for a room this server is not
+// in, the out-of-band invite or knock, whose sender's server is the one to
+// answer it through.
+func (db *DB) MembershipEvent(ctx context.Context, roomID, userID string) (*EventRecord, error) {
+	evs, err := queryEvents(ctx, db.read, `
+		WHERE e.event_nid = (SELECT m.event_nid FROM room_memberships m JOIN rooms r2 ON r2.room_nid = m.room_nid
+			WHERE r2.room_id = $1 AND m.user_id = $2)`, roomID, userID)
+	if err != nil || len(evs) == 0 {
+		return nil, err
+	}
+	return evs[0], nil
+}

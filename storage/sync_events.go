@@ -85,7 +85,7 @@ func (db *DB) SyncRoomEvents(ctx context.Context, roomNIDs []int64, from, to int
 		}
 		evs, err := queryEvents(ctx, db.read, `
 			WHERE e.room_nid IN (`+inList(3, len(chunk))+`)
-			AND e.stream_pos > $1 AND e.stream_pos <= $2
+			AND e.stream_pos > $1 AND e.stream_pos <= $2 AND NOT e.outlier
 			ORDER BY e.stream_pos DESC`+limitClause(limit), args...)
 		if err != nil {
 			return nil, err
@@ -99,7 +99,7 @@ func (db *DB) SyncRoomEvents(ctx context.Context, roomNIDs []int64, from, to int
 // from < stream_pos <= to, newest first.
 func (db *DB) SyncRoomTimeline(ctx context.Context, roomNID int64, from, to int64, limit int) ([]*EventRecord, error) {
 	return queryEvents(ctx, db.read, `
-		WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
+		WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3 AND NOT e.outlier
 		ORDER BY e.stream_pos DESC`+limitClause(limit), roomNID, from, to)
 }
 
@@ -110,11 +110,11 @@ func (db *DB) SyncRoomTimeline(ctx context.Context, roomNID int64, from, to int6
 func (db *DB) SyncRoomPage(ctx context.Context, roomNID int64, from, to int64, limit int, backwards bool) ([]*EventRecord, error) {
 	if backwards {
 		return queryEvents(ctx, db.read, `
-			WHERE e.room_nid = $1 AND e.stream_pos <= $2 AND e.stream_pos > $3
+			WHERE e.room_nid = $1 AND e.stream_pos <= $2 AND e.stream_pos > $3 AND NOT e.outlier
 			ORDER BY e.stream_pos DESC`+limitClause(limit), roomNID, from, to)
 	}
 	return queryEvents(ctx, db.read, `
-		WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
+		WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3 AND NOT e.outlier
 		ORDER BY e.stream_pos ASC`+limitClause(limit), roomNID, from, to)
 }
 
@@ -123,7 +123,7 @@ func (db *DB) SyncRoomPage(ctx context.Context, roomNID int64, from, to int64, l
 func (db *DB) SyncStateEvents(ctx context.Context, roomNID int64, from, to int64) ([]*EventRecord, error) {
 	return queryEvents(ctx, db.read, `
 		WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
-		AND e.state_key_nid IS NOT NULL
+		AND e.state_key_nid IS NOT NULL AND NOT e.outlier
 		ORDER BY e.stream_pos`, roomNID, from, to)
 }
 
@@ -311,7 +311,7 @@ func (db *DB) SyncReplacedState(ctx context.Context, evs []*EventRecord) (map[in
 			continue
 		}
 		prev, err := queryEvents(ctx, q, `
-			WHERE e.room_nid = $1 AND e.state_key_nid = $2 AND e.stream_pos < $3
+			WHERE e.room_nid = $1 AND e.state_key_nid = $2 AND e.stream_pos < $3 AND NOT e.outlier
 			ORDER BY e.stream_pos DESC LIMIT 1`, ev.RoomNID, ev.StateKeyNID, ev.StreamPos)
 		if err != nil {
 			return nil, err

@@ -27,6 +27,7 @@ import (
 	"github.com/myelin-chat/myelin/clientapi"
 	"github.com/myelin-chat/myelin/federation"
 	"github.com/myelin-chat/myelin/federation/fedclient"
+	"github.com/myelin-chat/myelin/federation/handshake"
 	"github.com/myelin-chat/myelin/federation/sender"
 	"github.com/myelin-chat/myelin/federation/serverkeys"
 	"github.com/myelin-chat/myelin/internal/bus"
@@ -262,7 +263,8 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	}
 	clientRouter := httputil.NewRouter()
 	authn := clientapi.NewAuthenticator(s.db, cfg)
-	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db, Auth: authn, Roomserver: s.rs}).Register(clientRouter)
+	remote := handshake.New(handshake.Deps{Client: s.fedSigned, Roomserver: s.rs, Keys: s.keys, ServerName: cfg.ServerName, Logger: logger})
+	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db, Auth: authn, Roomserver: s.rs, Federation: remote}).Register(clientRouter)
 	if s.sync, err = syncapi.New(syncapi.Deps{
 		DB: s.db, Bus: s.bus, Auth: authn, ServerName: cfg.ServerName, Logger: logger,
 	}); err != nil {
