@@ -489,18 +489,7 @@ func (a *API) keepInvite(r *http.Request, ev *pdu.Event, stripped []json.RawMess
 		// Dropped (events we lack before it): keep it out of band; the
 		// room's own copy arrives with /send.
 	}
-	if stripped == nil {
-		stripped = []json.RawMessage{}
-	}
-	state, err := json.Marshal(stripped)
-	if err != nil {
-		return err
-	}
-	withState, err := ev.WithUnsigned("invite_room_state", state)
-	if err != nil {
-		return err
-	}
-	if _, err := a.rs.StoreOutOfBand(ctx, withState); err != nil && !errors.Is(err, roomserver.ErrDuplicate) {
+	if _, err := a.rs.StoreOutOfBand(ctx, ev, stripped); err != nil && !errors.Is(err, roomserver.ErrDuplicate) {
 		return handshakeError(err)
 	}
 	return nil

@@ -338,16 +338,17 @@ func (w *writer) checkAgainstOwnAuthEvents(ctx context.Context, roomID string, e
 }
 
 // StoreOutOfBand stores a membership event about a local user in a room
-// this server does not take part in: an invite from another server (with
-// the room's stripped state in unsigned.invite_room_state), a knock the
-// user made through another server (unsigned.knock_room_state), or the
-// rejection of such an invite or knock. The event's signatures are
+// this server does not take part in: an invite from another server, a
+// knock the user made through another server, or the rejection of such an
+// invite or knock. roomState, the room's state the other server sent with
+// an invite or a knock, is kept in the stored event's
+// unsigned.invite_room_state or knock_room_state for the user's client. The event's signatures are
 // checked; the auth rules cannot be, as this server lacks the room state
 // (the remote server checked them). It is stored as an outlier, outside
 // the DAG and the room state, but with a stream position and as the
 // user's membership, so /sync shows it. The room is created (without
 // state) if this server does not know it. ErrDuplicate if stored already.
-func (rs *Roomserver) StoreOutOfBand(ctx context.Context, ev *pdu.Event) (*Output, error) {
+func (rs *Roomserver) StoreOutOfBand(ctx context.Context, ev *pdu.Event, roomState []json.RawMessage) (*Output, error) {
 	if ev.Type() != "m.room.member" || ev.StateKey() == nil || pdu.DomainOf(*ev.StateKey()) != rs.serverName {
 		return nil, &BadRequestError{Reason: fmt.Sprintf("event %s is not the membership of a user of this server", ev.EventID())}
 	}
@@ -356,6 +357,19 @@ func (rs *Roomserver) StoreOutOfBand(ctx context.Context, ev *pdu.Event) (*Outpu
 		return nil, &BadRequestError{Reason: err.Error()}
 	}
 	roomID, ver := good.RoomID(), good.Version()
+	stored := good.JSON()
+	if key := good.Membership() + "_room_state"; good.Membership() == "invite" || good.Membership() == "knock" {
+		if roomState == nil {
+			roomState = []json.RawMessage{}
+		}
+		state, err := json.Marshal(roomState)
+		if err != nil {
+			return nil, err
+		}
+		if stored, err = good.JSONWithUnsigned(key, state); err != nil {
+			return nil, err
+		}
+	}
 	outs, err := rs.submit(ctx, roomID, func(ctx context.Context, w *writer) ([]Output, error) {
 		rc, err := w.room(ctx, roomID)
 		if errors.Is(err, ErrRoomNotFound) {
@@ -389,7 +403,7 @@ func (rs *Roomserver) StoreOutOfBand(ctx context.Context, ev *pdu.Event) (*Outpu
 			EventID: good.EventID(), RoomNID: rc.room.NID, Type: good.Type(), Sender: good.Sender(),
 			StateKeyNID: nids[storage.StateKey(good.StateTuple())], Depth: good.Depth(),
 			OriginServerTS: good.OriginServerTS(), Membership: good.Membership(), Outlier: true,
-			StreamPos: pos, JSON: good.JSON(),
+			StreamPos: pos, JSON: stored,
 		})
 		if err != nil {
 			return nil, err

@@ -125,18 +125,7 @@ func (h *Handshaker) Knock(ctx context.Context, roomID, userID string, content m
 		if err := h.fed.DoJSON(ctx, http.MethodPut, server, path, json.RawMessage(ev.JSON()), &resp); err != nil {
 			return err
 		}
-		if resp.KnockRoomState == nil {
-			resp.KnockRoomState = []json.RawMessage{}
-		}
-		state, err := json.Marshal(resp.KnockRoomState)
-		if err != nil {
-			return err
-		}
-		withState, err := ev.WithUnsigned("knock_room_state", state)
-		if err != nil {
-			return err
-		}
-		return h.storeOutOfBand(ctx, withState)
+		return h.storeOutOfBand(ctx, ev, resp.KnockRoomState)
 	})
 }
 
@@ -159,7 +148,7 @@ func (h *Handshaker) Leave(ctx context.Context, roomID, userID string, content m
 				return err
 			}
 		}
-		return h.storeOutOfBand(ctx, ev)
+		return h.storeOutOfBand(ctx, ev, nil)
 	})
 }
 
@@ -345,8 +334,8 @@ func (h *Handshaker) sendJoin(ctx context.Context, server string, ev *pdu.Event)
 }
 
 // storeOutOfBand keeps a membership event of a room this server is not in.
-func (h *Handshaker) storeOutOfBand(ctx context.Context, ev *pdu.Event) error {
-	_, err := h.rs.StoreOutOfBand(ctx, ev)
+func (h *Handshaker) storeOutOfBand(ctx context.Context, ev *pdu.Event, roomState []json.RawMessage) error {
+	_, err := h.rs.StoreOutOfBand(ctx, ev, roomState)
 	if errors.Is(err, roomserver.ErrDuplicate) {
 		return nil
 	}

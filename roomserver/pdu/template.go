@@ -102,10 +102,12 @@ func ParseTemplate(raw []byte, ver *RoomVersion) (ProtoEvent, error) {
 	return p, nil
 }
 
-// WithUnsigned returns the event with unsigned[key] set to value (JSON).
-// unsigned is outside the hashes and signatures, so the event stays valid;
-// invites and knocks carry the room's state there.
-func (e *Event) WithUnsigned(key string, value json.RawMessage) (*Event, error) {
+// JSONWithUnsigned returns the event's JSON with unsigned[key] set to
+// value (JSON). unsigned is outside the hashes and signatures, and
+// ParseEvent drops it (what another server puts there is not trusted), so
+// this is for storing what this server adds: the room state carried with
+// an invite or a knock.
+func (e *Event) JSONWithUnsigned(key string, value json.RawMessage) ([]byte, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(e.raw, &fields); err != nil {
 		return nil, err
@@ -121,9 +123,5 @@ func (e *Event) WithUnsigned(key string, value json.RawMessage) (*Event, error) 
 	if fields["unsigned"], err = json.Marshal(unsigned); err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(fields)
-	if err != nil {
-		return nil, err
-	}
-	return ParseEvent(raw, e.version)
+	return json.Marshal(fields)
 }
