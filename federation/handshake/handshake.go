@@ -75,8 +75,9 @@ func New(d Deps) *Handshaker {
 
 // clientError turns the failure of a request to another server into the
 // client API's answer: the remote server's refusal (a 4xx with a Matrix
-// error) as it was, anything else (unreachable, a 5xx, an invalid answer)
-// as 502 M_UNKNOWN.
+// error) as it was; anything else (unreachable, a 5xx, an invalid answer)
+// as 404 M_NOT_FOUND, as Synapse answers when no server could be used: the
+// room or alias was not found anywhere this server could ask.
 func clientError(op string, err error) error {
 	if errors.Is(err, ErrNoServer) {
 		return httputil.NotFound(op + ": no server in the room is known to ask")
@@ -90,7 +91,7 @@ func clientError(op string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return httputil.NewError(http.StatusBadGateway, httputil.CodeUnknown, op+": "+err.Error())
+	return httputil.NotFound(op + ": no server could be used: " + err.Error())
 }
 
 // Join joins the local user to the room through the first of servers that
