@@ -2,6 +2,7 @@ package federation_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -291,4 +292,68 @@ func mustField(t *testing.T, body []byte, key string) json.RawMessage {
 		t.Fatal(err)
 	}
 	return m[key]
+}
+
+// A user who joined a room on another server pages back past his join:
+// /messages fetches the older history from A (/backfill) and returns it
+// in order, without repeats, down to the room's creation.
+func TestMessagesBackfillsFromRemote(t *testing.T) {
+	ro := newRoomOnA(t) // 3 messages
+	for i := 3; i < 40; i++ {
+		ro.send(t, "m.room.message", nil, map[string]any{"msgtype": "m.text", "body": fmt.Sprint("hello ", i)})
+	}
+	_, bobToken := ro.b.RegisterUser(t, "bob")
+	ro.b.DoJSON(t, http.MethodPost, "/_matrix/client/v3/join/"+url.PathEscape(ro.roomID)+"?via="+url.QueryEscape(ro.a.Name), bobToken, map[string]any{}, nil)
+
+	type page struct {
+		End   string `json:"end"`
+		Chunk []struct {
+			EventID  string  `json:"event_id"`
+			Type     string  `json:"type"`
+			StateKey *string `json:"state_key"`
+			Content  struct {
+				Body string `json:"body"`
+			} `json:"content"`
+		} `json:"chunk"`
+	}
+	var bodies []string
+	seen := map[string]bool{}
+	var types []string
+	from := ""
+	for range 10 {
+		q := url.Values{"dir": {"b"}, "limit": {"15"}}
+		if from != "" {
+			q.Set("from", from)
+		}
+		var p page
+		ro.b.DoJSON(t, http.MethodGet, "/_matrix/client/v3/rooms/"+url.PathEscape(ro.roomID)+"/messages?"+q.Encode(), bobToken, nil, &p)
+		for _, ev := range p.Chunk {
+			if seen[ev.EventID] {
+				t.Fatalf("event %s returned twice", ev.EventID)
+			}
+			seen[ev.EventID] = true
+			types = append(types, ev.Type)
+			if ev.Type == "m.room.message" {
+				bodies = append(bodies, ev.Content.Body)
+			}
+		}
+		if len(p.Chunk) == 0 || p.End == "" {
+			break
+		}
+		from = p.End
+	}
+	if len(types) == 0 || types[0] != "m.room.member" {
+		t.Fatalf("the newest event bob sees is %v, want his join", types)
+	}
+	if types[len(types)-1] != "m.room.create" {
+		t.Fatalf("paging back did not reach the room's creation: %v", types)
+	}
+	if len(bodies) != 40 {
+		t.Fatalf("bob read %d messages, want 40: %v", len(bodies), bodies)
+	}
+	for i, b := range bodies {
+		if want := fmt.Sprint("hello ", 39-i); b != want {
+			t.Fatalf("message %d is %q, want %q", i, b, want)
+		}
+	}
 }

@@ -48,3 +48,12 @@ func (rs *Roomserver) JoinedServersAt(ctx context.Context, snap int64) ([]string
 	slices.Sort(out)
 	return out, nil
 }
+
+// JoinedServers returns the servers with members joined to the room now.
+func (rs *Roomserver) JoinedServers(ctx context.Context, roomID string) ([]string, error) {
+	room, err := rs.db.Room(ctx, roomID)
+	if err != nil {
+		return nil, wrapNotFound(err, roomID)
+	}
+	return rs.JoinedServersAt(ctx, room.StateNID)
+}

@@ -499,3 +499,38 @@ func (db *DB) EventNearTimestamp(ctx context.Context, roomID string, ts int64, f
 	}
 	return evs[0], nil
 }
+
+// LowestStreamPos returns the lowest stream position of any event, or 0
+// when none is below 1: history received late (backfill) takes positions
+// below it, so that it sorts before the history already held.
+func (tx *Tx) LowestStreamPos(ctx context.Context) (int64, error) {
+	var pos int64
+	err := tx.q.QueryRowContext(ctx, `SELECT COALESCE(MIN(stream_pos), 0) FROM events`).Scan(&pos)
+	if err != nil {
+		return 0, fmt.Errorf("lowest stream position: %w", err)
+	}
+	return min(pos, 0), nil
+}
+
+// MakeHistorical puts a stored outlier into its room's timeline at stream
+// position pos (an event received as state or auth chain, later met again
+// in the room's history).
+func (tx *Tx) MakeHistorical(ctx context.Context, eventNID, pos int64) error {
+	if _, err := tx.q.ExecContext(ctx, `
+		UPDATE events SET outlier = FALSE, stream_pos = $2 WHERE event_nid = $1`, eventNID, pos); err != nil {
+		return fmt.Errorf("make historical: %w", err)
+	}
+	return nil
+}
+
+// OldestTimelineEvent returns the room's timeline event with the lowest
+// stream position (nil when it has none): where backfilling continues.
+func (db *DB) OldestTimelineEvent(ctx context.Context, roomID string) (*EventRecord, error) {
+	evs, err := queryEvents(ctx, db.read, `
+		WHERE r.room_id = $1 AND e.stream_pos IS NOT NULL AND NOT e.outlier
+		ORDER BY e.stream_pos ASC LIMIT 1`, roomID)
+	if err != nil || len(evs) == 0 {
+		return nil, err
+	}
+	return evs[0], nil
+}

@@ -24,6 +24,17 @@ type Deps struct {
 	Auth       *auth.Authenticator
 	ServerName string
 	Logger     *slog.Logger
+	// Backfiller fetches a room's older history from other servers when
+	// /messages reaches the start of what this server holds; nil: it
+	// stops there.
+	Backfiller Backfiller
+}
+
+// Backfiller fetches history older than the oldest event held of a room
+// (federation/handshake implements it) and returns how many events it
+// added.
+type Backfiller interface {
+	Backfill(ctx context.Context, roomID string, limit int) (int, error)
 }
 
 // API is the sync component: its HTTP endpoints, the notifier and the
@@ -35,6 +46,7 @@ type API struct {
 	serverName string
 	logger     *slog.Logger
 	instance   string // this process's instance ID (sync tokens)
+	backfiller Backfiller
 
 	notifier    *notifier
 	typing      *typingTable
@@ -66,6 +78,7 @@ func New(d Deps) (*API, error) {
 		bus:         d.Bus,
 		auth:        d.Auth,
 		serverName:  d.ServerName,
+		backfiller:  d.Backfiller,
 		logger:      logger.With("component", "syncapi"),
 		instance:    synctoken.NewInstanceID(),
 		notifier:    newNotifier(),

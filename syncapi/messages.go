@@ -9,12 +9,13 @@ package syncapi
 // token is s<q-1> for its last (oldest) event q; going forwards from s<p> it
 // returns events after p and ends at s<q>. Positions are unique and
 // committed in order, so consecutive pages never repeat or skip an event,
-// however many are sent meanwhile. (Events received late over federation
-// belong before the room's existing history; they are to be given positions
-// that sort there, as Synapse gives backfilled events negative ones.)
+// however many are sent meanwhile. History fetched from other servers when
+// a client pages past the oldest event held (Backfiller) gets positions
+// below every other (roomserver.InputHistorical), so it pages the same way.
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -33,6 +34,9 @@ import (
 const (
 	defaultMessagesLimit = 10
 	maxMessagesLimit     = 1000
+	// backfillBatch is the fewest events asked of another server when
+	// /messages runs out of history.
+	backfillBatch = 50
 )
 
 type messagesResponse struct {
@@ -165,9 +169,9 @@ func (a *API) messages(ctx context.Context, rr *roomReader, d *auth.Device, from
 	// bound: the other end, exclusive backwards and inclusive forwards.
 	var cursor, bound int64
 	if backwards {
-		cursor, bound = rr.upto, 0
+		cursor, bound = rr.upto, math.MinInt64
 	} else {
-		cursor, bound = 0, rr.upto
+		cursor, bound = math.MinInt64, rr.upto
 	}
 	if from != nil {
 		cursor = min(from.Pos, rr.upto)
@@ -180,7 +184,7 @@ func (a *API) messages(ctx context.Context, rr *roomReader, d *auth.Device, from
 		resp.Start = from.Raw // "the same as the value given in from"
 	}
 	var chunk []*storage.EventRecord
-	scanned := false
+	scanned, backfilled := false, false
 	// Read pages until the chunk is full: the visibility, the ignored users
 	// and the filter may drop events, and a client should not get empty
 	// pages while history remains. Bounded, so a filter that matches
@@ -210,7 +214,21 @@ func (a *API) messages(ctx context.Context, rr *roomReader, d *auth.Device, from
 			}
 		}
 		if len(evs) < batch {
-			break // the start (or the end) of the room's history
+			// The start (or the end) of the room's history here. Going
+			// back, other servers may hold older history: fetch it
+			// once, and read on if some came.
+			if !backwards || backfilled || a.backfiller == nil || (to != nil && bound >= cursor) {
+				break
+			}
+			backfilled = true
+			n, err := a.backfiller.Backfill(ctx, rr.roomID, max(limit, backfillBatch))
+			if err != nil {
+				a.logger.Warn("backfill failed", "room_id", rr.roomID, "err", err)
+			}
+			if n == 0 {
+				break
+			}
+			round-- // the fetched events are read in a new round
 		}
 	}
 	if scanned {

@@ -266,7 +266,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	remote := handshake.New(handshake.Deps{Client: s.fedSigned, Roomserver: s.rs, Keys: s.keys, ServerName: cfg.ServerName, Logger: logger})
 	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db, Auth: authn, Roomserver: s.rs, Federation: remote}).Register(clientRouter)
 	if s.sync, err = syncapi.New(syncapi.Deps{
-		DB: s.db, Bus: s.bus, Auth: authn, ServerName: cfg.ServerName, Logger: logger,
+		DB: s.db, Bus: s.bus, Auth: authn, ServerName: cfg.ServerName, Logger: logger, Backfiller: remote,
 	}); err != nil {
 		return nil, err
 	}

@@ -73,7 +73,9 @@ func Parse(param, s string) (Token, error) {
 	t := Token{Raw: s}
 	posText, typingPart, hasTyping := strings.Cut(rest, "_")
 	pos, err := strconv.ParseInt(posText, 10, 64)
-	if err != nil || pos < 0 || posText != strconv.FormatInt(pos, 10) {
+	// Pagination tokens may be negative: history received late over
+	// federation (backfill) sorts before position 1.
+	if err != nil || (pos < 0 && hasTyping) || posText != strconv.FormatInt(pos, 10) {
 		return bad()
 	}
 	t.Pos = pos
