@@ -67,6 +67,10 @@ func (a *API) parseSyncRequest(r *http.Request, d *auth.Device) (*syncRequest, e
 		if err != nil {
 			return nil, err
 		}
+		if t.Pos < 0 {
+			// Only /messages pages below position 0 (backfilled history).
+			return nil, httputil.InvalidParam("invalid since token " + strconv.Quote(s))
+		}
 		req.since = &t
 	}
 	if s := q.Get("timeout"); s != "" {
