@@ -89,7 +89,7 @@ func TestMembers(t *testing.T) {
 		{room(roomID) + "/members?membership=joined", 400, "M_INVALID_PARAM"},
 		{room(roomID) + "/members?not_membership=x", 400, "M_INVALID_PARAM"},
 		{room(roomID) + "/members?at=garbage", 400, "M_INVALID_PARAM"},
-		{room(roomID) + "/members?at=s-1", 400, "M_INVALID_PARAM"},
+		{room(roomID) + "/members?at=s-01", 400, "M_INVALID_PARAM"},
 		{room(roomID) + "/members?at=s1_0_abc", 400, "M_INVALID_PARAM"}, // not an instance ID
 		{room("!nope:"+s.Name) + "/members", 404, "M_NOT_FOUND"},
 		{room("!nope:"+s.Name) + "/joined_members", 404, "M_NOT_FOUND"},
