@@ -42,6 +42,7 @@ func (a *API) registerAccounts(r *mux.Router) {
 	a.registerProfile(r)
 	a.registerCapabilities(r)
 	a.registerUserDirectory(r)
+	a.registerOpenID(r)
 }
 
 // writeErr answers with err, including the 401 of user-interactive auth.

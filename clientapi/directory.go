@@ -4,25 +4,22 @@ package clientapi
 // directory", list_public_rooms.yaml): GET and POST /publicRooms, and GET and
 // PUT /directory/list/room/{roomId}.
 //
-// The directory holds only which rooms are published; what it shows of
-// each (name, topic, member count, ...) is read from the room's current
-// state at each listing, so it is never stale.
+// The listing itself is the roomserver's (PublicRooms), shared with the
+// federation API's /publicRooms; with "server" naming another server, the
+// listing is that server's, asked over federation.
 
 import (
-	"context"
-	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/gorilla/mux"
-	"github.com/tidwall/gjson"
 
 	"github.com/myelin-chat/myelin/clientapi/auth"
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httputil"
-	"github.com/myelin-chat/myelin/storage"
+	"github.com/myelin-chat/myelin/roomserver"
 )
 
 func (a *API) registerDirectory(r *mux.Router) {
@@ -35,43 +32,9 @@ func (a *API) registerDirectory(r *mux.Router) {
 	r.HandleFunc(p, a.auth.Required(a.putRoomVisibility)).Methods(http.MethodPut)
 }
 
-// publicRoomsQuery is what a listing asks for.
-type publicRoomsQuery struct {
-	Limit  int
-	Since  string
-	Server string
-	Filter struct {
-		GenericSearchTerm string `json:"generic_search_term"`
-		// RoomTypes: nil = every room; a JSON null in the list stands for
-		// rooms without a type.
-		RoomTypes []*string `json:"room_types"`
-	}
-}
-
-// publicRoom is definitions/public_rooms_chunk.yaml.
-type publicRoom struct {
-	CanonicalAlias   string `json:"canonical_alias,omitempty"`
-	Name             string `json:"name,omitempty"`
-	NumJoinedMembers int    `json:"num_joined_members"`
-	RoomID           string `json:"room_id"`
-	Topic            string `json:"topic,omitempty"`
-	WorldReadable    bool   `json:"world_readable"`
-	GuestCanJoin     bool   `json:"guest_can_join"`
-	AvatarURL        string `json:"avatar_url,omitempty"`
-	JoinRule         string `json:"join_rule,omitempty"`
-	RoomType         string `json:"room_type,omitempty"`
-}
-
-type publicRoomsResponse struct {
-	Chunk                  []publicRoom `json:"chunk"`
-	NextBatch              string       `json:"next_batch,omitempty"`
-	PrevBatch              string       `json:"prev_batch,omitempty"`
-	TotalRoomCountEstimate int          `json:"total_room_count_estimate"`
-}
-
 // getPublicRooms implements GET /publicRooms.
 func (a *API) getPublicRooms(w http.ResponseWriter, r *http.Request) {
-	var q publicRoomsQuery
+	var q roomserver.PublicRoomsQuery
 	v := r.URL.Query()
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -81,12 +44,12 @@ func (a *API) getPublicRooms(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Limit = n
 	}
-	q.Since, q.Server = v.Get("since"), v.Get("server")
-	a.listPublicRooms(w, r, &q)
+	q.Since = v.Get("since")
+	a.listPublicRooms(w, r, nil, v.Get("server"), q)
 }
 
 // postPublicRooms implements POST /publicRooms.
-func (a *API) postPublicRooms(w http.ResponseWriter, r *http.Request, _ *auth.Device) {
+func (a *API) postPublicRooms(w http.ResponseWriter, r *http.Request, d *auth.Device) {
 	var body struct {
 		Limit                *int            `json:"limit"`
 		Since                string          `json:"since"`
@@ -98,7 +61,7 @@ func (a *API) postPublicRooms(w http.ResponseWriter, r *http.Request, _ *auth.De
 		httputil.WriteError(w, r, err)
 		return
 	}
-	var q publicRoomsQuery
+	var q roomserver.PublicRoomsQuery
 	if body.Limit != nil {
 		if *body.Limit < 0 {
 			httputil.WriteError(w, r, httputil.InvalidParam(`"limit" must not be negative`))
@@ -120,212 +83,53 @@ func (a *API) postPublicRooms(w http.ResponseWriter, r *http.Request, _ *auth.De
 		httputil.WriteError(w, r, httputil.InvalidParam("third_party_instance_id cannot be used with include_all_networks"))
 		return
 	}
-	// This server has no application service networks: every network is
-	// the Matrix one, and a third-party instance has no rooms.
-	q.Since, q.Server = body.Since, r.URL.Query().Get("server")
-	if body.ThirdPartyInstanceID != "" {
-		httputil.WriteJSON(w, r, http.StatusOK, publicRoomsResponse{Chunk: []publicRoom{}})
-		return
-	}
-	a.listPublicRooms(w, r, &q)
+	q.Since, q.IncludeAllNetworks, q.ThirdPartyInstanceID = body.Since, body.IncludeAllNetworks, body.ThirdPartyInstanceID
+	a.listPublicRooms(w, r, d, r.URL.Query().Get("server"), q)
 }
 
-// listPublicRooms answers a listing: rooms ordered by joined members, most
-// first, then by room ID, filtered, one page of them.
-func (a *API) listPublicRooms(w http.ResponseWriter, r *http.Request, q *publicRoomsQuery) {
-	if q.Server != "" && q.Server != a.cfg.ServerName {
-		httputil.WriteError(w, r, httputil.NotFound("the room directory of "+q.Server+" cannot be fetched: this server cannot query other servers yet"))
+// listPublicRooms answers a listing: this server's directory, or with
+// server naming another one, that server's, asked over federation. d is
+// the requester, nil when not authenticated (yet).
+func (a *API) listPublicRooms(w http.ResponseWriter, r *http.Request, d *auth.Device, server string, q roomserver.PublicRoomsQuery) {
+	if server != "" && server != a.cfg.ServerName {
+		a.listRemotePublicRooms(w, r, d, server, q)
 		return
 	}
-	var since *dirToken
-	if q.Since != "" {
-		t, err := parseDirToken(q.Since)
-		if err != nil {
-			httputil.WriteError(w, r, err)
-			return
-		}
-		since = t
+	page, err := a.rs.PublicRooms(r.Context(), q)
+	if errors.Is(err, roomserver.ErrInvalidSince) {
+		err = httputil.InvalidParam("invalid since token " + quoteID(q.Since))
 	}
-	ctx := r.Context()
-	ids, err := a.db.PublishedRooms(ctx)
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
 	}
-	rooms := make([]publicRoom, 0, len(ids))
-	for _, id := range ids {
-		pr, err := a.publicRoomOf(ctx, id)
-		if err != nil {
+	httputil.WriteJSON(w, r, http.StatusOK, page)
+}
+
+// listRemotePublicRooms answers with another server's directory. As in
+// Synapse, only a user may make this server ask another one (the local
+// listing needs no access token).
+func (a *API) listRemotePublicRooms(w http.ResponseWriter, r *http.Request, d *auth.Device, server string, q roomserver.PublicRoomsQuery) {
+	if d == nil {
+		if _, err := a.auth.Authenticate(r); err != nil {
 			httputil.WriteError(w, r, err)
 			return
 		}
-		if pr != nil && q.matches(pr) {
-			rooms = append(rooms, *pr)
-		}
 	}
-	slices.SortFunc(rooms, func(x, y publicRoom) int { return dirKey(x).compare(dirKey(y)) })
-
-	// The page: the rooms after (forwards) or before (backwards) the
-	// token's room, whose key is the room it was made at.
-	start, end := 0, len(rooms)
-	if since != nil {
-		cut, _ := slices.BinarySearchFunc(rooms, since.key, func(p publicRoom, k dirTokenKey) int { return dirKey(p).compare(k) })
-		if since.Forward {
-			start = cut
-			if start < len(rooms) && dirKey(rooms[start]) == since.key {
-				start++
-			}
-		} else {
-			end = cut
-		}
+	if err := config.ValidServerName(server); err != nil {
+		httputil.WriteError(w, r, httputil.InvalidParam(`"server" is not a server name: `+err.Error()))
+		return
 	}
-	if q.Limit > 0 && end-start > q.Limit {
-		if since != nil && !since.Forward {
-			start = end - q.Limit
-		} else {
-			end = start + q.Limit
-		}
+	if a.federation == nil {
+		httputil.WriteError(w, r, httputil.NotFound("the room directory of "+server+" cannot be fetched: this server does not federate"))
+		return
 	}
-	resp := publicRoomsResponse{Chunk: rooms[start:end], TotalRoomCountEstimate: len(rooms)}
-	if end < len(rooms) && end > start {
-		resp.NextBatch = dirToken{Forward: true, key: dirKey(rooms[end-1])}.String()
-	}
-	if start > 0 && end > start {
-		resp.PrevBatch = dirToken{Forward: false, key: dirKey(rooms[start])}.String()
-	}
-	httputil.WriteJSON(w, r, http.StatusOK, resp)
-}
-
-// matches applies the filter: generic_search_term is a case-insensitive
-// substring of the name, topic or canonical alias (as in Synapse), and
-// room_types lists the room types wanted.
-func (q *publicRoomsQuery) matches(pr *publicRoom) bool {
-	if term := strings.ToLower(strings.TrimSpace(q.Filter.GenericSearchTerm)); term != "" {
-		if !strings.Contains(strings.ToLower(pr.Name), term) &&
-			!strings.Contains(strings.ToLower(pr.Topic), term) &&
-			!strings.Contains(strings.ToLower(pr.CanonicalAlias), term) {
-			return false
-		}
-	}
-	if q.Filter.RoomTypes != nil {
-		return slices.ContainsFunc(q.Filter.RoomTypes, func(t *string) bool {
-			if t == nil {
-				return pr.RoomType == ""
-			}
-			return *t == pr.RoomType
-		})
-	}
-	return true
-}
-
-// publicRoomKeys are the state events a directory entry is made from.
-var publicRoomKeys = []storage.StateKey{
-	{Type: "m.room.create"}, {Type: "m.room.name"}, {Type: "m.room.topic"},
-	{Type: "m.room.canonical_alias"}, {Type: "m.room.avatar"}, {Type: "m.room.join_rules"},
-	{Type: "m.room.history_visibility"}, {Type: "m.room.guest_access"},
-}
-
-// publicRoomOf reads a directory entry from the room's current state; nil
-// for a room this server no longer has.
-func (a *API) publicRoomOf(ctx context.Context, roomID string) (*publicRoom, error) {
-	room, err := a.db.Room(ctx, roomID)
+	page, err := a.federation.PublicRooms(r.Context(), server, q)
 	if err != nil {
-		if isNotFound(err) {
-			return nil, nil
-		}
-		return nil, err
+		httputil.WriteError(w, r, err)
+		return
 	}
-	state, err := a.db.CurrentStateEvents(ctx, room.NID, publicRoomKeys)
-	if err != nil {
-		return nil, err
-	}
-	joined, _, err := a.db.MemberCounts(ctx, room.NID)
-	if err != nil {
-		return nil, err
-	}
-	pr := &publicRoom{RoomID: roomID, NumJoinedMembers: joined}
-	for _, ev := range state {
-		switch ev.Type {
-		case "m.room.create":
-			pr.RoomType = contentString(ev.JSON, "type")
-		case "m.room.name":
-			pr.Name = contentString(ev.JSON, "name")
-		case "m.room.topic":
-			pr.Topic = plainTopic(ev.JSON)
-		case "m.room.canonical_alias":
-			pr.CanonicalAlias = contentString(ev.JSON, "alias")
-		case "m.room.avatar":
-			pr.AvatarURL = contentString(ev.JSON, "url")
-		case "m.room.join_rules":
-			pr.JoinRule = contentString(ev.JSON, "join_rule")
-		case "m.room.history_visibility":
-			pr.WorldReadable = contentString(ev.JSON, "history_visibility") == "world_readable"
-		case "m.room.guest_access":
-			pr.GuestCanJoin = contentString(ev.JSON, "guest_access") == "can_join"
-		}
-	}
-	return pr, nil
-}
-
-// plainTopic is the text/plain topic of an m.room.topic event: the
-// text/plain entry of m.topic when there is one, else "topic"
-// (public_rooms_chunk.yaml).
-func plainTopic(eventJSON []byte) string {
-	for _, t := range gjson.GetBytes(eventJSON, `content.m\.topic.m\.text`).Array() {
-		if mt := t.Get("mimetype"); (!mt.Exists() || mt.Str == "text/plain") && t.Get("body").Type == gjson.String {
-			return t.Get("body").Str
-		}
-	}
-	return contentString(eventJSON, "topic")
-}
-
-// dirTokenKey is a room's place in the listing order.
-type dirTokenKey struct {
-	Members int    `json:"m"`
-	RoomID  string `json:"r"`
-}
-
-func dirKey(p publicRoom) dirTokenKey {
-	return dirTokenKey{Members: p.NumJoinedMembers, RoomID: p.RoomID}
-}
-
-// compare orders by members, most first, then by room ID.
-func (k dirTokenKey) compare(o dirTokenKey) int {
-	if k.Members != o.Members {
-		if k.Members > o.Members {
-			return -1
-		}
-		return 1
-	}
-	return strings.Compare(k.RoomID, o.RoomID)
-}
-
-// dirToken is a pagination token of the listing: a room's key and the
-// direction. Paging by key rather than by offset means that rooms
-// published or unpublished between two pages shift nothing.
-type dirToken struct {
-	Forward bool
-	key     dirTokenKey
-}
-
-func (t dirToken) String() string {
-	b, _ := json.Marshal(struct {
-		F bool `json:"f"`
-		dirTokenKey
-	}{t.Forward, t.key})
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func parseDirToken(s string) (*dirToken, error) {
-	var v struct {
-		F *bool `json:"f"`
-		dirTokenKey
-	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || json.Unmarshal(b, &v) != nil || v.F == nil || v.RoomID == "" {
-		return nil, httputil.InvalidParam("invalid since token " + quoteID(s))
-	}
-	return &dirToken{Forward: *v.F, key: v.dirTokenKey}, nil
+	httputil.WriteJSON(w, r, http.StatusOK, page)
 }
 
 // getRoomVisibility implements GET /directory/list/room/{roomId}.

@@ -82,12 +82,17 @@ func New(d Deps) (*API, error) {
 
 // Register adds the federation endpoints to r (the federation listener's
 // router, from httputil.NewRouter), including /.well-known/matrix/server.
-// Every /_matrix/federation/ endpoint but the version requires a signed
-// request (Authenticate); the key endpoints do not.
+// Every /_matrix/federation/ endpoint but the version and
+// /openid/userinfo requires a signed request (Authenticate); the key
+// endpoints do not.
 func (a *API) Register(r *mux.Router) {
 	a.registerVersion(r)
 	a.registerKeys(r)
 	a.RegisterWellKnown(r)
+	// Third parties, not servers, call /openid/userinfo: it is the one
+	// /_matrix/federation/ endpoint besides the version without a
+	// signature, so it is registered before the signed matcher.
+	a.registerOpenID(r)
 
 	// A matcher rather than PathPrefix, which would prefix the routes'
 	// paths: the signed routes keep their full paths (and templates).
@@ -102,4 +107,5 @@ func (a *API) Register(r *mux.Router) {
 	a.registerBackfill(signed)
 	a.registerSend(signed)
 	a.registerMembership(signed)
+	a.registerPublicRooms(signed)
 }
