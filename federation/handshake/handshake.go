@@ -3,8 +3,8 @@
 // user joins, knocks on or leaves a room this server is not in through
 // make_join/send_join, make_knock/send_knock, make_leave/send_leave with a
 // server that is; and invites a user of another server, whose server
-// countersigns the invite), and the resolution of other servers' room
-// aliases.
+// countersigns the invite), the resolution of other servers' room
+// aliases, and the listing of their published room directories.
 //
 // The client API calls it when the roomserver cannot build the event
 // itself; what comes back enters the roomserver like any other event
