@@ -1,6 +1,6 @@
 package storage
 
-// Queries on openid_tokens (migrations/0015_openid_tokens.sql). Tokens
+// Queries on openid_tokens (migrations/0010_openid_tokens.sql). Tokens
 // arrive here already hashed, as access tokens do.
 
 import (
