@@ -26,6 +26,9 @@ type Federation interface {
 	Leave(ctx context.Context, roomID, userID string, content map[string]any, servers []string) error
 	Invite(ctx context.Context, roomID, sender, target string, content map[string]any) (string, error)
 	QueryAlias(ctx context.Context, alias string) (roomID string, servers []string, err error)
+	// Hierarchy asks one of servers about a space room it holds: the
+	// room and its children (federation /hierarchy).
+	Hierarchy(ctx context.Context, roomID string, servers []string, suggestedOnly bool) (*roomserver.SpaceRoom, []roomserver.SpaceRoom, error)
 	// PublicRooms lists a page of another server's published room
 	// directory.
 	PublicRooms(ctx context.Context, server string, q roomserver.PublicRoomsQuery) (*roomserver.PublicRoomsPage, error)

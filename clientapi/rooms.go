@@ -32,6 +32,7 @@ func (a *API) registerRooms(r *mux.Router) {
 	a.registerAliases(r)
 	a.registerDirectory(r)
 	a.registerUpgrade(r)
+	a.registerHierarchy(r)
 }
 
 // roomError turns an error of the roomserver into the Matrix error a

@@ -107,5 +107,6 @@ func (a *API) Register(r *mux.Router) {
 	a.registerBackfill(signed)
 	a.registerSend(signed)
 	a.registerMembership(signed)
+	a.registerHierarchy(signed)
 	a.registerPublicRooms(signed)
 }
