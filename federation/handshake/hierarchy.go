@@ -18,7 +18,7 @@ func (h *Handshaker) Hierarchy(ctx context.Context, roomID string, servers []str
 	var children []roomserver.SpaceRoom
 	err := h.each("hierarchy", servers, func(server string) error {
 		var resp struct {
-			Room     *roomserver.SpaceRoom   `json:"room"`
+			Room     *roomserver.SpaceRoom  `json:"room"`
 			Children []roomserver.SpaceRoom `json:"children"`
 		}
 		if err := h.fed.DoJSON(ctx, http.MethodGet, server, path, nil, &resp); err != nil {
