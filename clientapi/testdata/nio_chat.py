@@ -1,9 +1,12 @@
 """A chat driven by matrix-nio (Debian's python3-matrix-nio), a client
 library we did not write: register two users, create a room, invite, join,
 chat both ways, then paginate the whole history back with /messages and
-check that every message is there exactly once, in order.
+check that every message is there exactly once, in order. Given a second
+server, bob is a user of that one: the invite, the join and every message
+cross federation.
 
-Usage: python3 nio_chat.py BASE_URL    (exits non-zero with a reason on failure)
+Usage: python3 nio_chat.py BASE_URL [BOB_BASE_URL]
+(exits non-zero with a reason on failure)
 """
 import asyncio
 import sys
@@ -19,10 +22,10 @@ def check(resp, kind, what):
     return resp
 
 
-async def main(base):
+async def main(base, bob_base):
     run = uuid.uuid4().hex[:8]
     alice = AsyncClient(base, f"alice{run}")
-    bob = AsyncClient(base, f"bob{run}")
+    bob = AsyncClient(bob_base, f"bob{run}")
     try:
         check(await alice.register(f"alice{run}", "alice-password"), RegisterResponse, "register alice")
         check(await bob.register(f"bob{run}", "bob-password"), RegisterResponse, "register bob")
@@ -46,12 +49,18 @@ async def main(base):
                   RoomSendResponse, f"send {i}")
             sent.append(body)
 
-        # Bob's incremental sync sees the latest message.
-        resp = check(await bob.sync(timeout=3000), SyncResponse, "bob's incremental sync")
-        bodies = [getattr(e, "body", None) for e in resp.rooms.join[room_id].timeline.events] \
-            if room_id in resp.rooms.join else []
-        if sent[-1] not in bodies:
-            sys.exit(f"bob's incremental sync lacks the last message; got {bodies}")
+        # Bob's incremental syncs bring the last message of each sender
+        # (over federation, possibly in several responses).
+        bodies = []
+        last = {m.rsplit(" ", 1)[1]: m for m in sent}.values()
+        for _ in range(20):
+            resp = check(await bob.sync(timeout=3000), SyncResponse, "bob's incremental sync")
+            if room_id in resp.rooms.join:
+                bodies += [getattr(e, "body", None) for e in resp.rooms.join[room_id].timeline.events]
+            if all(m in bodies for m in last):
+                break
+        if not all(m in bodies for m in last):
+            sys.exit(f"bob's incremental syncs lack the last messages {list(last)}; got {bodies}")
 
         # The whole history, backwards from now, 7 events a page.
         seen = []
@@ -64,12 +73,24 @@ async def main(base):
                 break
             token = page.end
         seen.reverse()
-        if seen != sent:
-            sys.exit(f"/messages history differs from what was sent:\n got {seen}\nwant {sent}")
+        if bob_base == base:
+            if seen != sent:
+                sys.exit(f"/messages history differs from what was sent:\n got {seen}\nwant {sent}")
+        else:
+            # Across servers, messages sent on both at once are concurrent
+            # in the room's DAG: bob's server may order alice's message
+            # after bob's next one. Each must be there once, and each
+            # sender's messages in the order sent.
+            if sorted(seen) != sorted(sent):
+                sys.exit(f"/messages history has other messages than sent:\n got {seen}\nwant {sent}")
+            for who in (alice.user_id, bob.user_id):
+                mine = [m for m in sent if m.endswith(who)]
+                if [m for m in seen if m.endswith(who)] != mine:
+                    sys.exit(f"{who}'s messages are out of order in /messages: {seen}")
         print(f"ok: {len(sent)} messages in {room_id}, history paginated back exactly")
     finally:
         await alice.close()
         await bob.close()
 
 
-asyncio.run(main(sys.argv[1]))
+asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else sys.argv[1]))
