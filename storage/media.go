@@ -257,7 +257,7 @@ func (db *DB) ListUserMedia(ctx context.Context, userID string) ([]MediaKey, err
 // other than local) cached before ts (ms).
 func (db *DB) RemoteMediaCachedBefore(ctx context.Context, local string, ts int64, limit int) ([]MediaKey, error) {
 	return queryMediaKeys(ctx, db.read, `SELECT origin, media_id FROM media
-		WHERE origin <> $1 AND created_ts < $2 ORDER BY created_ts LIMIT $3`, local, ts, limit)
+		WHERE origin <> $1 AND created_ts < $2 AND quarantined = FALSE ORDER BY created_ts LIMIT $3`, local, ts, limit)
 }
 
 func queryMediaKeys(ctx context.Context, q queryer, query string, args ...any) ([]MediaKey, error) {
