@@ -191,4 +191,3 @@ func (p *previewer) get(ctx context.Context, rawURL string) (*http.Response, err
 	}
 	return resp, nil
 }
-

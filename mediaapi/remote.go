@@ -73,7 +73,7 @@ func (a *API) remoteError(ctx context.Context, origin, mediaID string, err error
 func (a *API) fetchRemote(ctx context.Context, origin, mediaID string) (*storage.Media, error) {
 	limit := a.mc.MaxUploadBytes
 	resp, err := a.fed.Stream(ctx, fedclient.Request{Method: http.MethodGet, Destination: origin,
-		Path: "/_matrix/federation/v1/media/download/" + url.PathEscape(mediaID) + "?timeout_ms=20000",
+		Path:    "/_matrix/federation/v1/media/download/" + url.PathEscape(mediaID) + "?timeout_ms=20000",
 		Timeout: remoteFetchTimeout, MaxResponseBytes: limit + maxMetadataBytes + 4096})
 	var body io.Reader
 	var ctype, name string

@@ -123,4 +123,3 @@ func (b *limitedBody) Close() error {
 	b.cancel()
 	return err
 }
-
