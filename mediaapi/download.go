@@ -201,6 +201,19 @@ func contentDisposition(contentType, fileName string) string {
 	if fileName == "" {
 		return disp
 	}
+	ascii := true
+	for i := 0; i < len(fileName); i++ {
+		if c := fileName[i]; c < 0x20 || c >= 0x7f {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		// Always quoted, as the spec's examples are: some clients read
+		// no other form.
+		q := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(fileName)
+		return disp + `; filename="` + q + `"`
+	}
 	if v := mime.FormatMediaType(disp, map[string]string{"filename": fileName}); v != "" {
 		return v
 	}
