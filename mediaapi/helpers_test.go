@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -109,4 +110,9 @@ func checkSafeHeaders(t testing.TB, resp *http.Response) {
 	if v := resp.Header.Get("X-Content-Type-Options"); v != "nosniff" {
 		t.Errorf("%s: X-Content-Type-Options %q, want nosniff", resp.Request.URL.Path, v)
 	}
+}
+
+func readDirCount(dir string) (int, error) {
+	entries, err := os.ReadDir(dir)
+	return len(entries), err
 }
