@@ -116,3 +116,10 @@ func readDirCount(dir string) (int, error) {
 	entries, err := os.ReadDir(dir)
 	return len(entries), err
 }
+
+func mustJSON(t testing.TB, raw []byte, out any) {
+	t.Helper()
+	if err := json.Unmarshal(raw, out); err != nil {
+		t.Fatalf("%s: %v", raw, err)
+	}
+}
