@@ -64,7 +64,11 @@ type API struct {
 	// up to max_thumbnail_pixels × 4 bytes of memory.
 	thumbSlots chan struct{}
 	redirects  *http.Client // follows a federation answer's Location
-	preview    *previewer
+	// pregen holds, per item, a channel closed when the thumbnails made
+	// at its upload are done.
+	pregenMu sync.Mutex
+	pregen   map[string]chan struct{}
+	preview  *previewer
 
 	// bg runs the background work (thumbnails made at upload, the purge
 	// job); stop ends it.

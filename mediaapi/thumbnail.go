@@ -163,6 +163,18 @@ func (a *API) thumbnailOf(ctx context.Context, m *storage.Media, p thumbParams) 
 	if !errors.Is(err, storage.ErrNotFound) {
 		return nil, err
 	}
+	// Made at upload right now: wait for that rather than decode the
+	// image a second time.
+	if done := a.pregenerating(m); done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if t, err := a.db.GetMediaThumbnail(ctx, m.Origin, m.MediaID, size.Width, size.Height, size.Method, animated); err == nil {
+			return t, nil
+		}
+	}
 	key := fmt.Sprintf("%s/%s/%dx%d/%s/%t", m.Origin, m.MediaID, size.Width, size.Height, size.Method, animated)
 	t, err = a.thumbFlights.Do(key, func() (*storage.MediaThumbnail, error) {
 		ts, err := a.makeThumbnails(ctx, m, []config.ThumbnailSize{size}, animated)
@@ -299,12 +311,37 @@ func (a *API) pregenerateThumbnails(m *storage.Media) {
 	if _, ok := thumbnailable[mediaType(m.ContentType)]; !ok || len(a.sizes) == 0 {
 		return
 	}
+	key := m.Origin + "/" + m.MediaID
+	done := make(chan struct{})
+	a.pregenMu.Lock()
+	if a.pregen == nil {
+		a.pregen = map[string]chan struct{}{}
+	}
+	a.pregen[key] = done
+	a.pregenMu.Unlock()
 	a.bg.Go(func() {
 		ctx, cancel := context.WithTimeout(a.bgCtx, 2*TransferTimeout)
 		defer cancel()
+		defer func() {
+			a.pregenMu.Lock()
+			delete(a.pregen, key)
+			a.pregenMu.Unlock()
+			close(done)
+		}()
 		if _, err := a.makeThumbnails(ctx, m, a.sizes, false); err != nil && ctx.Err() == nil &&
 			!errors.Is(err, errNotImage) && !errors.Is(err, errTooManyPixels) {
 			a.logger.Warn("cannot make thumbnails", "media", mxcURI(m.Origin, m.MediaID), "err", err)
 		}
 	})
+}
+
+// pregenerating returns a channel closed when the thumbnails being made
+// at upload for m are done, or nil if none are being made.
+func (a *API) pregenerating(m *storage.Media) <-chan struct{} {
+	a.pregenMu.Lock()
+	defer a.pregenMu.Unlock()
+	if ch, ok := a.pregen[m.Origin+"/"+m.MediaID]; ok {
+		return ch
+	}
+	return nil
 }
