@@ -3,7 +3,6 @@ package mediaapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -231,5 +230,3 @@ func (a *API) isLocal(origin string) bool { return origin == a.serverName }
 func (a *API) detached(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(a.bgCtx, d)
 }
-
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -43,10 +43,21 @@ func (a *API) authedDownload(w http.ResponseWriter, r *http.Request, _ *auth.Dev
 }
 
 func (a *API) legacyDownload(w http.ResponseWriter, r *http.Request) {
-	// An access token, if sent, must still be valid.
-	a.auth.Optional(func(w http.ResponseWriter, r *http.Request, _ *auth.Device) {
-		a.download(w, r, legacy)
-	})(w, r)
+	a.optionalAuth(func(w http.ResponseWriter, r *http.Request) { a.download(w, r, legacy) })(w, r)
+}
+
+// optionalAuth serves the legacy unauthenticated endpoints: an access
+// token, if sent, must still be valid (a client must learn it was logged
+// out), but a server's X-Matrix signature, which servers falling back to
+// these endpoints send, is no token and is ignored.
+func (a *API) optionalAuth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Header.Get("Authorization"), "X-Matrix ") {
+			h(w, r)
+			return
+		}
+		a.auth.Optional(func(w http.ResponseWriter, r *http.Request, _ *auth.Device) { h(w, r) })(w, r)
+	}
 }
 
 func (a *API) download(w http.ResponseWriter, r *http.Request, how access) {

@@ -23,6 +23,8 @@ import (
 	"io"
 
 	xdraw "golang.org/x/image/draw"
+
+	"github.com/myelin-chat/myelin/internal/config"
 	_ "golang.org/x/image/webp" // registers WebP with image.Decode
 )
 
@@ -97,6 +99,32 @@ func planThumbnail(w, h, boxW, boxH int, method string) thumbTarget {
 		}
 	}
 	return thumbTarget{Width: max(tw, 1), Height: max(th, 1), Src: image.Rect(0, 0, w, h)}
+}
+
+// shrunk is t for the source shrunk by k (boxShrink of the whole image).
+func (t thumbTarget) shrunk(k int) thumbTarget {
+	if k <= 1 {
+		return t
+	}
+	r := image.Rect(t.Src.Min.X/k, t.Src.Min.Y/k, t.Src.Max.X/k, t.Src.Max.Y/k)
+	if r.Dx() < 1 || r.Dy() < 1 {
+		r = image.Rect(r.Min.X, r.Min.Y, r.Min.X+1, r.Min.Y+1)
+	}
+	return thumbTarget{Width: t.Width, Height: t.Height, Src: r}
+}
+
+// sharedShrinkFactor is the largest whole factor a w×h image can be
+// shrunk by and still be at least twice every thumbnail of sizes.
+func sharedShrinkFactor(w, h int, sizes []config.ThumbnailSize) int {
+	k := 0
+	for _, s := range sizes {
+		p := planThumbnail(w, h, s.Width, s.Height, s.Method)
+		f := min(p.Src.Dx()/(2*p.Width), p.Src.Dy()/(2*p.Height))
+		if k == 0 || f < k {
+			k = f
+		}
+	}
+	return max(k, 1)
 }
 
 // resize returns the part t.Src of img scaled to t's size.

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"image"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -104,8 +105,22 @@ func TestRemoteMediaBetweenServers(t *testing.T) {
 		t.Errorf("allow_remote=false: %d %s", resp.StatusCode, body)
 	}
 
+	// Older servers fetch our media from the legacy path on the federation
+	// listener, signing the request: the signature is no access token.
+	req, _ := http.NewRequest(http.MethodGet, origin.FederationURL+"/_matrix/media/v3/download/"+mxcPath(file)+"?allow_remote=false", nil)
+	req.Header.Set("Authorization", `X-Matrix origin="old.example",key="ed25519:a",sig="xyz"`)
+	lresp, err := origin.FedClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lbody, _ := io.ReadAll(lresp.Body)
+	lresp.Body.Close()
+	if lresp.StatusCode != http.StatusOK || !bytes.Equal(lbody, content) {
+		t.Errorf("legacy download on the federation listener: %d, %d bytes", lresp.StatusCode, len(lbody))
+	}
+
 	// The federation endpoint needs a signed request.
-	req, _ := http.NewRequest(http.MethodGet, origin.FederationURL+"/_matrix/federation/v1/media/download/"+strings.TrimPrefix(mxcPath(file), origin.Name+"/"), nil)
+	req, _ = http.NewRequest(http.MethodGet, origin.FederationURL+"/_matrix/federation/v1/media/download/"+strings.TrimPrefix(mxcPath(file), origin.Name+"/"), nil)
 	fresp, err := origin.FedClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

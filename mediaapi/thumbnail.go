@@ -15,12 +15,17 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/myelin-chat/myelin/clientapi/auth"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/storage"
 )
+
+// pregenPollInterval is how often a request waiting for the thumbnails
+// made at upload looks for its own.
+const pregenPollInterval = 10 * time.Millisecond
 
 // maxThumbnailRequestSide bounds the width and height a request may ask.
 const maxThumbnailRequestSide = 10000
@@ -70,9 +75,7 @@ func (a *API) authedThumbnail(w http.ResponseWriter, r *http.Request, _ *auth.De
 }
 
 func (a *API) legacyThumbnail(w http.ResponseWriter, r *http.Request) {
-	a.auth.Optional(func(w http.ResponseWriter, r *http.Request, _ *auth.Device) {
-		a.thumbnail(w, r, legacy)
-	})(w, r)
+	a.optionalAuth(func(w http.ResponseWriter, r *http.Request) { a.thumbnail(w, r, legacy) })(w, r)
 }
 
 func (a *API) thumbnail(w http.ResponseWriter, r *http.Request, how access) {
@@ -165,11 +168,23 @@ func (a *API) thumbnailOf(ctx context.Context, m *storage.Media, p thumbParams) 
 	}
 	// Made at upload right now: wait for that rather than decode the
 	// image a second time.
-	if done := a.pregenerating(m); done != nil {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	if done := a.pregenerating(m); done != nil && !animated {
+		// Each size is stored as soon as it is made: look for this one
+		// now and then rather than wait for them all.
+		tick := time.NewTicker(pregenPollInterval)
+		defer tick.Stop()
+	wait:
+		for {
+			select {
+			case <-done:
+				break wait
+			case <-tick.C:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if t, err := a.db.GetMediaThumbnail(ctx, m.Origin, m.MediaID, size.Width, size.Height, size.Method, animated); err == nil {
+				return t, nil
+			}
 		}
 		if t, err := a.db.GetMediaThumbnail(ctx, m.Origin, m.MediaID, size.Width, size.Height, size.Method, animated); err == nil {
 			return t, nil
@@ -248,6 +263,15 @@ func (a *API) makeThumbnails(ctx context.Context, m *storage.Media, sizes []conf
 		}
 	}
 
+	// Shrink the image once by the largest whole factor every size
+	// allows; each size is then made from that smaller image.
+	base, baseK := img, 1
+	if img != nil {
+		baseK = sharedShrinkFactor(info.Width, info.Height, sizes)
+		if baseK >= 2 {
+			base = boxShrink(img, img.Bounds(), baseK)
+		}
+	}
 	out := make([]*storage.MediaThumbnail, 0, len(sizes))
 	for _, size := range sizes {
 		if err := ctx.Err(); err != nil {
@@ -265,7 +289,7 @@ func (a *API) makeThumbnails(ctx context.Context, m *storage.Media, sizes []conf
 			// No smaller than the box: the original is the thumbnail (the
 			// spec asks for it), sharing its blob.
 			t.SHA256, t.Size, t.ContentType = m.SHA256, m.Size, "image/"+info.Format
-		} else if err := a.encodeAndStore(t, plan, img, anim, info.Format); err != nil {
+		} else if err := a.encodeAndStore(t, plan.shrunk(baseK), base, anim, info.Format); err != nil {
 			return nil, err
 		}
 		if err := a.db.AddMediaThumbnail(ctx, t); err != nil {
