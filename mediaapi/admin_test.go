@@ -160,6 +160,13 @@ func TestAdminPurgeRemoteCache(t *testing.T) {
 	} else {
 		b.Close()
 	}
+	// Quarantining remote media not cached yet keeps it from being
+	// fetched at all (remote.example does not exist: a fetch would fail
+	// with 502, not 404).
+	s.DoJSON(t, http.MethodPost, "/_synapse/admin/v1/media/quarantine/remote.example/neverFetched", admin, map[string]any{}, nil)
+	if resp, body := get(t, s, "/_matrix/client/v1/media/download/remote.example/neverFetched", admin); resp.StatusCode != http.StatusNotFound || errcode(body) != "M_NOT_FOUND" {
+		t.Errorf("quarantined remote media: %d %s", resp.StatusCode, body)
+	}
 	if status, raw := s.Do(t, http.MethodPost, "/_synapse/admin/v1/purge_media_cache", admin, map[string]any{}); status != http.StatusBadRequest {
 		t.Errorf("purge without before_ts: %d %s", status, raw)
 	}

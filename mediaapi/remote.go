@@ -29,7 +29,8 @@ const remoteFetchTimeout = 10 * time.Minute
 // if need be; concurrent requests for one item share one fetch.
 func (a *API) remoteMedia(ctx context.Context, origin, mediaID string) (*storage.Media, error) {
 	m, err := a.db.GetMedia(ctx, origin, mediaID)
-	if err == nil && !m.Pending() {
+	if err == nil && (!m.Pending() || m.Quarantined) {
+		// A quarantined item is never fetched (the caller refuses it).
 		return m, nil
 	}
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
