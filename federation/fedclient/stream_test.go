@@ -24,6 +24,7 @@ func TestStream(t *testing.T) {
 		switch r.URL.Path {
 		case "/media":
 			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Content-Length", "5000")
 			fmt.Fprint(w, strings.Repeat("m", 5000))
 		case "/chunked":
 			for range 30 {
