@@ -191,6 +191,14 @@ func (w *fileWriter) Commit() (string, int64, error) {
 	if err := os.Rename(tmp, p); err != nil {
 		return fail(err)
 	}
+	// The rename itself must survive a crash too.
+	if d, err := os.Open(filepath.Dir(p)); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return "", 0, fmt.Errorf("media store: %w", err)
+		}
+	}
 	return sum, w.n, nil
 }
 
