@@ -65,19 +65,20 @@ func TestVersions(t *testing.T) {
 	if !ok {
 		t.Fatalf("versions is %T (%v), want a JSON array", body["versions"], body["versions"])
 	}
-	// The core API is served up to v1.10; v1.11 moves media behind
-	// authentication and is claimed when the media repository lands.
+	// The core API is served up to v1.11, whose main change (media behind
+	// authentication) the media repository serves.
 	claimed := map[string]bool{}
 	for _, v := range versions {
 		claimed[v.(string)] = true
 	}
-	for _, want := range []string{"r0.6.1", "v1.1", "v1.10"} {
+	for _, want := range []string{"r0.6.1", "v1.1", "v1.10", "v1.11"} {
 		if !claimed[want] {
 			t.Errorf("versions %v lack %s", versions, want)
 		}
 	}
-	if claimed["v1.11"] {
-		t.Errorf("versions %v claim v1.11 without the authenticated media endpoints", versions)
+	_, tok := s.RegisterUser(t, "versions")
+	if status, body := s.Do(t, "GET", "/_matrix/client/v1/media/config", tok, nil); status != http.StatusOK {
+		t.Errorf("v1.11 is claimed but GET /_matrix/client/v1/media/config answers %d: %s", status, body)
 	}
 	if _, ok := body["unstable_features"].(map[string]any); !ok {
 		t.Fatalf("unstable_features is %T, want a JSON object", body["unstable_features"])

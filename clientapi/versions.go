@@ -14,21 +14,22 @@ import (
 // which broke bridges that needed later features; listing versions we do
 // not serve would break them the other way).
 //
-// The core of every version up to v1.10 is served: accounts and UIA,
+// The core of every version up to v1.11 is served: accounts and UIA,
 // login and refresh tokens, devices, profiles, rooms in versions 1–12
 // (create, join, knock, restricted joins, invite, leave, kick, ban, upgrade),
 // aliases and the directory, events, redactions, timestamp_to_event,
 // /sync with filters, /messages, /context, typing, receipts (private and
-// threaded), read markers, presence, account data and tags.
+// threaded), read markers, presence, account data and tags, and the media
+// repository (mediaapi) with v1.11's authenticated media endpoints, which
+// clients that see v1.11 use.
 //
 // Optional modules that later issues build answer M_UNRECOGNIZED until
 // then, as the spec allows a server that does not implement a module:
-// end-to-end encryption keys, media, push rules, relations and threads,
-// spaces, search. v1.11 is not claimed because its main change moves media
-// behind authentication, and clients that see it use those endpoints.
+// end-to-end encryption keys, push rules, relations and threads, spaces,
+// search.
 var supportedVersions = []string{
 	"r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r0.5.0", "r0.6.0", "r0.6.1",
-	"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10",
+	"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11",
 }
 
 // unstableFeatures advertises experimental (MSC) features, by namespaced

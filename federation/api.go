@@ -47,6 +47,9 @@ type Deps struct {
 	// authenticated request: that server is up, so the federation sender
 	// ends its backoff (sender.Sender.Wake). It must be quick.
 	OnRemoteContact func(origin string)
+	// Media serves our media to other servers (media.go); nil = the media
+	// endpoints are not served.
+	Media MediaServer
 }
 
 // API is the Server-Server API.
@@ -62,6 +65,7 @@ type API struct {
 	client      *fedclient.Client
 	txns        *txnCache
 	onContact   func(origin string)
+	media       MediaServer
 }
 
 // New builds the federation API.
@@ -70,7 +74,7 @@ func New(d Deps) (*API, error) {
 		return nil, errors.New("federation: Config, Keys, DB, Roomserver and ServerKeys are required")
 	}
 	a := &API{cfg: d.Config, keys: d.Keys, db: d.DB, rs: d.Roomserver, serverKeys: d.ServerKeys, version: d.Version, keyValidity: d.KeyValidity, now: d.Now,
-		client: d.Client, txns: newTxnCache(txnCacheSize), onContact: d.OnRemoteContact}
+		client: d.Client, txns: newTxnCache(txnCacheSize), onContact: d.OnRemoteContact, media: d.Media}
 	if a.keyValidity <= 0 {
 		a.keyValidity = DefaultKeyValidity
 	}
@@ -109,4 +113,5 @@ func (a *API) Register(r *mux.Router) {
 	a.registerMembership(signed)
 	a.registerHierarchy(signed)
 	a.registerPublicRooms(signed)
+	a.registerMedia(signed)
 }

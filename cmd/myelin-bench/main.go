@@ -34,7 +34,7 @@ func run(args []string) error {
 	secret := fs.String("shared-secret", "", "registration shared secret (else open registration is used)")
 	pid := fs.Int("pid", 0, "the server's process ID, to report its resident memory (local servers only)")
 	out := fs.String("out", "bench-cs.json", "file the JSON figures are written to")
-	scenarios := fs.String("run", "send,delivery,fanout,initial_sync,messages,create_rooms,join,held", "comma-separated scenarios")
+	scenarios := fs.String("run", "send,delivery,fanout,initial_sync,messages,create_rooms,join,held,media", "comma-separated scenarios")
 	senders := fs.Int("senders", 10, "send: concurrent senders")
 	sendTotal := fs.Int("send-messages", 2000, "send: messages in all")
 	deliveryN := fs.Int("delivery-messages", 200, "delivery: messages")
@@ -49,6 +49,9 @@ func run(args []string) error {
 	joinSizes := fs.String("join-sizes", "10,1000", "join: member counts of the joined rooms")
 	held := fs.Int("held", 5000, "held: long-polling /sync connections")
 	heldUsers := fs.Int("held-users", 50, "held: users the connections are spread over")
+	mediaMiB := fs.Int("media-mib", 10, "media: size of each uploaded file in MiB")
+	mediaRounds := fs.Int("media-rounds", 10, "media: files uploaded and downloaded")
+	mediaPhotos := fs.Int("media-photos", 3, "media: 12-megapixel photos thumbnailed")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -99,6 +102,8 @@ func run(args []string) error {
 			f = joins
 		case "held":
 			f, err = b.heldConnections(ctx, *held, *heldUsers, *pid)
+		case "media":
+			f, err = b.mediaThroughput(ctx, *mediaMiB, *mediaRounds, *mediaPhotos)
 		default:
 			return fmt.Errorf("-run: unknown scenario %q", name)
 		}

@@ -75,6 +75,9 @@ type Config struct {
 	// empty = not served (404).
 	WellKnownServer string `yaml:"well_known_server"`
 
+	// Media configures the media repository (mediaapi).
+	Media MediaConfig `yaml:"media"`
+
 	MaxRequestBodyBytes int64  `yaml:"max_request_body_bytes"` // for non-media requests
 	LogLevel            string `yaml:"log_level"`              // debug, info, warn, error
 	LogFormat           string `yaml:"log_format"`             // text or json
@@ -90,6 +93,47 @@ type ACMEConfig struct {
 	DirectoryURL string `yaml:"directory_url"` // empty = Let's Encrypt production
 	CacheDir     string `yaml:"cache_dir"`     // default DataDir/acme
 }
+
+// MediaConfig configures the media repository: uploads, downloads,
+// thumbnails, remote media and URL previews.
+type MediaConfig struct {
+	// StorePath is the directory of the media files; default DataDir/media.
+	StorePath string `yaml:"store_path"`
+	// MaxUploadBytes is the largest file accepted, uploaded or fetched
+	// from another server.
+	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// UserQuotaBytes bounds the content one user may upload in all; 0 =
+	// unlimited.
+	UserQuotaBytes int64 `yaml:"user_quota_bytes"`
+	// MaxPendingUploads bounds a user's media IDs created with POST
+	// /create and not uploaded yet.
+	MaxPendingUploads int `yaml:"max_pending_uploads"`
+	// PendingUploadLifetime is how long a created media ID waits for its
+	// content (Go duration).
+	PendingUploadLifetime string `yaml:"pending_upload_lifetime"`
+	// FreezeUnauthenticated serves media created from now on only on the
+	// authenticated endpoints (the spec's "freeze" of the legacy ones).
+	FreezeUnauthenticated bool `yaml:"freeze_unauthenticated"`
+	// ThumbnailSizes are the sizes thumbnails are made at, e.g.
+	// "32x32 crop, 320x240 scale" (see ThumbnailSizeList).
+	ThumbnailSizes string `yaml:"thumbnail_sizes"`
+	// MaxThumbnailPixels bounds the images thumbnailed (width × height).
+	MaxThumbnailPixels int64 `yaml:"max_thumbnail_pixels"`
+	// RemoteMediaLifetime is how long cached remote media is kept (Go
+	// duration); empty = forever.
+	RemoteMediaLifetime string `yaml:"remote_media_lifetime"`
+	// URLPreviewEnabled serves GET /preview_url.
+	URLPreviewEnabled bool `yaml:"url_preview_enabled"`
+	// URLPreviewIPRangeDenylist and URLPreviewIPRangeAllowlist say which
+	// addresses URL previews may connect to, as the federation lists do.
+	URLPreviewIPRangeDenylist  string `yaml:"url_preview_ip_range_denylist"`
+	URLPreviewIPRangeAllowlist string `yaml:"url_preview_ip_range_allowlist"`
+	// URLPreviewMaxBytes bounds a previewed page or image.
+	URLPreviewMaxBytes int64 `yaml:"url_preview_max_bytes"`
+}
+
+// DefaultThumbnailSizes are the sizes the spec recommends.
+const DefaultThumbnailSizes = "32x32 crop, 96x96 crop, 320x240 scale, 640x480 scale, 800x600 scale"
 
 // RateLimitConfig is the token-bucket limits of internal/ratelimit: each
 // action may happen PerMinute times a minute on average, in bursts of up
@@ -129,6 +173,16 @@ func Default() *Config {
 		RefreshableAccessTokenLifetime: "5m",
 		FederationIPRangeDenylist:      DefaultFederationIPRangeDenylist,
 		UserDirectorySearchAllUsers:    true,
+		Media: MediaConfig{
+			MaxUploadBytes:            100 << 20,
+			MaxPendingUploads:         5,
+			PendingUploadLifetime:     "24h",
+			ThumbnailSizes:            DefaultThumbnailSizes,
+			MaxThumbnailPixels:        32_000_000,
+			URLPreviewEnabled:         true,
+			URLPreviewIPRangeDenylist: DefaultFederationIPRangeDenylist,
+			URLPreviewMaxBytes:        10 << 20,
+		},
 	}
 	c.fillDerived()
 	return c
@@ -159,6 +213,9 @@ func (c *Config) fillDerived() {
 	}
 	if c.ACME.CacheDir == "" {
 		c.ACME.CacheDir = filepath.Join(c.DataDir, "acme")
+	}
+	if c.Media.StorePath == "" {
+		c.Media.StorePath = filepath.Join(c.DataDir, "media")
 	}
 }
 

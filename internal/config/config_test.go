@@ -57,6 +57,17 @@ func TestDefault(t *testing.T) {
 		FederationIPRangeDenylist: "127.0.0.0/8, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, " +
 			"192.0.0.0/24, 169.254.0.0/16, 192.88.99.0/24, 198.18.0.0/15, 192.0.2.0/24, 198.51.100.0/24, " +
 			"203.0.113.0/24, 224.0.0.0/4, ::1/128, fe80::/10, fc00::/7, 2001:db8::/32, ff00::/8, fec0::/10",
+		Media: MediaConfig{
+			StorePath:                 "myelin-data/media",
+			MaxUploadBytes:            100 << 20,
+			MaxPendingUploads:         5,
+			PendingUploadLifetime:     "24h",
+			ThumbnailSizes:            "32x32 crop, 96x96 crop, 320x240 scale, 640x480 scale, 800x600 scale",
+			MaxThumbnailPixels:        32_000_000,
+			URLPreviewEnabled:         true,
+			URLPreviewIPRangeDenylist: DefaultFederationIPRangeDenylist,
+			URLPreviewMaxBytes:        10 << 20,
+		},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)
@@ -220,6 +231,7 @@ func TestFirstRun(t *testing.T) {
 	want := Default()
 	want.ServerName, want.DataDir, want.ConfigPath = "first.example:8448", dir, c1.ConfigPath
 	want.Database, want.SigningKeyPath, want.ACME.CacheDir = c1.Database, c1.SigningKeyPath, c1.ACME.CacheDir
+	want.Media.StorePath = c1.Media.StorePath
 	if !reflect.DeepEqual(c2, want) {
 		t.Errorf("file alone loads as\n %+v\nwant %+v", c2, want)
 	}

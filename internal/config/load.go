@@ -101,7 +101,7 @@ func (f *Flags) resolve(getenv func(string) string) (c *Config, firstRun bool, e
 	c = Default()
 	// The defaults inside data_dir are filled in after every layer, so that
 	// a data_dir set in any layer moves them too.
-	c.ConfigPath, c.Database, c.SigningKeyPath, c.ACME.CacheDir = "", "", "", ""
+	c.ConfigPath, c.Database, c.SigningKeyPath, c.ACME.CacheDir, c.Media.StorePath = "", "", "", "", ""
 	src := sources{}
 
 	// The file's location comes from flags or environment only.
@@ -330,7 +330,7 @@ func unwrapPath(err error) error {
 func firstRunConfig(c *Config) *Config {
 	w := Default()
 	w.ServerName, w.DataDir = c.ServerName, c.DataDir
-	w.ConfigPath, w.Database, w.SigningKeyPath, w.ACME.CacheDir = c.ConfigPath, "", "", ""
+	w.ConfigPath, w.Database, w.SigningKeyPath, w.ACME.CacheDir, w.Media.StorePath = c.ConfigPath, "", "", "", ""
 	w.fillDerived()
 	return w
 }

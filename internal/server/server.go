@@ -36,6 +36,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/metrics"
 	"github.com/myelin-chat/myelin/internal/tlsutil"
+	"github.com/myelin-chat/myelin/mediaapi"
 	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/storage"
 	"github.com/myelin-chat/myelin/syncapi"
@@ -53,6 +54,7 @@ type Server struct {
 	rs        *roomserver.Roomserver
 	sync      *syncapi.API
 	fedSender *sender.Sender
+	media     *mediaapi.API
 	metrics   *metrics.Registry
 	fedClient *http.Client
 	// fedSigned sends signed requests to other servers; serverKeys keeps
@@ -246,6 +248,14 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	}
 	undo = append(undo, s.fedSender.Stop)
 
+	authn := clientapi.NewAuthenticator(s.db, cfg)
+	if s.media, err = mediaapi.New(mediaapi.Deps{
+		Config: cfg, DB: s.db, Auth: authn, Federation: s.fedSigned, FederationIPFilter: ipFilter, Logger: logger,
+	}); err != nil {
+		return nil, err
+	}
+	undo = append(undo, s.media.Close)
+
 	fed, err := federation.New(federation.Deps{
 		Config:      cfg,
 		Keys:        s.keys,
@@ -257,12 +267,12 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 		KeyValidity: o.keyValidity,
 		// A server that signs a request to us is up: send it what waits.
 		OnRemoteContact: s.fedSender.Wake,
+		Media:           s.media,
 	})
 	if err != nil {
 		return nil, err
 	}
 	clientRouter := httputil.NewRouter()
-	authn := clientapi.NewAuthenticator(s.db, cfg)
 	remote := handshake.New(handshake.Deps{Client: s.fedSigned, Roomserver: s.rs, Keys: s.keys, ServerName: cfg.ServerName, Logger: logger})
 	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db, Auth: authn, Roomserver: s.rs, Federation: remote}).Register(clientRouter)
 	if s.sync, err = syncapi.New(syncapi.Deps{
@@ -272,6 +282,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	}
 	undo = append(undo, func() { s.sync.Close() })
 	s.sync.Register(clientRouter)
+	s.media.Register(clientRouter)
 	fed.RegisterWellKnown(clientRouter)
 	clientRouter.Handle("/metrics", s.metrics.Handler(logger)).Methods(http.MethodGet)
 	for _, register := range o.clientRoutes {
@@ -279,8 +290,20 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	}
 	fedRouter := httputil.NewRouter()
 	fed.Register(fedRouter)
+	s.media.RegisterLegacyFederation(fedRouter)
 
 	s.clientSrv = s.newHTTPServer("client", clientRouter, true, o.requestTimeout, cfg.MaxRequestBodyBytes)
+	// Media uploads are mounted outside the general body limit, with the
+	// upload size limit and a deadline long enough for large files.
+	uploads := s.wrap("client", clientRouter, true, mediaapi.TransferTimeout, s.media.MaxUploadBodyBytes())
+	others := s.clientSrv.Handler
+	s.clientSrv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if mediaapi.IsUploadPath(r.Method, r.URL.Path) {
+			uploads.ServeHTTP(w, r)
+			return
+		}
+		others.ServeHTTP(w, r)
+	})
 	// The federation router applies the per-route limits itself.
 	s.fedSrv = s.newHTTPServer("federation", fedRouter, false, o.requestTimeout, federation.MaxBodyBytes(cfg.MaxRequestBodyBytes))
 	s.fedSrv.TLSConfig = fedTLS
@@ -307,15 +330,8 @@ func (s *Server) newHTTPServer(name string, router http.Handler, cors bool, time
 	if timeout <= 0 {
 		timeout = httputil.DefaultTimeout
 	}
-	h := httputil.Wrap(router, httputil.Options{
-		Logger:       logger,
-		Observe:      s.metrics.ObserveHTTP,
-		CORS:         cors,
-		Timeout:      timeout,
-		MaxBodyBytes: maxBody,
-	})
 	return &http.Server{
-		Handler:           h,
+		Handler:           s.wrap(name, router, cors, timeout, maxBody),
 		ReadHeaderTimeout: 10 * time.Second,
 		// A handler that ignores its context's deadline still cannot keep
 		// writing to a client forever.
@@ -324,6 +340,20 @@ func (s *Server) newHTTPServer(name string, router http.Handler, cors bool, time
 		// net/http's own messages are mostly TLS handshakes from scanners.
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
+}
+
+// wrap puts router behind the common middleware (httputil.Wrap).
+func (s *Server) wrap(name string, router http.Handler, cors bool, timeout time.Duration, maxBody int64) http.Handler {
+	if timeout <= 0 {
+		timeout = httputil.DefaultTimeout
+	}
+	return httputil.Wrap(router, httputil.Options{
+		Logger:       s.logger.With("listener", name),
+		Observe:      s.metrics.ObserveHTTP,
+		CORS:         cors,
+		Timeout:      timeout,
+		MaxBodyBytes: maxBody,
+	})
 }
 
 // newFederationClient is a plain HTTPS client with the outbound TLS
@@ -441,6 +471,7 @@ func (s *Server) release() error {
 		s.fedClient.CloseIdleConnections()
 		s.fedSigned.CloseIdleConnections()
 		s.sync.Close()
+		s.media.Close()
 		s.rs.Close()
 		// After the roomserver, whose last events it may still queue.
 		s.fedSender.Stop()
@@ -485,6 +516,9 @@ func (s *Server) FederationClient() *http.Client { return s.fedClient }
 // SignedFederationClient sends requests to other servers signed with the
 // server's key, finding them through server discovery.
 func (s *Server) SignedFederationClient() *fedclient.Client { return s.fedSigned }
+
+// Media is the server's media repository.
+func (s *Server) Media() *mediaapi.API { return s.media }
 
 // ServerKeys keeps other servers' signing keys.
 func (s *Server) ServerKeys() *serverkeys.Store { return s.serverKeys }
