@@ -14,6 +14,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/storage"
+	"github.com/myelin-chat/myelin/syncapi/relations"
 	"github.com/myelin-chat/myelin/syncapi/synctoken"
 )
 
@@ -57,6 +58,8 @@ type API struct {
 	flights     flights
 	filterCache filterCache
 
+	relations *relations.Consumer
+
 	draining atomic.Bool
 
 	stopOnce sync.Once
@@ -92,7 +95,11 @@ func New(d Deps) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.stop = stop
+	if a.relations, err = relations.StartConsumer(context.Background(), a.db, a.bus, a.logger); err != nil {
+		stop()
+		return nil, err
+	}
+	a.stop = func() { a.relations.Stop(); stop() }
 	return a, nil
 }
 
@@ -156,4 +163,10 @@ func (a *API) Register(r *mux.Router) {
 
 	route(http.MethodGet, "/rooms/{roomId}/messages", a.getMessages)
 	route(http.MethodGet, "/rooms/{roomId}/context/{eventId}", a.getContext)
+
+	const v1 = "/_matrix/client/v1"
+	r.HandleFunc(v1+"/rooms/{roomId}/relations/{eventId}", a.auth.Required(a.getRelations)).Methods(http.MethodGet)
+	r.HandleFunc(v1+"/rooms/{roomId}/relations/{eventId}/{relType}", a.auth.Required(a.getRelations)).Methods(http.MethodGet)
+	r.HandleFunc(v1+"/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}", a.auth.Required(a.getRelations)).Methods(http.MethodGet)
+	r.HandleFunc(v1+"/rooms/{roomId}/threads", a.auth.Required(a.getThreads)).Methods(http.MethodGet)
 }
