@@ -15,6 +15,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/storage"
 	"github.com/myelin-chat/myelin/syncapi/relations"
+	"github.com/myelin-chat/myelin/syncapi/search"
 	"github.com/myelin-chat/myelin/syncapi/synctoken"
 )
 
@@ -29,6 +30,9 @@ type Deps struct {
 	// /messages reaches the start of what this server holds; nil: it
 	// stops there.
 	Backfiller Backfiller
+	// SearchIndexPath is the directory of the full-text index behind POST
+	// /search (syncapi/search); "" leaves search to another process.
+	SearchIndexPath string
 }
 
 // Backfiller fetches history older than the oldest event held of a room
@@ -59,6 +63,7 @@ type API struct {
 	filterCache filterCache
 
 	relations *relations.Consumer
+	search    *search.Index // nil: /search is not served here
 
 	draining atomic.Bool
 
@@ -99,7 +104,24 @@ func New(d Deps) (*API, error) {
 		stop()
 		return nil, err
 	}
-	a.stop = func() { a.relations.Stop(); stop() }
+	if d.SearchIndexPath != "" {
+		if a.search, err = search.Open(context.Background(), search.Config{
+			DB: a.db, Bus: a.bus, Path: d.SearchIndexPath, Logger: a.logger,
+		}); err != nil {
+			a.relations.Stop()
+			stop()
+			return nil, err
+		}
+	}
+	a.stop = func() {
+		a.relations.Stop()
+		if a.search != nil {
+			if err := a.search.Close(); err != nil {
+				a.logger.Warn("closing the search index", "err", err)
+			}
+		}
+		stop()
+	}
 	return a, nil
 }
 
@@ -169,4 +191,7 @@ func (a *API) Register(r *mux.Router) {
 	r.HandleFunc(v1+"/rooms/{roomId}/relations/{eventId}/{relType}", a.auth.Required(a.getRelations)).Methods(http.MethodGet)
 	r.HandleFunc(v1+"/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}", a.auth.Required(a.getRelations)).Methods(http.MethodGet)
 	r.HandleFunc(v1+"/rooms/{roomId}/threads", a.auth.Required(a.getThreads)).Methods(http.MethodGet)
+	if a.search != nil {
+		route(http.MethodPost, "/search", a.postSearch)
+	}
 }
