@@ -139,7 +139,7 @@ func TestSearch(t *testing.T) {
 	if g := grouped.Get("groups.sender." + esc(bob.id) + ".results").Raw; g != `["`+long+`"]` {
 		t.Fatalf("group of bob: %s", g)
 	}
-	if !grouped.Get("state." + esc(roomA)).IsArray() || !grouped.Get("state." + esc(roomB)).IsArray() {
+	if !grouped.Get("state."+esc(roomA)).IsArray() || !grouped.Get("state."+esc(roomB)).IsArray() {
 		t.Fatalf("include_state: %s", grouped.Get("state").Raw)
 	}
 
