@@ -259,7 +259,7 @@ func (a *API) searchRoomEvents(ctx context.Context, d *auth.Device, p *searchPla
 		}
 	}
 	if t := p.token; t != nil {
-		q.After = &search.Cursor{Score: t.Score, Pos: t.Pos}
+		q.After = &search.Cursor{Pos: t.Pos, Offset: t.Offset}
 		if t.GroupKey == "sender" {
 			if q.Senders != nil && !slices.Contains(q.Senders, t.GroupValue) {
 				q.Senders = []string{}
@@ -335,18 +335,22 @@ func (a *API) searchRoomEvents(ctx context.Context, d *auth.Device, p *searchPla
 	out.Highlights = a.search.Highlights(p.term, texts)
 
 	if res.More && len(found) > 0 {
-		last := found[len(found)-1]
-		next := searchToken{Order: p.order, Pos: last.StreamPos}
-		if p.order == "rank" {
-			next.Score = ranks[len(ranks)-1]
+		next := searchToken{Order: p.order}
+		if p.order == "recent" {
+			next.Pos = found[len(found)-1].StreamPos
+		} else {
+			next.Offset = len(res.Hits)
 		}
-		if p.token != nil {
-			next.GroupKey, next.GroupValue = p.token.GroupKey, p.token.GroupValue
+		if t := p.token; t != nil {
+			next.GroupKey, next.GroupValue = t.GroupKey, t.GroupValue
+			if p.order == "rank" {
+				next.Offset += t.Offset
+			}
 		}
 		out.NextBatch = next.String()
 	}
 	if len(p.groupBy) > 0 {
-		out.Groups = groupResults(p, found, ranks, res.More)
+		out.Groups = groupResults(p, found, res.More)
 	}
 	if p.c.IncludeState {
 		if out.State, err = a.searchState(ctx, found, scopeOf, &opts); err != nil {
@@ -486,8 +490,11 @@ func (a *API) searchState(ctx context.Context, found []*storage.EventRecord, sco
 }
 
 // groupResults partitions the results by each grouping key. A group's
-// next_batch continues within the group.
-func groupResults(p *searchPlan, found []*storage.EventRecord, ranks []float64, more bool) map[string]map[string]*searchGroup {
+// next_batch continues within the group: exactly in the recent order; in
+// rank order from the group's results counted so far, which are only those
+// of pages of the same group (after a page of all groups, the group's
+// results on earlier pages come again).
+func groupResults(p *searchPlan, found []*storage.EventRecord, more bool) map[string]map[string]*searchGroup {
 	out := map[string]map[string]*searchGroup{}
 	for _, key := range p.groupBy {
 		groups := map[string]*searchGroup{}
@@ -507,10 +514,14 @@ func groupResults(p *searchPlan, found []*storage.EventRecord, ranks []float64, 
 		}
 		if more {
 			for value, g := range groups {
-				i := lastOf[value]
-				t := searchToken{Order: p.order, Pos: found[i].StreamPos, GroupKey: key, GroupValue: value}
-				if p.order == "rank" {
-					t.Score = ranks[i]
+				t := searchToken{Order: p.order, GroupKey: key, GroupValue: value}
+				if p.order == "recent" {
+					t.Pos = found[lastOf[value]].StreamPos
+				} else {
+					t.Offset = len(g.Results)
+					if pt := p.token; pt != nil && pt.GroupKey == key && pt.GroupValue == value {
+						t.Offset += pt.Offset
+					}
 				}
 				g.NextBatch = t.String()
 			}

@@ -1,14 +1,14 @@
 package syncapi
 
-// The next_batch tokens of POST /search: where the last page ended (its
-// last hit's rank and stream position), the order they belong to, and, for
-// a token of a group, the group it continues. Opaque to clients:
+// The next_batch tokens of POST /search: where the last page ended (in the
+// recent order, the stream position of its last result; in rank order, how
+// many results came before the next page), the order they belong to, and,
+// for a token of a group, the group it continues. Opaque to clients:
 // base64url of a small JSON object.
 
 import (
 	"encoding/base64"
 	"encoding/json"
-	"math"
 
 	"github.com/myelin-chat/myelin/internal/httputil"
 )
@@ -17,9 +17,11 @@ import (
 const maxSearchTokenLength = 2048
 
 type searchToken struct {
-	Order string  `json:"o"` // "rank" or "recent"
-	Score float64 `json:"s,omitempty"`
-	Pos   int64   `json:"p"`
+	Order string `json:"o"` // "rank" or "recent"
+	// Pos is the last position seen (recent); Offset how many results
+	// came before (rank).
+	Pos    int64 `json:"p,omitempty"`
+	Offset int   `json:"n,omitempty"`
 	// GroupKey ("room_id" or "sender") and GroupValue restrict the search
 	// to one group, for a group's next_batch.
 	GroupKey   string `json:"g,omitempty"`
@@ -46,7 +48,7 @@ func parseSearchToken(s string) (searchToken, error) {
 	if err := json.Unmarshal(raw, &t); err != nil {
 		return searchToken{}, bad
 	}
-	if t.Order != "rank" && t.Order != "recent" || t.Pos < 0 || math.IsNaN(t.Score) || math.IsInf(t.Score, 0) {
+	if t.Order != "rank" && t.Order != "recent" || t.Pos < 0 || t.Offset < 0 {
 		return searchToken{}, bad
 	}
 	switch t.GroupKey {

@@ -21,6 +21,9 @@ const (
 type Term struct {
 	Text   string
 	Phrase bool
+	// prefix: also match longer words starting with Text (set by the
+	// query builder for the last word).
+	prefix bool
 }
 
 // Parsed is a parsed search term: every clause of Must must match (a

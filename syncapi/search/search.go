@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 
 	"github.com/blevesearch/bleve/v2"
@@ -54,10 +53,11 @@ type Query struct {
 	After *Cursor
 }
 
-// Cursor is where a page ended: its last hit's rank and position.
+// Cursor is where a page ended: for the recent order, the position of its
+// last hit; for rank, how many hits came before the next page.
 type Cursor struct {
-	Score float64
-	Pos   int64
+	Pos    int64
+	Offset int
 }
 
 // Hit is one event found.
@@ -104,21 +104,19 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 			bq.AddMustNot(tq)
 		}
 	}
+	// Rank pages by offset: sorting by score alone needs no doc values, and
+	// the recent order pages after the last position, which new events
+	// (always newer) cannot shift.
 	req := bleve.NewSearchRequestOptions(bq, q.Limit+1, 0, false)
-	// The position sorts as a number: SearchAfter's values are encoded as
-	// the sort's type says.
-	byPos := &blevesearch.SortField{Field: fieldPos, Type: blevesearch.SortFieldAsNumber, Desc: true}
 	if q.Recent {
-		req.SortByCustom(blevesearch.SortOrder{byPos})
+		req.SortByCustom(blevesearch.SortOrder{&blevesearch.SortField{Field: fieldPos, Type: blevesearch.SortFieldAsString, Desc: true}})
+		if q.After != nil {
+			req.SearchAfter = []string{posTerm(q.After.Pos)}
+		}
 	} else {
-		req.SortByCustom(blevesearch.SortOrder{&blevesearch.SortScore{Desc: true}, byPos})
-	}
-	if c := q.After; c != nil {
-		pos := strconv.FormatInt(c.Pos, 10)
-		if q.Recent {
-			req.SearchAfter = []string{pos}
-		} else {
-			req.SearchAfter = []string{strconv.FormatFloat(c.Score, 'g', -1, 64), pos}
+		req.SortBy([]string{"-_score"})
+		if q.After != nil {
+			req.From = min(max(q.After.Offset, 0), maxOffset)
 		}
 	}
 	res, err := ix.idx.SearchInContext(ctx, req)
@@ -141,9 +139,10 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 // "the").
 func (ix *Index) textQuery(q Query) query.Query {
 	var clauses []query.Query
-	for _, clause := range q.Term.Must {
+	for i, clause := range q.Term.Must {
 		var alts []query.Query
-		for _, t := range clause {
+		for j, t := range clause {
+			t.prefix = i == len(q.Term.Must)-1 && j == len(clause)-1
 			if tq := ix.termQuery(t, q.Keys); tq != nil {
 				alts = append(alts, tq)
 			}
@@ -166,8 +165,13 @@ func (ix *Index) textQuery(q Query) query.Query {
 	return bleve.NewConjunctionQuery(clauses...)
 }
 
+// maxOffset bounds how deep rank pages go.
+const maxOffset = 10_000
+
 // minPrefix is the shortest word also matched as a prefix of longer words
-// ("hel" finds "hello"), as search-as-you-type clients expect.
+// ("hel" finds "hello"), as search-as-you-type clients expect. Only the
+// last word of a search term is a prefix (the one being typed): a short
+// prefix expands to every indexed word it starts, which costs.
 const minPrefix = 3
 
 // termQuery matches t in any of keys; nil when t has no indexed token.
@@ -193,7 +197,7 @@ func (ix *Index) termQuery(t Term, keys []string) query.Query {
 		m.SetField(field)
 		m.Analyzer = en.AnalyzerName
 		alts = append(alts, m)
-		if word := strings.ToLower(t.Text); len([]rune(word)) >= minPrefix {
+		if word := strings.ToLower(t.Text); t.prefix && len([]rune(word)) >= minPrefix {
 			p := bleve.NewPrefixQuery(word)
 			p.SetField(field)
 			p.SetBoost(0.5) // an exact word ranks above a longer one
@@ -253,17 +257,15 @@ func roomsQuery(rooms []Room) query.Query {
 
 // posRange matches positions in r (After exclusive, Upto inclusive).
 func posRange(r storage.PosRange) query.Query {
-	var lo, hi *float64
-	if r.After > math.MinInt64 {
-		v := float64(r.After)
-		lo = &v
+	lo, hi := "", ""
+	if r.After > math.MinInt64 && r.After >= 0 {
+		lo = posTerm(r.After)
 	}
 	if r.Upto < math.MaxInt64 {
-		v := float64(r.Upto)
-		hi = &v
+		hi = posTerm(max(r.Upto, 0))
 	}
 	incl, excl := true, false
-	q := bleve.NewNumericRangeInclusiveQuery(lo, hi, &excl, &incl)
+	q := bleve.NewTermRangeInclusiveQuery(lo, hi, &excl, &incl)
 	q.SetField(fieldPos)
 	return q
 }
@@ -291,13 +293,14 @@ func termsQuery(field string, values []string) query.Query {
 func (ix *Index) Highlights(p Parsed, texts []string) []string {
 	terms := map[string]bool{}
 	var prefixes []string
-	for _, clause := range p.Must {
-		for _, t := range clause {
+	for i, clause := range p.Must {
+		for j, t := range clause {
 			tokens := ix.analyze(t.Text)
 			for _, tok := range tokens {
 				terms[string(tok.Term)] = true
 			}
-			if !t.Phrase && len(tokens) == 1 && len([]rune(t.Text)) >= minPrefix {
+			last := i == len(p.Must)-1 && j == len(clause)-1
+			if last && !t.Phrase && len(tokens) == 1 && len([]rune(t.Text)) >= minPrefix {
 				prefixes = append(prefixes, strings.ToLower(t.Text))
 			}
 		}
