@@ -286,6 +286,10 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request, d *auth.Device) {
 		httputil.WriteError(w, r, err)
 		return
 	}
+	if opts.Relations, err = a.eventRelations(ctx, d.UserID, recs[0]); err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
 	httputil.WriteJSON(w, r, http.StatusOK, opts.Format(recs[0]))
 }
 

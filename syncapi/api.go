@@ -14,6 +14,8 @@ import (
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/storage"
+	"github.com/myelin-chat/myelin/syncapi/relations"
+	"github.com/myelin-chat/myelin/syncapi/search"
 	"github.com/myelin-chat/myelin/syncapi/synctoken"
 )
 
@@ -28,6 +30,9 @@ type Deps struct {
 	// /messages reaches the start of what this server holds; nil: it
 	// stops there.
 	Backfiller Backfiller
+	// SearchIndexPath is the directory of the full-text index behind POST
+	// /search (syncapi/search); "" leaves search to another process.
+	SearchIndexPath string
 }
 
 // Backfiller fetches history older than the oldest event held of a room
@@ -56,6 +61,9 @@ type API struct {
 	workers     *workerPool
 	flights     flights
 	filterCache filterCache
+
+	relations *relations.Consumer
+	search    *search.Index // nil: /search is not served here
 
 	draining atomic.Bool
 
@@ -92,7 +100,28 @@ func New(d Deps) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.stop = stop
+	if a.relations, err = relations.StartConsumer(context.Background(), a.db, a.bus, a.logger); err != nil {
+		stop()
+		return nil, err
+	}
+	if d.SearchIndexPath != "" {
+		if a.search, err = search.Open(context.Background(), search.Config{
+			DB: a.db, Bus: a.bus, Path: d.SearchIndexPath, Logger: a.logger,
+		}); err != nil {
+			a.relations.Stop()
+			stop()
+			return nil, err
+		}
+	}
+	a.stop = func() {
+		a.relations.Stop()
+		if a.search != nil {
+			if err := a.search.Close(); err != nil {
+				a.logger.Warn("closing the search index", "err", err)
+			}
+		}
+		stop()
+	}
 	return a, nil
 }
 
@@ -156,4 +185,13 @@ func (a *API) Register(r *mux.Router) {
 
 	route(http.MethodGet, "/rooms/{roomId}/messages", a.getMessages)
 	route(http.MethodGet, "/rooms/{roomId}/context/{eventId}", a.getContext)
+
+	const v1 = "/_matrix/client/v1"
+	r.HandleFunc(v1+"/rooms/{roomId}/relations/{eventId}", a.auth.Required(a.getRelations)).Methods(http.MethodGet)
+	r.HandleFunc(v1+"/rooms/{roomId}/relations/{eventId}/{relType}", a.auth.Required(a.getRelations)).Methods(http.MethodGet)
+	r.HandleFunc(v1+"/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}", a.auth.Required(a.getRelations)).Methods(http.MethodGet)
+	r.HandleFunc(v1+"/rooms/{roomId}/threads", a.auth.Required(a.getThreads)).Methods(http.MethodGet)
+	if a.search != nil {
+		route(http.MethodPost, "/search", a.postSearch)
+	}
 }

@@ -106,6 +106,10 @@ func (a *API) getContext(w http.ResponseWriter, r *http.Request, d *auth.Device)
 		httputil.WriteError(w, r, err)
 		return
 	}
+	if err := a.bundleRoom(ctx, opts, d.UserID, ignored, rr, all); err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
 	var members []string
 	if filter.LazyLoadMembers {
 		members = sendersOf(all)

@@ -9,6 +9,10 @@
 //     (messages.go) and "Event context": GET /rooms/{roomId}/context/{eventId}
 //     (context.go);
 //   - "Room History Visibility" on every read path (visibility.go);
+//   - "Relationships API" (relationsapi.go), "Querying threads in a room"
+//     (threads.go) and bundled aggregations on every read path
+//     (relations_bundle.go), from the tables syncapi/relations keeps;
+//   - "Server Side Search" (searchapi.go) over the index of syncapi/search;
 //   - "Typing Notifications" (typing.go, typingapi.go), "Receipts" and "Read
 //     and unread markers" (receipts.go), "Presence" (presence.go), "Client
 //     Config" account data, "Room Tagging" and "Ignoring Users"

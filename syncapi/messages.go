@@ -238,6 +238,9 @@ func (a *API) messages(ctx context.Context, rr *roomReader, d *auth.Device, from
 	if err != nil {
 		return nil, err
 	}
+	if err := a.bundleRoom(ctx, opts, d.UserID, ignored, rr, chunk); err != nil {
+		return nil, err
+	}
 	for _, ev := range chunk {
 		resp.Chunk = append(resp.Chunk, opts.Format(ev))
 	}

@@ -33,6 +33,9 @@ func (b *syncBuilder) format(rooms *syncRooms) error {
 	if err := opts.LoadReplaced(b.ctx, b.a.db, timelines); err != nil {
 		return err
 	}
+	if err := b.bundleSync(&opts); err != nil {
+		return err
+	}
 
 	// Summaries go with rooms sent whole and rooms whose members changed.
 	var counted []int64

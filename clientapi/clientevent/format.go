@@ -34,6 +34,9 @@ type Options struct {
 	// Now is the time age is computed against, in milliseconds; 0 means
 	// the time of each Format call.
 	Now int64
+	// Relations maps event NID → the event's bundled aggregations, sent
+	// as unsigned["m.relations"] (relations.go).
+	Relations map[int64]*Relations
 }
 
 // Format formats ev.
@@ -41,6 +44,12 @@ func (o *Options) Format(ev *storage.EventRecord) json.RawMessage {
 	if o.Federation {
 		return o.project(ev.JSON)
 	}
+	return o.project(o.client(ev, 0))
+}
+
+// client formats ev in client form; depth is how deep ev is nested in
+// another event's bundled aggregations (0 for an event of the response).
+func (o *Options) client(ev *storage.EventRecord, depth int) []byte {
 	now := o.Now
 	if now == 0 {
 		now = time.Now().UnixMilli()
@@ -94,12 +103,12 @@ func (o *Options) Format(ev *storage.EventRecord) json.RawMessage {
 			b = append(b, c.Raw...)
 		}
 	}
+	b = o.appendRelations(b, ev, depth)
 	if txn, ok := o.TxnIDs[ev.NID]; ok {
 		b = append(b, `,"transaction_id":`...)
 		b = strconv.AppendQuote(b, txn)
 	}
-	b = append(b, "}}"...)
-	return o.project(b)
+	return append(b, "}}"...)
 }
 
 // FormatAll formats evs; the result is never nil (a JSON [] rather than

@@ -61,6 +61,9 @@ type Config struct {
 	// user, not only those sharing a room with the searcher or in public
 	// rooms.
 	UserDirectorySearchAllUsers bool `yaml:"user_directory_search_all_users"`
+	// SearchIndex keeps the full-text index of room events in
+	// DataDir/search.bleve and serves POST /search from this process.
+	SearchIndex bool `yaml:"search_index"`
 	// RefreshableAccessTokenLifetime is how long an access token issued
 	// with a refresh token lives (Go duration).
 	RefreshableAccessTokenLifetime string `yaml:"refreshable_access_token_lifetime"`
@@ -173,6 +176,7 @@ func Default() *Config {
 		RefreshableAccessTokenLifetime: "5m",
 		FederationIPRangeDenylist:      DefaultFederationIPRangeDenylist,
 		UserDirectorySearchAllUsers:    true,
+		SearchIndex:                    true,
 		Media: MediaConfig{
 			MaxUploadBytes:            100 << 20,
 			MaxPendingUploads:         5,

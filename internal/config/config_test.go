@@ -53,6 +53,7 @@ func TestDefault(t *testing.T) {
 		},
 		RefreshableAccessTokenLifetime: "5m",
 		UserDirectorySearchAllUsers:    true,
+		SearchIndex:                    true,
 		// Synapse's DEFAULT_IP_RANGE_BLOCKLIST.
 		FederationIPRangeDenylist: "127.0.0.0/8, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, " +
 			"192.0.0.0/24, 169.254.0.0/16, 192.88.99.0/24, 198.18.0.0/15, 192.0.2.0/24, 198.51.100.0/24, " +

@@ -275,9 +275,11 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	clientRouter := httputil.NewRouter()
 	remote := handshake.New(handshake.Deps{Client: s.fedSigned, Roomserver: s.rs, Keys: s.keys, ServerName: cfg.ServerName, Logger: logger})
 	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db, Auth: authn, Roomserver: s.rs, Federation: remote}).Register(clientRouter)
-	if s.sync, err = syncapi.New(syncapi.Deps{
-		DB: s.db, Bus: s.bus, Auth: authn, ServerName: cfg.ServerName, Logger: logger, Backfiller: remote,
-	}); err != nil {
+	syncDeps := syncapi.Deps{DB: s.db, Bus: s.bus, Auth: authn, ServerName: cfg.ServerName, Logger: logger, Backfiller: remote}
+	if cfg.SearchIndex {
+		syncDeps.SearchIndexPath = filepath.Join(cfg.DataDir, "search.bleve")
+	}
+	if s.sync, err = syncapi.New(syncDeps); err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() { s.sync.Close() })

@@ -1,0 +1,327 @@
+package search
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/analysis"
+	"github.com/blevesearch/bleve/v2/analysis/lang/en"
+	blevesearch "github.com/blevesearch/bleve/v2/search"
+	"github.com/blevesearch/bleve/v2/search/query"
+
+	"github.com/myelin-chat/myelin/storage"
+)
+
+// Keys that may be searched (search.yaml's keys) and their fields.
+var keyFields = map[string]string{
+	"content.body":  fieldBody,
+	"content.name":  fieldName,
+	"content.topic": fieldTopic,
+}
+
+// ValidKey reports whether key may be searched.
+func ValidKey(key string) bool { _, ok := keyFields[key]; return ok }
+
+// IndexedTypes are the event types the index holds.
+var IndexedTypes = []string{"m.room.message", "m.room.name", "m.room.topic"}
+
+// Room is a room to search and the stream positions of its events the
+// searcher may see.
+type Room struct {
+	RoomID  string
+	Visible []storage.PosRange
+}
+
+// Query is one search.
+type Query struct {
+	Term Parsed
+	// Keys are the keys searched (all when empty).
+	Keys  []string
+	Rooms []Room
+	// Senders, when not nil, keeps only their events; NotSenders leaves
+	// theirs out. Types, when not nil, keeps only those of IndexedTypes.
+	Senders, NotSenders, Types []string
+	// ContainsURL, when set, keeps only messages with (or without) a url.
+	ContainsURL *bool
+	// Recent orders by stream position, newest first; otherwise by rank.
+	Recent bool
+	Limit  int
+	// After continues from a previous page.
+	After *Cursor
+}
+
+// Cursor is where a page ended: for the recent order, the position of its
+// last hit; for rank, how many hits came before the next page.
+type Cursor struct {
+	Pos    int64
+	Offset int
+}
+
+// Hit is one event found.
+type Hit struct {
+	EventID string
+	Score   float64
+}
+
+// Result is a page of hits.
+type Result struct {
+	// Total is how many events match in all.
+	Total uint64
+	Hits  []Hit
+	// More: there are hits after this page.
+	More bool
+}
+
+// Search runs q. Hits carry their rank; the caller reads the events (and
+// their positions, for the next page's Cursor).
+func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
+	text := ix.textQuery(q)
+	if text == nil || len(q.Rooms) == 0 || q.Limit <= 0 {
+		return &Result{}, nil
+	}
+	must := []query.Query{text, roomsQuery(q.Rooms)}
+	if q.Senders != nil {
+		must = append(must, termsQuery(fieldSender, q.Senders))
+	}
+	if q.Types != nil {
+		must = append(must, termsQuery(fieldType, q.Types))
+	}
+	if q.ContainsURL != nil {
+		b := bleve.NewBoolFieldQuery(*q.ContainsURL)
+		b.SetField(fieldURL)
+		must = append(must, b)
+	}
+	bq := bleve.NewBooleanQuery()
+	bq.AddMust(must...)
+	if len(q.NotSenders) > 0 {
+		bq.AddMustNot(termsQuery(fieldSender, q.NotSenders))
+	}
+	for _, t := range q.Term.MustNot {
+		if tq := ix.termQuery(t, q.Keys); tq != nil {
+			bq.AddMustNot(tq)
+		}
+	}
+	// Rank pages by offset: sorting by score alone needs no doc values, and
+	// the recent order pages after the last position, which new events
+	// (always newer) cannot shift.
+	req := bleve.NewSearchRequestOptions(bq, q.Limit+1, 0, false)
+	if q.Recent {
+		req.SortByCustom(blevesearch.SortOrder{&blevesearch.SortField{Field: fieldPos, Type: blevesearch.SortFieldAsString, Desc: true}})
+		if q.After != nil {
+			req.SearchAfter = []string{posTerm(q.After.Pos)}
+		}
+	} else {
+		req.SortBy([]string{"-_score"})
+		if q.After != nil {
+			req.From = min(max(q.After.Offset, 0), maxOffset)
+		}
+	}
+	res, err := ix.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	out := &Result{Total: res.Total}
+	for _, h := range res.Hits {
+		if len(out.Hits) == q.Limit {
+			out.More = true
+			break
+		}
+		out.Hits = append(out.Hits, Hit{EventID: h.ID, Score: h.Score})
+	}
+	return out, nil
+}
+
+// textQuery is the query of the search term over the keys, nil when it
+// can match nothing (no words, or only words the analyzer drops, such as
+// "the").
+func (ix *Index) textQuery(q Query) query.Query {
+	var clauses []query.Query
+	for i, clause := range q.Term.Must {
+		var alts []query.Query
+		for j, t := range clause {
+			t.prefix = i == len(q.Term.Must)-1 && j == len(clause)-1
+			if tq := ix.termQuery(t, q.Keys); tq != nil {
+				alts = append(alts, tq)
+			}
+		}
+		switch len(alts) {
+		case 0:
+			continue // every alternative is a stop word
+		case 1:
+			clauses = append(clauses, alts[0])
+		default:
+			clauses = append(clauses, bleve.NewDisjunctionQuery(alts...))
+		}
+	}
+	if len(clauses) == 0 {
+		return nil
+	}
+	if len(clauses) == 1 {
+		return clauses[0]
+	}
+	return bleve.NewConjunctionQuery(clauses...)
+}
+
+// maxOffset bounds how deep rank pages go.
+const maxOffset = 10_000
+
+// minPrefix is the shortest word also matched as a prefix of longer words
+// ("hel" finds "hello"), as search-as-you-type clients expect. Only the
+// last word of a search term is a prefix (the one being typed): a short
+// prefix expands to every indexed word it starts, which costs.
+const minPrefix = 3
+
+// termQuery matches t in any of keys; nil when t has no indexed token.
+func (ix *Index) termQuery(t Term, keys []string) query.Query {
+	tokens := ix.analyze(t.Text)
+	if len(tokens) == 0 {
+		return nil
+	}
+	if len(keys) == 0 {
+		keys = []string{"content.body", "content.name", "content.topic"}
+	}
+	var alts []query.Query
+	for _, k := range keys {
+		field := keyFields[k]
+		if t.Phrase || len(tokens) > 1 {
+			mp := bleve.NewMatchPhraseQuery(t.Text)
+			mp.SetField(field)
+			mp.Analyzer = en.AnalyzerName
+			alts = append(alts, mp)
+			continue
+		}
+		m := bleve.NewMatchQuery(t.Text)
+		m.SetField(field)
+		m.Analyzer = en.AnalyzerName
+		alts = append(alts, m)
+		if word := strings.ToLower(t.Text); t.prefix && len([]rune(word)) >= minPrefix {
+			p := bleve.NewPrefixQuery(word)
+			p.SetField(field)
+			p.SetBoost(0.5) // an exact word ranks above a longer one
+			alts = append(alts, p)
+		}
+	}
+	if len(alts) == 1 {
+		return alts[0]
+	}
+	return bleve.NewDisjunctionQuery(alts...)
+}
+
+// analyze returns the index terms of text.
+func (ix *Index) analyze(text string) analysis.TokenStream {
+	a := ix.idx.Mapping().AnalyzerNamed(en.AnalyzerName)
+	if a == nil {
+		return nil
+	}
+	return a.Analyze([]byte(text))
+}
+
+// roomsQuery matches events of the rooms at the positions visible in each.
+func roomsQuery(rooms []Room) query.Query {
+	var whole []string
+	var parts []query.Query
+	for _, r := range rooms {
+		if len(r.Visible) == 0 {
+			continue
+		}
+		if len(r.Visible) == 1 && r.Visible[0] == storage.AllPositions[0] {
+			whole = append(whole, r.RoomID)
+			continue
+		}
+		var ranges []query.Query
+		for _, pr := range r.Visible {
+			ranges = append(ranges, posRange(pr))
+		}
+		room := bleve.NewTermQuery(r.RoomID)
+		room.SetField(fieldRoom)
+		var vis query.Query = ranges[0]
+		if len(ranges) > 1 {
+			vis = bleve.NewDisjunctionQuery(ranges...)
+		}
+		parts = append(parts, bleve.NewConjunctionQuery(room, vis))
+	}
+	if len(whole) > 0 {
+		parts = append(parts, termsQuery(fieldRoom, whole))
+	}
+	switch len(parts) {
+	case 0:
+		return bleve.NewMatchNoneQuery()
+	case 1:
+		return parts[0]
+	}
+	return bleve.NewDisjunctionQuery(parts...)
+}
+
+// posRange matches positions in r (After exclusive, Upto inclusive).
+func posRange(r storage.PosRange) query.Query {
+	lo, hi := "", ""
+	if r.After > math.MinInt64 && r.After >= 0 {
+		lo = posTerm(r.After)
+	}
+	if r.Upto < math.MaxInt64 {
+		hi = posTerm(max(r.Upto, 0))
+	}
+	incl, excl := true, false
+	q := bleve.NewTermRangeInclusiveQuery(lo, hi, &excl, &incl)
+	q.SetField(fieldPos)
+	return q
+}
+
+// termsQuery matches documents whose keyword field is one of values.
+func termsQuery(field string, values []string) query.Query {
+	if len(values) == 0 {
+		return bleve.NewMatchNoneQuery()
+	}
+	qs := make([]query.Query, len(values))
+	for i, v := range values {
+		t := bleve.NewTermQuery(v)
+		t.SetField(field)
+		qs[i] = t
+	}
+	if len(qs) == 1 {
+		return qs[0]
+	}
+	return bleve.NewDisjunctionQuery(qs...)
+}
+
+// Highlights returns the words of texts that the search term matched, as
+// they are written there (after stemming, "running" may match "run"), each
+// once, in the order found.
+func (ix *Index) Highlights(p Parsed, texts []string) []string {
+	terms := map[string]bool{}
+	var prefixes []string
+	for i, clause := range p.Must {
+		for j, t := range clause {
+			tokens := ix.analyze(t.Text)
+			for _, tok := range tokens {
+				terms[string(tok.Term)] = true
+			}
+			last := i == len(p.Must)-1 && j == len(clause)-1
+			if last && !t.Phrase && len(tokens) == 1 && len([]rune(t.Text)) >= minPrefix {
+				prefixes = append(prefixes, strings.ToLower(t.Text))
+			}
+		}
+	}
+	seen := map[string]bool{}
+	out := []string{}
+	for _, text := range texts {
+		for _, tok := range ix.analyze(text) {
+			if tok.Start < 0 || tok.End > len(text) || tok.Start >= tok.End {
+				continue
+			}
+			word := text[tok.Start:tok.End]
+			match := terms[string(tok.Term)]
+			for _, p := range prefixes {
+				match = match || strings.HasPrefix(strings.ToLower(word), p)
+			}
+			if match && !seen[word] {
+				seen[word] = true
+				out = append(out, word)
+			}
+		}
+	}
+	return out
+}
