@@ -10,6 +10,7 @@ import (
 
 	"github.com/myelin-chat/myelin/federation/fedclient"
 	"github.com/myelin-chat/myelin/federation/serverkeys"
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/roomserver"
@@ -47,6 +48,9 @@ type Deps struct {
 	// authenticated request: that server is up, so the federation sender
 	// ends its backoff (sender.Sender.Wake). It must be quick.
 	OnRemoteContact func(origin string)
+	// Bus carries what received EDUs change to the sync processes
+	// (typing, and the wake-ups for receipts and presence).
+	Bus *bus.Bus
 }
 
 // API is the Server-Server API.
@@ -62,15 +66,18 @@ type API struct {
 	client      *fedclient.Client
 	txns        *txnCache
 	onContact   func(origin string)
+	bus         *bus.Bus
+	edus        eduHandlers
 }
 
 // New builds the federation API.
 func New(d Deps) (*API, error) {
-	if d.Config == nil || d.Keys == nil || d.DB == nil || d.ServerKeys == nil || d.Roomserver == nil {
-		return nil, errors.New("federation: Config, Keys, DB, Roomserver and ServerKeys are required")
+	if d.Config == nil || d.Keys == nil || d.DB == nil || d.ServerKeys == nil || d.Roomserver == nil || d.Bus == nil {
+		return nil, errors.New("federation: Config, Keys, DB, Roomserver, ServerKeys and Bus are required")
 	}
 	a := &API{cfg: d.Config, keys: d.Keys, db: d.DB, rs: d.Roomserver, serverKeys: d.ServerKeys, version: d.Version, keyValidity: d.KeyValidity, now: d.Now,
-		client: d.Client, txns: newTxnCache(txnCacheSize), onContact: d.OnRemoteContact}
+		client: d.Client, txns: newTxnCache(txnCacheSize), onContact: d.OnRemoteContact, bus: d.Bus}
+	a.registerBuiltinEDUs()
 	if a.keyValidity <= 0 {
 		a.keyValidity = DefaultKeyValidity
 	}

@@ -257,6 +257,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 		KeyValidity: o.keyValidity,
 		// A server that signs a request to us is up: send it what waits.
 		OnRemoteContact: s.fedSender.Wake,
+		Bus:             s.bus,
 	})
 	if err != nil {
 		return nil, err
