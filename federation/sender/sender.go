@@ -120,10 +120,10 @@ func New(cfg Config) (*Sender, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Sender{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "federation_sender"),
-		sem:     make(chan struct{}, cfg.MaxConcurrent),
-		stop:    make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "federation_sender"),
+		sem:      make(chan struct{}, cfg.MaxConcurrent),
+		stop:     make(chan struct{}),
 		workers:  map[string]*worker{},
 		down:     map[string]bool{},
 		instance: time.Now().UnixNano(),
