@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 
@@ -131,6 +132,10 @@ func (s *Sender) others(destinations []string) []string {
 func checkEDU(edu bus.EDU) error {
 	if edu.Type == "" {
 		return errors.New("federation sender: an EDU needs a type")
+	}
+	if strings.ContainsRune(edu.Key, 0) {
+		// PostgreSQL's TEXT cannot hold it.
+		return fmt.Errorf("federation sender: the key of a %s EDU holds a NUL", edu.Type)
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(edu.Content, &obj); err != nil || obj == nil {

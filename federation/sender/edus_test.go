@@ -125,7 +125,8 @@ func TestQueueFromAnotherProcess(t *testing.T) {
 	waitFor(t, "both EDUs", func() bool {
 		return len(st.remote.eduContents("m.held")) == 1 && len(st.remote.eduContents("m.stored")) == 1
 	})
-	for _, bad := range []bus.EDU{{Content: numbered(1)}, {Type: "m.x", Content: json.RawMessage(`[1]`)}, {Type: "m.x"}} {
+	for _, bad := range []bus.EDU{{Content: numbered(1)}, {Type: "m.x", Content: json.RawMessage(`[1]`)}, {Type: "m.x"},
+		{Type: "m.x", Content: numbered(1), Key: "a\x00b", Durable: true}} {
 		if err := q.QueueEDU(ctx, []string{st.remote.name}, bad); err == nil {
 			t.Errorf("queued %+v", bad)
 		}
@@ -136,10 +137,10 @@ func TestQueueFromAnotherProcess(t *testing.T) {
 // memory queue is bounded.
 func TestHeldEDUsReplaceByKey(t *testing.T) {
 	var w worker
-	w.hold(bus.EDU{Type: "m.typing", Key: "r\x00a", Content: json.RawMessage(`{"typing":true}`)})
+	w.hold(bus.EDU{Type: "m.typing", Key: "r a", Content: json.RawMessage(`{"typing":true}`)})
 	w.hold(bus.EDU{Type: "m.presence", Key: "@b:x", Content: numbered(1)})
-	w.hold(bus.EDU{Type: "m.presence", Key: "r\x00a", Content: numbered(2)}) // same key, other type
-	w.hold(bus.EDU{Type: "m.typing", Key: "r\x00a", Content: json.RawMessage(`{"typing":false}`)})
+	w.hold(bus.EDU{Type: "m.presence", Key: "r a", Content: numbered(2)}) // same key, other type
+	w.hold(bus.EDU{Type: "m.typing", Key: "r a", Content: json.RawMessage(`{"typing":false}`)})
 	got := w.takeEDUs(10)
 	if len(got) != 3 || string(got[0].Content) != `{"typing":false}` || string(got[2].Content) != `{"n":2}` {
 		t.Fatalf("held: %+v", got)

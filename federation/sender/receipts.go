@@ -145,5 +145,5 @@ func receiptEDU(rc storage.Receipt) bus.EDU {
 			},
 		},
 	})
-	return bus.EDU{Type: eduReceipt, Content: content, Key: rc.RoomID + "\x00" + rc.Type + "\x00" + rc.UserID + "\x00" + rc.ThreadID, Durable: true}
+	return bus.EDU{Type: eduReceipt, Content: content, Key: rc.RoomID + " " + rc.Type + " " + rc.UserID + " " + rc.ThreadID, Durable: true}
 }

@@ -131,7 +131,7 @@ func (t *typingOut) send(k typistKey, typing bool) {
 		return
 	}
 	content, _ := json.Marshal(map[string]any{"room_id": k.room, "user_id": k.user, "typing": typing})
-	edu := bus.EDU{Type: eduTyping, Content: content, Key: k.room + "\x00" + k.user}
+	edu := bus.EDU{Type: eduTyping, Content: content, Key: k.room + " " + k.user}
 	if err := t.s.QueueEDU(ctx, dests, edu); err != nil {
 		t.s.log.Warn("cannot send a typing notification", "room", k.room, "err", err)
 	}

@@ -16,7 +16,8 @@ type EDU struct {
 	// Key, when not empty, names what the EDU is about (one user's typing
 	// in one room, one user's presence, one receipt): a later EDU of the
 	// same Type and Key for a destination replaces this one while it
-	// still waits there, so a backlog keeps only the latest state.
+	// still waits there, so a backlog keeps only the latest state. It must
+	// not hold a NUL (join its parts with a space, which IDs never hold).
 	Key string `json:"key,omitempty"`
 	// Durable EDUs are stored until the destination acknowledges them,
 	// across restarts and outages (receipts, to-device messages, device
