@@ -140,15 +140,13 @@ func postReceipt(t *testing.T, s *servertest.Server, token, roomID, typ, eventID
 	s.DoJSON(t, http.MethodPost, roomPath(roomID, "/receipt/"+typ+"/"+url.PathEscape(eventID)), token, body, nil)
 }
 
-// sharedRoom is ro's room replayed into B with bob@B joined on both, and
-// bob's token on B.
+// sharedRoom is alice's room on A that bob@B joined from B (a remote
+// join through make_join/send_join), with bob's ID and token.
 func sharedRoom(t *testing.T) (*roomOnA, string, string) {
 	ro := newRoomOnA(t)
-	ro.shareWithB(t)
 	bobID, bobToken := ro.b.RegisterUser(t, "bob")
-	if bobID != "@bob:"+ro.b.Name {
-		t.Fatalf("registered %s, want the user who joined", bobID)
-	}
+	ro.b.DoJSON(t, http.MethodPost, "/_matrix/client/v3/join/"+url.PathEscape(ro.alias), bobToken, map[string]any{}, nil)
+	eventually(t, "bob's join on A", func() bool { return membershipOn(t, ro.a, ro.roomID, bobID) == "join" })
 	return ro, bobID, bobToken
 }
 
@@ -236,15 +234,24 @@ func TestReceiptsBetweenServers(t *testing.T) {
 	}
 }
 
-// Presence set on A shows in bob's /sync on B.
+// Presence set before bob joins reaches the other server with the join,
+// both ways; alice's changes after it reach bob's /sync on B.
 func TestPresenceBetweenServers(t *testing.T) {
-	ro, _, bobToken := sharedRoom(t)
+	ro := newRoomOnA(t)
 	alice := "@alice:" + ro.a.Name
+	bobID, bobToken := ro.b.RegisterUser(t, "bob")
+	alicePath := "/_matrix/client/v3/presence/" + url.PathEscape(alice) + "/status"
+	ro.a.DoJSON(t, http.MethodPut, alicePath, ro.token, map[string]any{"presence": "online", "status_msg": "lunch"}, nil)
+	ro.b.DoJSON(t, http.MethodPut, "/_matrix/client/v3/presence/"+url.PathEscape(bobID)+"/status", bobToken,
+		map[string]any{"presence": "unavailable"}, nil)
+	aliceSync := newEphemeralSyncer(t, ro.a, ro.token)
 	bobSync := newEphemeralSyncer(t, ro.b, bobToken)
-	presenceIs := func(state, msg string) func(*ephemeralSync) bool {
+
+	ro.b.DoJSON(t, http.MethodPost, "/_matrix/client/v3/join/"+url.PathEscape(ro.alias), bobToken, map[string]any{}, nil)
+	presenceIs := func(user, state, msg string) func(*ephemeralSync) bool {
 		return func(r *ephemeralSync) bool {
 			for _, ev := range r.Presence.Events {
-				if ev.Sender == alice && ev.Content.Presence == state &&
+				if ev.Sender == user && ev.Content.Presence == state &&
 					(msg == "" && ev.Content.StatusMsg == nil || ev.Content.StatusMsg != nil && *ev.Content.StatusMsg == msg) {
 					return true
 				}
@@ -252,18 +259,20 @@ func TestPresenceBetweenServers(t *testing.T) {
 			return false
 		}
 	}
-	path := "/_matrix/client/v3/presence/" + url.PathEscape(alice) + "/status"
-	ro.a.DoJSON(t, http.MethodPut, path, ro.token, map[string]any{"presence": "online", "status_msg": "lunch"}, nil)
-	bobSync.until(t, "alice online in bob's sync on B", presenceIs("online", "lunch"))
-	ro.a.DoJSON(t, http.MethodPut, path, ro.token, map[string]any{"presence": "unavailable"}, nil)
+	bobSync.until(t, "alice online in bob's sync on B after his join", presenceIs(alice, "online", "lunch"))
+	aliceSync.until(t, "bob unavailable in alice's sync on A after his join", presenceIs(bobID, "unavailable", ""))
+
+	start := time.Now()
+	ro.a.DoJSON(t, http.MethodPut, alicePath, ro.token, map[string]any{"presence": "unavailable"}, nil)
 	// A PUT without status_msg clears it.
-	bobSync.until(t, "alice unavailable", presenceIs("unavailable", ""))
+	at := bobSync.until(t, "alice unavailable", presenceIs(alice, "unavailable", ""))
+	t.Logf("A→B presence, PUT /presence to bob's /sync: %v", at.Sub(start))
 
 	// B answers GET /presence for her from what A sent.
 	var got struct {
 		Presence string `json:"presence"`
 	}
-	ro.b.DoJSON(t, http.MethodGet, path, bobToken, nil, &got)
+	ro.b.DoJSON(t, http.MethodGet, alicePath, bobToken, nil, &got)
 	if got.Presence != "unavailable" {
 		t.Errorf("B's GET /presence of alice: %q", got.Presence)
 	}

@@ -32,6 +32,9 @@ const (
 type presenceOut struct {
 	s    *Sender
 	wake chan struct{}
+	// joins are the rooms that began to be shared with another server,
+	// whose local users' presence that server is to hear now.
+	joins chan presenceJoin
 	// Read and written only by run, after init.
 	cursor   int64
 	startPos int64                // the stream position at start
@@ -40,7 +43,8 @@ type presenceOut struct {
 }
 
 func newPresenceOut(s *Sender) *presenceOut {
-	return &presenceOut{s: s, wake: make(chan struct{}, 1), lastSent: map[string]time.Time{}, tick: time.Minute}
+	return &presenceOut{s: s, wake: make(chan struct{}, 1), joins: make(chan presenceJoin, 256),
+		lastSent: map[string]time.Time{}, tick: time.Minute}
 }
 
 // init starts the read from the beginning: rows up to the present are
@@ -73,6 +77,10 @@ func (p *presenceOut) run() {
 				if n < presenceBatch {
 					break
 				}
+			}
+		case j := <-p.joins:
+			if err := p.introduce(j); err != nil {
+				p.s.log.Warn("cannot send presence to a room's new member", "room", j.roomID, "err", err)
 			}
 		case <-ticker.C:
 			p.ping()
@@ -162,4 +170,109 @@ func presenceEDU(pr *storage.Presence, now time.Time) bus.EDU {
 	}
 	content, _ := json.Marshal(map[string]any{"push": []update{u}})
 	return bus.EDU{Type: eduPresence, Content: content, Key: pr.UserID}
+}
+
+// presenceJoin is a join that makes users share a room: a local user's
+// (user set), whose presence the room's other servers are to hear, or a
+// remote server's first user's (server set), who is to hear the presence
+// of the room's local users.
+type presenceJoin struct {
+	roomID, user, server string
+}
+
+// maxIntroduced bounds the local users whose presence a server that joins
+// a room hears at once; the others' comes with their next change or ping.
+const maxIntroduced = 1000
+
+// introduceAfter: when a remote server's user joins, that server hears of
+// our users' presence after these delays. The join is committed here
+// while the joining server is still storing the room from our send_join
+// answer, and until then it ignores the presence of users it shares no
+// room with; the second try covers a large room's slow store.
+var introduceAfter = []time.Duration{2 * time.Second, 30 * time.Second}
+
+// joined looks at a join from the room output stream (Sender.handle) and
+// schedules the presence it calls for.
+func (p *presenceOut) joined(ctx context.Context, out *roomserver.OutputEvent) error {
+	joiner := *out.StateKey
+	server := roomserver.UserServer(joiner)
+	j := presenceJoin{roomID: out.RoomID}
+	if server == p.s.cfg.ServerName {
+		j.user = joiner
+	} else {
+		// Only a server's first user: the others' joins (and every
+		// profile change, also a join) bring that server nothing new.
+		recs, err := p.s.cfg.DB.EventsByID(ctx, []string{out.EventID})
+		if err != nil || len(recs) == 0 || recs[0].StateBeforeNID == 0 {
+			return err
+		}
+		was, err := p.s.cfg.Roomserver.ServerJoinedAt(ctx, recs[0].StateBeforeNID, server)
+		if err != nil || was {
+			return err
+		}
+		j.server = server
+		for _, d := range introduceAfter {
+			time.AfterFunc(d, func() { p.schedule(j) })
+		}
+		return nil
+	}
+	p.schedule(j)
+	return nil
+}
+
+// schedule hands j to run.
+func (p *presenceOut) schedule(j presenceJoin) {
+	select {
+	case p.joins <- j:
+	default:
+		p.s.log.Warn("too many joins at once: presence waits for its next change", "room", j.roomID)
+	}
+}
+
+// introduce sends the presence a join calls for.
+func (p *presenceOut) introduce(j presenceJoin) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if j.user != "" {
+		pr, err := p.s.cfg.DB.GetPresence(ctx, j.user)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		if err != nil || pr.State == "offline" {
+			return err
+		}
+		dests, err := p.s.RoomDestinations(ctx, j.roomID)
+		if err != nil || len(dests) == 0 {
+			return err
+		}
+		return p.s.QueueEDU(ctx, dests, presenceEDU(pr, p.s.cfg.Now()))
+	}
+	members, err := p.s.cfg.Roomserver.JoinedMembers(ctx, j.roomID)
+	if err != nil {
+		return err
+	}
+	sent := 0
+	for _, m := range members {
+		if roomserver.UserServer(m) != p.s.cfg.ServerName {
+			continue
+		}
+		if sent == maxIntroduced {
+			break
+		}
+		pr, err := p.s.cfg.DB.GetPresence(ctx, m)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if pr.State == "offline" {
+			continue
+		}
+		if err := p.s.QueueEDU(ctx, []string{j.server}, presenceEDU(pr, p.s.cfg.Now())); err != nil {
+			return err
+		}
+		sent++
+	}
+	return nil
 }

@@ -270,6 +270,12 @@ func (s *Sender) handle(ctx context.Context, msg *bus.Message) error {
 	if err := json.Unmarshal(msg.Data, &out); err != nil {
 		return bus.Permanent(fmt.Errorf("federation sender: output message %d: %w", msg.Sequence, err))
 	}
+	if out.Type == "m.room.member" && out.Membership == "join" && out.StateKey != nil {
+		// Users who now share a room hear of each other's presence.
+		if err := s.presence.joined(ctx, &out); err != nil {
+			return fmt.Errorf("federation sender: presence for the join %s: %w", out.EventID, err)
+		}
+	}
 	// Only the events we originate: the others' servers send theirs.
 	if roomserver.UserServer(out.Sender) != s.cfg.ServerName {
 		return nil
