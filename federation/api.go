@@ -10,6 +10,7 @@ import (
 
 	"github.com/myelin-chat/myelin/federation/fedclient"
 	"github.com/myelin-chat/myelin/federation/serverkeys"
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/roomserver"
@@ -50,6 +51,9 @@ type Deps struct {
 	// Media serves our media to other servers (media.go); nil = the media
 	// endpoints are not served.
 	Media MediaServer
+	// Bus carries what received EDUs change to the sync processes
+	// (typing, and the wake-ups for receipts and presence).
+	Bus *bus.Bus
 }
 
 // API is the Server-Server API.
@@ -66,15 +70,18 @@ type API struct {
 	txns        *txnCache
 	onContact   func(origin string)
 	media       MediaServer
+	bus         *bus.Bus
+	edus        eduHandlers
 }
 
 // New builds the federation API.
 func New(d Deps) (*API, error) {
-	if d.Config == nil || d.Keys == nil || d.DB == nil || d.ServerKeys == nil || d.Roomserver == nil {
-		return nil, errors.New("federation: Config, Keys, DB, Roomserver and ServerKeys are required")
+	if d.Config == nil || d.Keys == nil || d.DB == nil || d.ServerKeys == nil || d.Roomserver == nil || d.Bus == nil {
+		return nil, errors.New("federation: Config, Keys, DB, Roomserver, ServerKeys and Bus are required")
 	}
 	a := &API{cfg: d.Config, keys: d.Keys, db: d.DB, rs: d.Roomserver, serverKeys: d.ServerKeys, version: d.Version, keyValidity: d.KeyValidity, now: d.Now,
-		client: d.Client, txns: newTxnCache(txnCacheSize), onContact: d.OnRemoteContact, media: d.Media}
+		client: d.Client, txns: newTxnCache(txnCacheSize), onContact: d.OnRemoteContact, bus: d.Bus, media: d.Media}
+	a.registerBuiltinEDUs()
 	if a.keyValidity <= 0 {
 		a.keyValidity = DefaultKeyValidity
 	}

@@ -57,7 +57,7 @@ func TestAuthenticateBody(t *testing.T) {
 	// OnRemoteContact hears of each authenticated request's origin, and
 	// of no other.
 	var contacts []string
-	a, err := New(Deps{Config: cfg, Keys: ring, DB: db, Roomserver: rs, ServerKeys: store,
+	a, err := New(Deps{Config: cfg, Keys: ring, DB: db, Roomserver: rs, ServerKeys: store, Bus: b,
 		OnRemoteContact: func(origin string) { contacts = append(contacts, origin) }})
 	if err != nil {
 		t.Fatal(err)

@@ -5,8 +5,8 @@ package federation
 // roomserver's input path for received events (roomserver.InputReceived:
 // signatures, content hash, auth, soft failure); gaps before an event are
 // filled from the origin with /get_missing_events. A room's PDUs are
-// handled in order, rooms in parallel. EDUs are validated but not yet
-// applied.
+// handled in order, rooms in parallel. EDUs go to their handlers (edu.go)
+// meanwhile, one after the other in their order.
 
 import (
 	"bytes"
@@ -106,8 +106,13 @@ func (a *API) putSend(w http.ResponseWriter, r *http.Request) {
 	resp, err := a.txns.do(key, func() ([]byte, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), txnDeadline)
 		defer cancel()
+		// EDUs need not wait for the PDUs, which may take long (missing
+		// events fetched from the origin): a typing notification is
+		// stale within seconds.
+		eduErr := make(chan error, 1)
+		go func() { eduErr <- a.handleEDUs(ctx, origin, body.EDUs) }()
 		results, err := a.handlePDUs(ctx, origin, body.PDUs)
-		if err != nil {
+		if err := errors.Join(err, <-eduErr); err != nil {
 			return nil, err
 		}
 		return json.Marshal(map[string]any{"pdus": results})

@@ -9,7 +9,8 @@ import (
 	"fmt"
 )
 
-// Presence is a local user's stored presence.
+// Presence is a user's stored presence: a local user's, or a remote
+// user's as its server sent it.
 type Presence struct {
 	UserID          string
 	State           string  // online, unavailable or offline
@@ -17,6 +18,9 @@ type Presence struct {
 	LastActiveTS    int64   // milliseconds since the Unix epoch, 0: never
 	CurrentlyActive bool
 	StreamPos       int64 // position of the last change others can see
+	// RemoteTS is when a remote user's server last sent its presence (ms
+	// since the Unix epoch); 0 for a local user.
+	RemoteTS int64
 }
 
 // GetPresence returns userID's stored presence, or an error wrapping
@@ -34,9 +38,9 @@ func getPresence(ctx context.Context, q queryer, userID string) (*Presence, erro
 	p := Presence{UserID: userID}
 	var msg sql.NullString
 	err := q.QueryRowContext(ctx, `
-		SELECT state, status_msg, last_active_ts, currently_active, stream_pos
+		SELECT state, status_msg, last_active_ts, currently_active, stream_pos, remote_ts
 		FROM presence WHERE user_id = $1`, userID).
-		Scan(&p.State, &msg, &p.LastActiveTS, &p.CurrentlyActive, &p.StreamPos)
+		Scan(&p.State, &msg, &p.LastActiveTS, &p.CurrentlyActive, &p.StreamPos, &p.RemoteTS)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("presence of %q: %w", userID, ErrNotFound)
 	}
@@ -61,12 +65,13 @@ func (tx *Tx) PutPresence(ctx context.Context, p Presence, newPos bool) (int64, 
 		}
 	}
 	_, err := tx.tx.ExecContext(ctx, `
-		INSERT INTO presence (user_id, state, status_msg, last_active_ts, currently_active, stream_pos)
-		VALUES ($1, $2, $3, $4, $5, $6)
+		INSERT INTO presence (user_id, state, status_msg, last_active_ts, currently_active, stream_pos, remote_ts)
+		VALUES ($1, $2, $3, $4, $5, $6, $8)
 		ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, status_msg = excluded.status_msg,
 			last_active_ts = excluded.last_active_ts, currently_active = excluded.currently_active,
-			stream_pos = CASE WHEN $7 THEN excluded.stream_pos ELSE presence.stream_pos END`,
-		p.UserID, p.State, p.StatusMsg, p.LastActiveTS, p.CurrentlyActive, pos, newPos)
+			stream_pos = CASE WHEN $7 THEN excluded.stream_pos ELSE presence.stream_pos END,
+			remote_ts = excluded.remote_ts`,
+		p.UserID, p.State, p.StatusMsg, p.LastActiveTS, p.CurrentlyActive, pos, newPos, p.RemoteTS)
 	if err != nil {
 		return 0, fmt.Errorf("store presence of %q: %w", p.UserID, err)
 	}
@@ -128,12 +133,26 @@ func (db *DB) SharesRoom(ctx context.Context, a, b string) (bool, error) {
 	return true, nil
 }
 
-// StalePresence returns the users marked online whose last activity is
-// before cutoffTS (ms since the epoch): those whose clients stopped
+// StalePresence returns the local users marked online whose last activity
+// is before cutoffTS (ms since the epoch): those whose clients stopped
 // syncing, for the server to mark offline.
 func (db *DB) StalePresence(ctx context.Context, cutoffTS int64, limit int) ([]string, error) {
-	rows, err := db.read.QueryContext(ctx, `
-		SELECT user_id FROM presence WHERE state = 'online' AND last_active_ts < $1 LIMIT $2`, cutoffTS, limit)
+	return db.stalePresence(ctx, `
+		SELECT user_id FROM presence WHERE state = 'online' AND remote_ts = 0 AND last_active_ts < $1 LIMIT $2`,
+		cutoffTS, limit)
+}
+
+// StaleRemotePresence returns the remote users not marked offline whose
+// server last sent their presence before cutoffTS (ms since the epoch):
+// that server fell silent, for this server to mark them offline.
+func (db *DB) StaleRemotePresence(ctx context.Context, cutoffTS int64, limit int) ([]string, error) {
+	return db.stalePresence(ctx, `
+		SELECT user_id FROM presence WHERE state <> 'offline' AND remote_ts > 0 AND remote_ts < $1 LIMIT $2`,
+		cutoffTS, limit)
+}
+
+func (db *DB) stalePresence(ctx context.Context, q string, cutoffTS int64, limit int) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, q, cutoffTS, limit)
 	if err != nil {
 		return nil, fmt.Errorf("stale presence: %w", err)
 	}
@@ -147,4 +166,34 @@ func (db *DB) StalePresence(ctx context.Context, cutoffTS int64, limit int) ([]s
 		out = append(out, u)
 	}
 	return out, rows.Err()
+}
+
+// PresenceAfter returns up to limit users' presence changed at stream
+// positions after since, in stream order (the federation sender's feed).
+func (db *DB) PresenceAfter(ctx context.Context, since int64, limit int) ([]Presence, error) {
+	rows, err := db.read.QueryContext(ctx, `
+		SELECT user_id, state, status_msg, last_active_ts, currently_active, stream_pos, remote_ts
+		FROM presence WHERE stream_pos > $1 ORDER BY stream_pos LIMIT $2`, since, limit)
+	if err != nil {
+		return nil, fmt.Errorf("presence after %d: %w", since, err)
+	}
+	defer rows.Close()
+	var out []Presence
+	for rows.Next() {
+		var (
+			p   Presence
+			msg sql.NullString
+		)
+		if err := rows.Scan(&p.UserID, &p.State, &msg, &p.LastActiveTS, &p.CurrentlyActive, &p.StreamPos, &p.RemoteTS); err != nil {
+			return nil, fmt.Errorf("presence after %d: %w", since, err)
+		}
+		if msg.Valid {
+			p.StatusMsg = &msg.String
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("presence after %d: %w", since, err)
+	}
+	return out, nil
 }

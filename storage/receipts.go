@@ -40,6 +40,11 @@ func (tx *Tx) PutReceipt(ctx context.Context, r Receipt) (int64, error) {
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
 		return 0, fmt.Errorf("receipt of %q in %q: %w", r.UserID, r.RoomID, err)
 	}
+	return tx.writeReceipt(ctx, r)
+}
+
+// writeReceipt stores r at a new stream position and returns it.
+func (tx *Tx) writeReceipt(ctx context.Context, r Receipt) (int64, error) {
 	pos, err := tx.NextStreamPos(ctx)
 	if err != nil {
 		return 0, err
@@ -109,4 +114,34 @@ func (db *DB) scanReceipts(ctx context.Context, out *[]Receipt, rooms map[string
 		return fmt.Errorf("receipts: %w", err)
 	}
 	return nil
+}
+
+// PutRemoteReceipt stores a receipt a remote server sent for one of its
+// users. The sending server keeps its users' receipts moving forward (it
+// may name an event this server does not hold yet, whose position is then
+// unknown), so the receipt replaces the stored one unless it is for the
+// same event. It reports the new stream position, or 0 when nothing
+// changed.
+func (tx *Tx) PutRemoteReceipt(ctx context.Context, r Receipt) (int64, error) {
+	var stored string
+	err := tx.q.QueryRowContext(ctx, `
+		SELECT event_id FROM receipts
+		WHERE room_id = $1 AND receipt_type = $2 AND user_id = $3 AND thread_id = $4`,
+		r.RoomID, r.Type, r.UserID, r.ThreadID).Scan(&stored)
+	switch {
+	case err == nil && stored == r.EventID:
+		return 0, nil
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return 0, fmt.Errorf("receipt of %q in %q: %w", r.UserID, r.RoomID, err)
+	}
+	return tx.writeReceipt(ctx, r)
+}
+
+// ReceiptsAfter returns up to limit receipts written at stream positions
+// after since, in stream order (the federation sender's feed).
+func (db *DB) ReceiptsAfter(ctx context.Context, since int64, limit int) ([]Receipt, error) {
+	var out []Receipt
+	err := db.scanReceipts(ctx, &out, nil, `SELECT room_id, receipt_type, user_id, thread_id, event_id, event_pos, ts, stream_pos
+		FROM receipts WHERE stream_pos > $1 ORDER BY stream_pos LIMIT $2`, since, limit)
+	return out, err
 }

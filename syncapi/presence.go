@@ -36,6 +36,12 @@ const (
 	// long is marked offline.
 	offlineAfter = 5 * time.Minute
 	sweepEvery   = time.Minute
+	// remoteOfflineAfter: a remote user not offline whose server has not
+	// sent their presence for this long is marked offline (Synapse's
+	// FEDERATION_TIMEOUT; servers repeat their users' presence every 25
+	// minutes while it is not offline, and so does this one's federation
+	// sender).
+	remoteOfflineAfter = 30 * time.Minute
 )
 
 func validPresence(s string) bool {
@@ -185,8 +191,44 @@ func (p *presenceTracker) sweep() {
 				break
 			}
 		}
+		cutoff := time.Now().Add(-remoteOfflineAfter).UnixMilli()
+		remote, err := p.a.db.StaleRemotePresence(ctx, cutoff, 1000)
+		if err != nil {
+			p.a.logger.Warn("presence sweep", "err", err)
+		}
+		for _, u := range remote {
+			if err := p.expireRemote(ctx, u, cutoff); err != nil {
+				p.a.logger.Warn("presence sweep", "user", u, "err", err)
+				break
+			}
+		}
 		cancel()
 	}
+}
+
+// expireRemote marks offline a remote user whose server has been silent
+// since before cutoffMS. The row stays a remote user's (remote_ts kept):
+// the next sweep passes over it, and the user's server can bring it back.
+func (p *presenceTracker) expireRemote(ctx context.Context, userID string, cutoffMS int64) error {
+	var pos int64
+	err := p.a.db.WithTx(ctx, func(tx *storage.Tx) error {
+		old, err := tx.GetPresence(ctx, userID)
+		if err != nil {
+			return err
+		}
+		if old.State == presenceOffline || old.RemoteTS == 0 || old.RemoteTS >= cutoffMS {
+			return nil // another process swept it, or its server spoke since
+		}
+		next := *old
+		next.State, next.CurrentlyActive = presenceOffline, false
+		pos, err = tx.PutPresence(ctx, next, true)
+		return err
+	})
+	if err != nil || pos == 0 {
+		return err
+	}
+	p.a.notifyPresence(ctx, userID, pos)
+	return nil
 }
 
 type presenceRequest struct {

@@ -2,9 +2,11 @@ package syncapi
 
 // Typing notifications (client-server-api "Typing Notifications"): held in
 // memory, never stored, since they expire within seconds. The process that
-// serves PUT /typing publishes the change on the bus (typingSubject); every
+// serves PUT /typing publishes the change on the bus (typingSubject), and
+// so does the federation process for a remote user's m.typing EDU; every
 // process, that one included, applies it to its own table and wakes its
-// waiters, so a sync served by any process sees every user typing.
+// waiters, so a sync served by any process sees every user typing. The
+// federation sender hears the local users' changes on the same subject.
 //
 // A change carries its absolute deadline, so every process expires it at
 // the same moment without further messages.
@@ -13,10 +15,13 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/myelin-chat/myelin/internal/bus"
 )
 
-// typingSubject carries typingUpdate messages (core NATS, namespaced).
-const typingSubject = "sync.typing"
+// typingSubject carries typingUpdate messages (core NATS, namespaced):
+// local users' changes, and remote users' from the federation process.
+const typingSubject = bus.TypingSubject
 
 // Typing timeouts: the default when a client gives none and the longest a
 // client may ask for, as in Synapse.
@@ -26,14 +31,7 @@ const (
 )
 
 // typingUpdate is the bus message of one typing change.
-type typingUpdate struct {
-	RoomID string `json:"room_id"`
-	UserID string `json:"user_id"`
-	Typing bool   `json:"typing"`
-	// DeadlineMS is when the typing stops by itself (ms since the Unix
-	// epoch); unused when Typing is false.
-	DeadlineMS int64 `json:"deadline_ms,omitempty"`
-}
+type typingUpdate = bus.TypingUpdate
 
 // typingTable is one process's view of who is typing where.
 type typingTable struct {

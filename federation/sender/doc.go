@@ -16,5 +16,9 @@
 // of each room only: the remote fetches the gap with /get_missing_events,
 // as Synapse does.
 //
-// EDUs are not sent yet: transactions carry PDUs only.
+// Transactions also carry up to 100 EDUs (edus.go): queued by anything
+// with QueueEDU (Sender, or Queue from any process), durable ones in
+// federation_edu_queue until delivered, the others in memory. The sender
+// makes the m.typing, m.receipt and m.presence EDUs of local users itself
+// from what it hears on the bus (typing.go, receipts.go, presence.go).
 package sender

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/myelin-chat/myelin/federation/fedclient"
 	"github.com/myelin-chat/myelin/internal/bus"
@@ -62,10 +65,20 @@ type Sender struct {
 	started  bool
 	stopped  bool
 	consumer *bus.Consumer
+	subs     []*nats.Subscription
 	workers  map[string]*worker
 	// down holds the destinations with a backoff recorded, so that Wake
 	// (called on every inbound request) costs a map lookup.
 	down map[string]bool
+
+	typing   *typingOut
+	receipts *receiptsOut
+	presence *presenceOut
+
+	// instance and txnSerial make the IDs of transactions with EDUs held
+	// in memory unique.
+	instance  int64
+	txnSerial atomic.Int64
 }
 
 // worker is the state of one destination's running worker, under
@@ -77,6 +90,9 @@ type worker struct {
 	// contacted: the destination contacted us since the worker last
 	// looked, so its backoff is over.
 	contacted bool
+	// edus are the EDUs held in memory for the destination (not durable),
+	// oldest first.
+	edus []bus.EDU
 }
 
 // New checks cfg and builds a Sender.
@@ -103,14 +119,19 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Sender{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "federation_sender"),
-		sem:     make(chan struct{}, cfg.MaxConcurrent),
-		stop:    make(chan struct{}),
-		workers: map[string]*worker{},
-		down:    map[string]bool{},
-	}, nil
+	s := &Sender{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "federation_sender"),
+		sem:      make(chan struct{}, cfg.MaxConcurrent),
+		stop:     make(chan struct{}),
+		workers:  map[string]*worker{},
+		down:     map[string]bool{},
+		instance: time.Now().UnixNano(),
+	}
+	s.typing = newTypingOut(s)
+	s.receipts = &receiptsOut{s: s, wake: make(chan struct{}, 1)}
+	s.presence = newPresenceOut(s)
+	return s, nil
 }
 
 // Start resumes the queues left from before (a worker for each destination
@@ -137,8 +158,16 @@ func (s *Sender) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("federation sender: %w", err)
 	}
-	for _, d := range dests {
+	eduDests, err := s.cfg.DB.EDUQueueDestinations(ctx)
+	if err != nil {
+		return fmt.Errorf("federation sender: %w", err)
+	}
+	for _, d := range append(dests, eduDests...) {
 		s.kick(d, false)
+	}
+	if err := s.startEDUFeeds(ctx); err != nil {
+		s.Stop()
+		return fmt.Errorf("federation sender: %w", err)
 	}
 	// Redeliveries are spaced out up to a minute and given many tries: a
 	// message given up on is an event some server never gets.
@@ -169,11 +198,16 @@ func (s *Sender) Stop() {
 	}
 	s.stopped = true
 	c := s.consumer
+	subs := s.subs
 	close(s.stop)
 	s.mu.Unlock()
+	for _, sub := range subs {
+		_ = sub.Unsubscribe()
+	}
 	if c != nil {
 		c.Stop()
 	}
+	s.typing.stop()
 	s.wg.Wait()
 }
 
@@ -210,14 +244,17 @@ func (s *Sender) kick(destination string, contacted bool) {
 	s.startWorkerLocked(destination, contacted)
 }
 
-func (s *Sender) startWorkerLocked(destination string, contacted bool) {
-	if s.stopped {
-		return
-	}
+// startWorkerLocked starts destination's worker (under s.mu) and returns
+// it; once stopped, the worker returned is not run.
+func (s *Sender) startWorkerLocked(destination string, contacted bool) *worker {
 	w := &worker{wake: make(chan struct{}, 1), contacted: contacted}
+	if s.stopped {
+		return w
+	}
 	s.workers[destination] = w
 	s.wg.Add(1)
 	go s.run(destination, w)
+	return w
 }
 
 func signal(c chan struct{}) {
@@ -232,6 +269,12 @@ func (s *Sender) handle(ctx context.Context, msg *bus.Message) error {
 	var out roomserver.OutputEvent
 	if err := json.Unmarshal(msg.Data, &out); err != nil {
 		return bus.Permanent(fmt.Errorf("federation sender: output message %d: %w", msg.Sequence, err))
+	}
+	if out.Type == "m.room.member" && out.Membership == "join" && out.StateKey != nil {
+		// Users who now share a room hear of each other's presence.
+		if err := s.presence.joined(ctx, &out); err != nil {
+			return fmt.Errorf("federation sender: presence for the join %s: %w", out.EventID, err)
+		}
 	}
 	// Only the events we originate: the others' servers send theirs.
 	if roomserver.UserServer(out.Sender) != s.cfg.ServerName {

@@ -160,6 +160,12 @@ type remote struct {
 type received struct {
 	id   string
 	pdus []map[string]any
+	edus []receivedEDU
+}
+
+type receivedEDU struct {
+	Type    string          `json:"edu_type"`
+	Content json.RawMessage `json:"content"`
 }
 
 func newRemote(t *testing.T, ca *tlsutil.CA, pub ed25519.PublicKey) *remote {
@@ -196,6 +202,7 @@ func (r *remote) serve(w http.ResponseWriter, req *http.Request) {
 	var txn struct {
 		Origin string           `json:"origin"`
 		PDUs   []map[string]any `json:"pdus"`
+		EDUs   []receivedEDU    `json:"edus"`
 	}
 	if err := json.Unmarshal(body, &txn); err != nil || txn.Origin != us {
 		r.t.Errorf("bad transaction %s: %v", body, err)
@@ -208,7 +215,7 @@ func (r *remote) serve(w http.ResponseWriter, req *http.Request) {
 			r.t.Errorf("transaction ID %s reused after success", id)
 		}
 		r.ids[id] = true
-		r.txns = append(r.txns, received{id: id, pdus: txn.PDUs})
+		r.txns = append(r.txns, received{id: id, pdus: txn.PDUs, edus: txn.EDUs})
 	}
 	r.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/myelin-chat/myelin/federation/fedclient"
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/storage"
 )
@@ -66,15 +68,15 @@ func (s *Sender) run(dest string, w *worker) {
 			}
 		}
 
-		batch, err := s.cfg.DB.QueuedPDUs(ctx, dest, MaxPDUsPerTransaction)
+		batch, err := s.nextBatch(ctx, dest, w)
 		if err != nil {
 			log.Error("cannot read the destination's queue", "err", err)
 			s.sleep(ctx, w, s.cfg.MinBackoff)
 			continue
 		}
-		if len(batch) == 0 {
+		if batch.empty() {
 			s.mu.Lock()
-			if w.dirty || w.contacted || s.stopped {
+			if w.dirty || w.contacted || s.stopped || len(w.edus) > 0 {
 				s.mu.Unlock()
 				continue
 			}
@@ -85,7 +87,7 @@ func (s *Sender) run(dest string, w *worker) {
 
 		err = s.send(ctx, dest, batch)
 		if ctx.Err() != nil {
-			return // stopping: the batch stays queued
+			return // stopping: what is durable stays queued
 		}
 		var fe *fedclient.Error
 		switch {
@@ -93,18 +95,20 @@ func (s *Sender) run(dest string, w *worker) {
 		case errors.As(err, &fe) && fe.Status >= 400 && fe.Status < 500 && fe.Status != http.StatusTooManyRequests:
 			// The remote refuses this transaction as a whole: sending it
 			// again would get the same answer.
-			log.Warn("transaction refused; dropped", "pdus", len(batch), "err", err)
+			log.Warn("transaction refused; dropped", "pdus", len(batch.pdus), "edus", batch.edus(), "err", err)
 		default:
+			// The durable part is sent again after the backoff; the
+			// EDUs held in memory are dropped, as stale by then.
 			failures++
 			delay := backoff(s.cfg.MinBackoff, s.cfg.MaxBackoff, failures)
-			log.Warn("transaction failed; will retry", "pdus", len(batch), "failures", failures, "retry_in", delay, "err", err)
+			log.Warn("transaction failed; will retry", "pdus", len(batch.pdus), "edus", batch.edus(), "failures", failures, "retry_in", delay, "err", err)
 			if err := s.setBackoffUntil(ctx, dest, failures, s.cfg.Now().Add(delay)); err != nil {
 				log.Error("cannot record the destination's backoff", "err", err)
 				s.sleep(ctx, w, delay)
 			}
 			continue
 		}
-		if err := s.cfg.DB.DeleteQueuedPDUs(ctx, dest, positions(batch)); err != nil {
+		if err := s.dequeue(ctx, dest, batch); err != nil {
 			log.Error("cannot dequeue a sent transaction", "err", err)
 			s.sleep(ctx, w, s.cfg.MinBackoff)
 			continue
@@ -116,6 +120,55 @@ func (s *Sender) run(dest string, w *worker) {
 			}
 		}
 	}
+}
+
+// batch is what one transaction carries: queued PDUs, and EDUs held in
+// memory and stored, at most MaxEDUsPerTransaction of them together.
+type batch struct {
+	pdus    []storage.QueuedPDU
+	held    []bus.EDU
+	durable []storage.QueuedEDU
+}
+
+func (b *batch) empty() bool { return len(b.pdus) == 0 && len(b.held) == 0 && len(b.durable) == 0 }
+func (b *batch) edus() int   { return len(b.held) + len(b.durable) }
+
+// nextBatch reads the destination's next transaction. EDUs held in memory
+// (typing, presence: they lose their worth within seconds) go first, but
+// take at most half the EDU room while stored ones wait, so that neither
+// kind starves the other.
+func (s *Sender) nextBatch(ctx context.Context, dest string, w *worker) (batch, error) {
+	var b batch
+	var err error
+	if b.pdus, err = s.cfg.DB.QueuedPDUs(ctx, dest, MaxPDUsPerTransaction); err != nil {
+		return batch{}, err
+	}
+	s.mu.Lock()
+	b.held = w.takeEDUs(MaxEDUsPerTransaction / 2)
+	w.dirty = false
+	s.mu.Unlock()
+	if b.durable, err = s.cfg.DB.QueuedEDUs(ctx, dest, MaxEDUsPerTransaction-len(b.held)); err != nil {
+		return batch{}, err
+	}
+	if room := MaxEDUsPerTransaction - b.edus(); room > 0 {
+		s.mu.Lock()
+		b.held = append(b.held, w.takeEDUs(room)...)
+		s.mu.Unlock()
+	}
+	return b, nil
+}
+
+// dequeue removes a delivered (or refused) transaction's PDUs and stored
+// EDUs from the queues.
+func (s *Sender) dequeue(ctx context.Context, dest string, b batch) error {
+	if err := s.cfg.DB.DeleteQueuedPDUs(ctx, dest, positions(b.pdus)); err != nil {
+		return err
+	}
+	ids := make([]int64, len(b.durable))
+	for i, q := range b.durable {
+		ids[i] = q.ID
+	}
+	return s.cfg.DB.DeleteQueuedEDUs(ctx, dest, ids)
 }
 
 // backoff is the delay after the nth failure in a row: min doubling, up to
@@ -147,6 +200,10 @@ func (s *Sender) setDown(dest string, down bool) {
 	defer s.mu.Unlock()
 	if down {
 		s.down[dest] = true
+		// What is held in memory would be stale by the time it is back.
+		if w := s.workers[dest]; w != nil {
+			w.edus = nil
+		}
 	} else {
 		delete(s.down, dest)
 	}
@@ -190,14 +247,20 @@ type transaction struct {
 	Origin         string            `json:"origin"`
 	OriginServerTS int64             `json:"origin_server_ts"`
 	PDUs           []json.RawMessage `json:"pdus"`
-	EDUs           []json.RawMessage `json:"edus,omitempty"`
+	EDUs           []wireEDU         `json:"edus,omitempty"`
 }
 
-// send sends the batch's events to dest in one transaction, under the
-// bound on transactions in flight. Events no longer stored are left out.
-func (s *Sender) send(ctx context.Context, dest string, batch []storage.QueuedPDU) error {
-	ids := make([]string, len(batch))
-	for i, q := range batch {
+// wireEDU is an EDU as a transaction carries it.
+type wireEDU struct {
+	Type    string          `json:"edu_type"`
+	Content json.RawMessage `json:"content"`
+}
+
+// send sends the batch to dest in one transaction, under the bound on
+// transactions in flight. Events no longer stored are left out.
+func (s *Sender) send(ctx context.Context, dest string, b batch) error {
+	ids := make([]string, len(b.pdus))
+	for i, q := range b.pdus {
 		ids[i] = q.EventID
 	}
 	recs, err := s.cfg.DB.EventsByID(ctx, ids)
@@ -223,7 +286,21 @@ func (s *Sender) send(ctx context.Context, dest string, batch []storage.QueuedPD
 		}
 		txn.PDUs = append(txn.PDUs, se.Event.JSON())
 	}
-	if len(txn.PDUs) == 0 {
+	// What names the transaction: its events and stored EDUs, so that a
+	// retry carries the same ID; EDUs held in memory are never retried, so
+	// a transaction with any is new each time.
+	parts := ids
+	for _, q := range b.durable {
+		txn.EDUs = append(txn.EDUs, wireEDU{Type: q.Type, Content: q.Content})
+		parts = append(parts, "edu:"+strconv.FormatInt(q.ID, 10))
+	}
+	for _, e := range b.held {
+		txn.EDUs = append(txn.EDUs, wireEDU{Type: e.Type, Content: e.Content})
+	}
+	if len(b.held) > 0 {
+		parts = append(parts, fmt.Sprintf("held:%d:%d", s.instance, s.txnSerial.Add(1)))
+	}
+	if len(txn.PDUs) == 0 && len(txn.EDUs) == 0 {
 		return nil
 	}
 	body, err := json.Marshal(txn)
@@ -239,17 +316,17 @@ func (s *Sender) send(ctx context.Context, dest string, batch []storage.QueuedPD
 	_, err = s.cfg.Client.Do(ctx, fedclient.Request{
 		Method:      http.MethodPut,
 		Destination: dest,
-		Path:        "/_matrix/federation/v1/send/" + url.PathEscape(txnID(ids)),
+		Path:        "/_matrix/federation/v1/send/" + url.PathEscape(txnID(parts)),
 		Body:        body,
 	})
 	return err
 }
 
-// txnID names a transaction by its events, so a retry of the same events
-// carries the same ID (the remote then knows it for a retry, as the spec
-// asks) and different events never share one.
-func txnID(eventIDs []string) string {
-	sum := sha256.Sum256([]byte(strings.Join(eventIDs, "\x00")))
+// txnID names a transaction by what it carries, so a retry of the same
+// events carries the same ID (the remote then knows it for a retry, as the
+// spec asks) and different transactions never share one.
+func txnID(parts []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return base64.RawURLEncoding.EncodeToString(sum[:18])
 }
 

@@ -268,6 +268,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 		// A server that signs a request to us is up: send it what waits.
 		OnRemoteContact: s.fedSender.Wake,
 		Media:           s.media,
+		Bus:             s.bus,
 	})
 	if err != nil {
 		return nil, err
