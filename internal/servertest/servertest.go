@@ -126,6 +126,7 @@ func start(t testing.TB, i int, ca *tlsutil.CA, caFile string, fedClient *http.C
 	cfg.FederationListen = name
 	cfg.SigningKeyPath = filepath.Join(dir, "signing.key")
 	cfg.ACME.CacheDir = filepath.Join(dir, "acme")
+	cfg.Media.StorePath = filepath.Join(dir, "media")
 	cfg.Database = "sqlite:" + filepath.Join(dir, "myelin.db")
 	if os.Getenv(storagetest.EnvPostgres) != "" {
 		cfg.Database = storagetest.DSN(t, storage.PostgreSQL)
