@@ -201,6 +201,7 @@ func newConfig(dir string) *config.Config {
 	cfg.Database = "sqlite:" + filepath.Join(dir, "myelin.db")
 	cfg.SigningKeyPath = filepath.Join(dir, "signing.key")
 	cfg.ACME.CacheDir = filepath.Join(dir, "acme")
+	cfg.Media.StorePath = filepath.Join(dir, "media")
 	cfg.ClientListen = "127.0.0.1:0"
 	cfg.FederationListen = "127.0.0.1:0"
 	return cfg
