@@ -64,6 +64,7 @@ func (a *API) postPassword(w http.ResponseWriter, r *http.Request, d *auth.Devic
 		return
 	}
 	logout := req.LogoutDevices == nil || *req.LogoutDevices // the spec's default is true
+	var keysPos int64
 	err = a.db.WithTx(r.Context(), func(tx *storage.Tx) error {
 		if err := tx.SetPasswordHash(r.Context(), d.Localpart(), hash); err != nil {
 			return err
@@ -74,7 +75,11 @@ func (a *API) postPassword(w http.ResponseWriter, r *http.Request, d *auth.Devic
 		if logout {
 			// The other sessions end; the one that changed the password
 			// stays logged in.
-			_, err := tx.DeleteAllDevices(r.Context(), d.Localpart(), d.DeviceID)
+			deleted, err := tx.DeleteAllDevices(r.Context(), d.Localpart(), d.DeviceID)
+			if err != nil {
+				return err
+			}
+			keysPos, err = tx.DeleteDeviceKeys(r.Context(), d.UserID, deleted)
 			return err
 		}
 		return nil
@@ -83,6 +88,7 @@ func (a *API) postPassword(w http.ResponseWriter, r *http.Request, d *auth.Devic
 		writeErr(w, r, err)
 		return
 	}
+	a.deviceKeysGone(r.Context(), d.UserID, keysPos)
 	writeOK(w, r, emptyObject)
 }
 
@@ -116,16 +122,32 @@ func (a *API) postDeactivate(w http.ResponseWriter, r *http.Request, d *auth.Dev
 // never log in again, (erase) the profile goes, and the user leaves every
 // room, rejects its invites and withdraws its knocks, as Synapse does.
 func (a *API) deactivate(ctx context.Context, localpart string, erase bool, passed *auth.Passed) error {
+	userID := a.auth.UserID(localpart)
+	var keysPos int64
 	err := a.db.WithTx(ctx, func(tx *storage.Tx) error {
+		devices, err := tx.ListDevices(ctx, localpart)
+		if err != nil {
+			return err
+		}
 		if err := tx.DeactivateAccount(ctx, localpart, erase); err != nil {
+			return err
+		}
+		ids := make([]string, len(devices))
+		for i, dev := range devices {
+			ids[i] = dev.DeviceID
+		}
+		if keysPos, err = tx.DeleteDeviceKeys(ctx, userID, ids); err != nil {
 			return err
 		}
 		return auth.FinishUIA(ctx, tx, passed)
 	})
-	if err != nil || a.rs == nil {
+	if err != nil {
 		return err
 	}
-	userID := a.auth.UserID(localpart)
+	a.deviceKeysGone(ctx, userID, keysPos)
+	if a.rs == nil {
+		return nil
+	}
 	rooms, err := a.rs.RoomsForUser(ctx, userID, "join", "invite", "knock")
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/myelin-chat/myelin/clientapi/auth"
+	"github.com/myelin-chat/myelin/clientapi/e2ee"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
 	"github.com/myelin-chat/myelin/roomserver"
@@ -25,6 +26,9 @@ type Deps struct {
 	// Federation reaches rooms and aliases on other servers; nil: they
 	// are unreachable (404).
 	Federation Federation
+	// E2EE serves the end-to-end encryption modules (keys, to-device,
+	// key backup, dehydrated devices); nil leaves them unserved.
+	E2EE *e2ee.Service
 }
 
 // API is the Client-Server API.
@@ -36,11 +40,12 @@ type API struct {
 	rs     *roomserver.Roomserver
 	// federation: nil without federation.
 	federation Federation
+	e2ee       *e2ee.Service
 }
 
 // New builds the client API.
 func New(d Deps) *API {
-	a := &API{cfg: d.Config, db: d.DB, auth: d.Auth, limits: d.Limits, rs: d.Roomserver, federation: d.Federation}
+	a := &API{cfg: d.Config, db: d.DB, auth: d.Auth, limits: d.Limits, rs: d.Roomserver, federation: d.Federation, e2ee: d.E2EE}
 	if a.auth == nil && d.DB != nil {
 		a.auth = NewAuthenticator(d.DB, d.Config)
 	}
@@ -58,5 +63,6 @@ func (a *API) Register(r *mux.Router) {
 	a.registerWellKnown(r)
 	a.registerAccounts(r)
 	a.registerRooms(r)
+	a.registerE2EE(r)
 	registerLegacyR0(r)
 }

@@ -2,7 +2,8 @@ package clientapi
 
 // Device management (client-server-api "Device management"): list, get and
 // rename a user's devices, and delete them behind user-interactive auth.
-// Deleting a device ends its session (its tokens go with it).
+// Deleting a device ends its session (its tokens go with it) and deletes
+// its end-to-end encryption keys.
 
 import (
 	"encoding/json"
@@ -172,8 +173,13 @@ func (a *API) deleteDevices(w http.ResponseWriter, r *http.Request, d *auth.Devi
 		writeErr(w, r, err)
 		return
 	}
+	var keysPos int64
 	err = a.db.WithTx(r.Context(), func(tx *storage.Tx) error {
-		if _, err := tx.DeleteDevices(r.Context(), d.Localpart(), ids); err != nil {
+		deleted, err := tx.DeleteDevices(r.Context(), d.Localpart(), ids)
+		if err != nil {
+			return err
+		}
+		if keysPos, err = tx.DeleteDeviceKeys(r.Context(), d.UserID, deleted); err != nil {
 			return err
 		}
 		return auth.FinishUIA(r.Context(), tx, passed)
@@ -182,5 +188,6 @@ func (a *API) deleteDevices(w http.ResponseWriter, r *http.Request, d *auth.Devi
 		writeErr(w, r, err)
 		return
 	}
+	a.deviceKeysGone(r.Context(), d.UserID, keysPos)
 	writeOK(w, r, emptyObject)
 }

@@ -116,28 +116,40 @@ func (a *API) postRefresh(w http.ResponseWriter, r *http.Request) {
 // postLogout implements POST /_matrix/client/v3/logout: the device goes
 // with its token.
 func (a *API) postLogout(w http.ResponseWriter, r *http.Request, d *auth.Device) {
+	var keysPos int64
 	err := a.db.WithTx(r.Context(), func(tx *storage.Tx) error {
-		_, err := tx.DeleteDevices(r.Context(), d.Localpart(), []string{d.DeviceID})
+		deleted, err := tx.DeleteDevices(r.Context(), d.Localpart(), []string{d.DeviceID})
+		if err != nil {
+			return err
+		}
+		keysPos, err = tx.DeleteDeviceKeys(r.Context(), d.UserID, deleted)
 		return err
 	})
 	if err != nil {
 		writeErr(w, r, err)
 		return
 	}
+	a.deviceKeysGone(r.Context(), d.UserID, keysPos)
 	writeOK(w, r, emptyObject)
 }
 
 // postLogoutAll implements POST /_matrix/client/v3/logout/all: every device
 // of the user goes.
 func (a *API) postLogoutAll(w http.ResponseWriter, r *http.Request, d *auth.Device) {
+	var keysPos int64
 	err := a.db.WithTx(r.Context(), func(tx *storage.Tx) error {
-		_, err := tx.DeleteAllDevices(r.Context(), d.Localpart())
+		deleted, err := tx.DeleteAllDevices(r.Context(), d.Localpart())
+		if err != nil {
+			return err
+		}
+		keysPos, err = tx.DeleteDeviceKeys(r.Context(), d.UserID, deleted)
 		return err
 	})
 	if err != nil {
 		writeErr(w, r, err)
 		return
 	}
+	a.deviceKeysGone(r.Context(), d.UserID, keysPos)
 	writeOK(w, r, emptyObject)
 }
 

@@ -23,18 +23,18 @@ import (
 // repository (mediaapi) with v1.11's authenticated media endpoints, which
 // clients that see v1.11 use.
 //
-// Optional modules that later issues build answer M_UNRECOGNIZED until
-// then, as the spec allows a server that does not implement a module:
-// end-to-end encryption keys, push rules, relations and threads, spaces,
-// search.
+// End-to-end encryption (keys, cross-signing, key backup, send-to-device)
+// is served. Optional modules that later issues build answer
+// M_UNRECOGNIZED until then, as the spec allows a server that does not
+// implement a module: push rules, spaces.
 var supportedVersions = []string{
 	"r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r0.5.0", "r0.6.0", "r0.6.1",
 	"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11",
 }
 
 // unstableFeatures advertises experimental (MSC) features, by namespaced
-// name. None are implemented yet.
-var unstableFeatures = map[string]bool{}
+// name: MSC3814 dehydrated devices (dehydrated.go).
+var unstableFeatures = map[string]bool{"org.matrix.msc3814": true}
 
 type versionsResponse struct {
 	Versions         []string        `json:"versions"`

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/myelin-chat/myelin/clientapi/e2ee"
 	"github.com/myelin-chat/myelin/federation/fedclient"
 	"github.com/myelin-chat/myelin/federation/serverkeys"
 	"github.com/myelin-chat/myelin/internal/bus"
@@ -54,6 +55,9 @@ type Deps struct {
 	// Bus carries what received EDUs change to the sync processes
 	// (typing, and the wake-ups for receipts and presence).
 	Bus *bus.Bus
+	// E2EE answers other servers' key queries and claims for our users;
+	// nil leaves those endpoints unserved.
+	E2EE *e2ee.Service
 }
 
 // API is the Server-Server API.
@@ -72,6 +76,7 @@ type API struct {
 	media       MediaServer
 	bus         *bus.Bus
 	edus        eduHandlers
+	e2ee        *e2ee.Service
 }
 
 // New builds the federation API.
@@ -80,7 +85,7 @@ func New(d Deps) (*API, error) {
 		return nil, errors.New("federation: Config, Keys, DB, Roomserver, ServerKeys and Bus are required")
 	}
 	a := &API{cfg: d.Config, keys: d.Keys, db: d.DB, rs: d.Roomserver, serverKeys: d.ServerKeys, version: d.Version, keyValidity: d.KeyValidity, now: d.Now,
-		client: d.Client, txns: newTxnCache(txnCacheSize), onContact: d.OnRemoteContact, bus: d.Bus, media: d.Media}
+		client: d.Client, txns: newTxnCache(txnCacheSize), onContact: d.OnRemoteContact, bus: d.Bus, media: d.Media, e2ee: d.E2EE}
 	a.registerBuiltinEDUs()
 	if a.keyValidity <= 0 {
 		a.keyValidity = DefaultKeyValidity
@@ -121,4 +126,5 @@ func (a *API) Register(r *mux.Router) {
 	a.registerHierarchy(signed)
 	a.registerPublicRooms(signed)
 	a.registerMedia(signed)
+	a.registerUserKeys(signed)
 }

@@ -76,6 +76,11 @@ func (a *API) buildSync(ctx context.Context, req *syncRequest) (*syncResponse, [
 		// backup): treat it as now rather than sending nothing forever.
 		b.since = b.upto
 	}
+	// First: it may lower b.upto, to hold back to-device messages.
+	e2ee, err := b.addE2EE()
+	if err != nil {
+		return nil, nil, err
+	}
 	b.limit = b.f.Room.Timeline.timelineLimit(defaultTimelineLimit)
 	b.lazy = b.f.Room.State.LazyLoadMembers
 	if b.lazy {
@@ -96,7 +101,7 @@ func (a *API) buildSync(ctx context.Context, req *syncRequest) (*syncResponse, [
 		}
 	}
 
-	resp := &syncResponse{pos: b.upto}
+	resp := &syncResponse{pos: b.upto, e2eeSections: e2ee}
 	rooms := &syncRooms{}
 	if b.since == 0 || req.fullState {
 		err = b.fullSync(memberships, rooms)
@@ -118,7 +123,7 @@ func (a *API) buildSync(ctx context.Context, req *syncRequest) (*syncResponse, [
 	if len(rooms.Join)+len(rooms.Invite)+len(rooms.Leave)+len(rooms.Knock) > 0 {
 		resp.Rooms = rooms
 	}
-	resp.empty = resp.Rooms == nil && resp.AccountData == nil && resp.Presence == nil
+	resp.empty = resp.Rooms == nil && resp.AccountData == nil && resp.Presence == nil && !e2ee.hasNews()
 	resp.NextBatch = synctoken.Token{Pos: b.upto, Typing: typingSerial, Instance: a.instance}.String()
 	return resp, joined, nil
 }

@@ -12,6 +12,8 @@ type syncResponse struct {
 	Rooms       *syncRooms  `json:"rooms,omitempty"`
 	pos         int64       // the stream position the response covers
 	empty       bool        // nothing to tell the client
+
+	e2eeSections // to_device, device_lists and key counts (e2ee.go)
 }
 
 type eventBatch struct {

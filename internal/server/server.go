@@ -25,6 +25,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/myelin-chat/myelin/clientapi"
+	"github.com/myelin-chat/myelin/clientapi/e2ee"
 	"github.com/myelin-chat/myelin/federation"
 	"github.com/myelin-chat/myelin/federation/fedclient"
 	"github.com/myelin-chat/myelin/federation/handshake"
@@ -256,6 +257,14 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	}
 	undo = append(undo, s.media.Close)
 
+	// End-to-end encryption keys, shared by the client and federation
+	// APIs: other servers query and claim our users' keys through it.
+	keysSvc, err := e2ee.New(e2ee.Config{
+		DB: s.db, ServerName: cfg.ServerName, Bus: s.bus, Federation: s.fedSigned, Logger: logger,
+	})
+	if err != nil {
+		return nil, err
+	}
 	fed, err := federation.New(federation.Deps{
 		Config:      cfg,
 		Keys:        s.keys,
@@ -269,13 +278,14 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 		OnRemoteContact: s.fedSender.Wake,
 		Media:           s.media,
 		Bus:             s.bus,
+		E2EE:            keysSvc,
 	})
 	if err != nil {
 		return nil, err
 	}
 	clientRouter := httputil.NewRouter()
 	remote := handshake.New(handshake.Deps{Client: s.fedSigned, Roomserver: s.rs, Keys: s.keys, ServerName: cfg.ServerName, Logger: logger})
-	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db, Auth: authn, Roomserver: s.rs, Federation: remote}).Register(clientRouter)
+	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db, Auth: authn, Roomserver: s.rs, Federation: remote, E2EE: keysSvc}).Register(clientRouter)
 	syncDeps := syncapi.Deps{DB: s.db, Bus: s.bus, Auth: authn, ServerName: cfg.ServerName, Logger: logger, Backfiller: remote}
 	if cfg.SearchIndex {
 		syncDeps.SearchIndexPath = filepath.Join(cfg.DataDir, "search.bleve")
