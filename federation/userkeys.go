@@ -52,7 +52,11 @@ func (a *API) postUserKeysQuery(w http.ResponseWriter, r *http.Request) {
 		httputil.WriteError(w, r, err)
 		return
 	}
-	httputil.WriteJSON(w, r, http.StatusOK, res)
+	httputil.WriteJSON(w, r, http.StatusOK, map[string]any{
+		"device_keys":       res.DeviceKeys,
+		"master_keys":       res.MasterKeys,
+		"self_signing_keys": res.SelfSigningKeys,
+	})
 }
 
 // postUserKeysClaim implements POST /_matrix/federation/v1/user/keys/claim.
@@ -73,5 +77,5 @@ func (a *API) postUserKeysClaim(w http.ResponseWriter, r *http.Request) {
 		httputil.WriteError(w, r, err)
 		return
 	}
-	httputil.WriteJSON(w, r, http.StatusOK, res)
+	httputil.WriteJSON(w, r, http.StatusOK, map[string]any{"one_time_keys": res.OneTimeKeys})
 }

@@ -16,11 +16,12 @@ import (
 	"github.com/myelin-chat/myelin/storage"
 )
 
-// ClaimResult is the answer to a claim: user → device → "<algorithm>:<key
-// ID>" → key. failures is for clients only.
+// ClaimResult is the answer to a client's claim: user → device →
+// "<algorithm>:<key ID>" → key, and failures (other servers get the keys
+// only).
 type ClaimResult struct {
 	OneTimeKeys map[string]map[string]map[string]json.RawMessage `json:"one_time_keys"`
-	Failures    map[string]Failure                               `json:"failures,omitempty"`
+	Failures    map[string]Failure                               `json:"failures"`
 }
 
 // Claim answers a client's /keys/claim: for each device of claims (user →

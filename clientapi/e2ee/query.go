@@ -35,14 +35,15 @@ const (
 	maxRemoteServers = 32
 )
 
-// QueryResult is the answer to a key query. user_signing_keys and failures
-// are for clients only.
+// QueryResult is the answer to a client's key query; other servers get
+// the first three members (user_signing_keys and failures are for clients
+// only).
 type QueryResult struct {
 	DeviceKeys      map[string]map[string]json.RawMessage `json:"device_keys"`
 	MasterKeys      map[string]json.RawMessage            `json:"master_keys"`
 	SelfSigningKeys map[string]json.RawMessage            `json:"self_signing_keys"`
 	UserSigningKeys map[string]json.RawMessage            `json:"user_signing_keys,omitempty"`
-	Failures        map[string]Failure                    `json:"failures,omitempty"`
+	Failures        map[string]Failure                    `json:"failures"`
 }
 
 // Failure says why a server could not be asked (the "failures" map).

@@ -1,0 +1,35 @@
+package clientapi_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/myelin-chat/myelin/internal/servertest"
+)
+
+// TestMatrixNioEncryptedChat drives a real server with matrix-nio and
+// python3-olm (Debian's packages), an encryption-capable client written by
+// others: two users upload keys, share an encrypted room, and each decrypts
+// the other's megolm-encrypted messages, which takes /keys/upload,
+// /keys/query, /keys/claim, /sendToDevice and the to_device and key count
+// sections of /sync (testdata/nio_e2ee.py). CI sets MYELIN_REQUIRE_INTEROP=1,
+// which makes a missing library a failure rather than a skip.
+func TestMatrixNioEncryptedChat(t *testing.T) {
+	if err := exec.Command("/usr/bin/python3", "-c", "import nio, olm").Run(); err != nil {
+		if os.Getenv("MYELIN_REQUIRE_INTEROP") != "" {
+			t.Fatalf("python3-matrix-nio and python3-olm are required (MYELIN_REQUIRE_INTEROP is set): %v", err)
+		}
+		t.Skip("python3-matrix-nio or python3-olm not installed (apt-get install python3-matrix-nio python3-olm)")
+	}
+	srv := servertest.Start(t, 1)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/nio_e2ee.py", srv.ClientURL).CombinedOutput()
+	if err != nil {
+		t.Fatalf("matrix-nio encrypted chat failed: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}
