@@ -151,7 +151,7 @@ func (d *cryptoDevice) claim(t *testing.T, devices map[string][]string) gjson.Re
 // returns the response.
 func (d *cryptoDevice) syncFrom(t *testing.T, since string) gjson.Result {
 	t.Helper()
-	path := v3 + "/sync?timeout=0"
+	path := v3 + "/sync?timeout=0&set_presence=offline"
 	if since != "" {
 		path += "&since=" + since
 	}
