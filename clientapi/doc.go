@@ -12,7 +12,10 @@
 // the user directory, room creation (createroom*.go), membership
 // (membership.go), room state and members (rooms*.go), sending events and
 // redactions, timestamp_to_event (events*.go), aliases (aliases.go), the
-// public room directory (directory.go) and room upgrades (upgrade*.go).
+// public room directory (directory.go), room upgrades (upgrade*.go), and
+// end-to-end encryption: keys and cross-signing (keys.go), send-to-device
+// (todevice.go), key backup (keybackup.go) and MSC3814 dehydrated devices
+// (dehydrated.go), whose rules live in the e2ee subpackage.
 // Access tokens are checked by the clientapi/auth subpackage, which syncapi
 // shares.
 //

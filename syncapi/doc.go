@@ -33,8 +33,7 @@
 // sent are remembered per device (lazymembers.go), and storage runs every
 // read as a cached prepared statement (storage/reader.go).
 //
-// Not served yet, and therefore absent from responses rather than faked:
-// to_device, device_lists and the one-time key counts (end-to-end
-// encryption). unread_notifications are always 0 until push rules are
-// evaluated.
+// End-to-end encryption's sections (to_device, device_lists and the key
+// counts) are built in e2ee.go from what clientapi/e2ee stores.
+// unread_notifications are always 0 until push rules are evaluated.
 package syncapi
