@@ -119,7 +119,7 @@ func TestDehydratedDevice(t *testing.T) {
 	}
 	alice.fails(t, 404, "M_NOT_FOUND", "GET", dehydratedPath, nil)
 	alice.fails(t, 404, "M_NOT_FOUND", "DELETE", dehydratedPath, nil)
-	if q := bob.query(t, alice.id); q.Get("device_keys."+esc(alice.id)+"."+dd2.deviceID).Exists() {
+	if q := bob.query(t, alice.id); q.Get("device_keys." + esc(alice.id) + "." + dd2.deviceID).Exists() {
 		t.Fatalf("keys after the delete: %s", q.Raw)
 	}
 }
