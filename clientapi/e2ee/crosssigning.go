@@ -51,15 +51,11 @@ func (s *Service) PrepareCrossSigning(ctx context.Context, userID string, req *C
 		master = k
 		p.keys = append(p.keys, k)
 	}
-	var stored map[string]storage.CrossSigningKey
-	err := s.db.WithTx(ctx, func(tx *storage.Tx) error {
-		var err error
-		stored, err = tx.CrossSigningKeys(ctx, userID)
-		return err
-	})
+	all, err := s.db.CrossSigningKeysOfUsers(ctx, []string{userID})
 	if err != nil {
 		return nil, err
 	}
+	stored := all[userID]
 	if m, ok := stored[storage.MasterKey]; ok {
 		p.storedMaster = m.PublicKey
 		if master == nil {
