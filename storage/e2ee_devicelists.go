@@ -8,6 +8,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -57,80 +58,127 @@ func (db *DB) DeviceListChanges(ctx context.Context, userID string, from, to int
 	if to <= from {
 		return nil, nil, nil
 	}
-	changedSet := map[string]bool{}
+	st, err := db.SyncE2EE(ctx, userID, "", from, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st.DeviceLists(ctx)
+}
+
+// E2EESyncState is what a /sync of one device needs of end-to-end
+// encryption, read by SyncE2EE in one statement: on most syncs nothing
+// changed and no other query runs.
+type E2EESyncState struct {
+	// Counts are the device's key counts.
+	Counts KeyCounts
+	// ToDeviceWaiting: messages wait for the device at or below the
+	// position read up to (delivered ones not yet acknowledged included).
+	ToDeviceWaiting bool
+
+	db      *DB
+	userID  string
+	upto    int64
+	changed map[string]bool // users whose device list changed, sharing a room
+	moves   []memberChange  // member events in the window, in userID's rooms
+}
+
+type memberChange struct {
+	roomNID          int64
+	user, membership string
+}
+
+// SyncE2EE reads, in one statement, deviceID's key counts (none for
+// deviceID ""), whether to-device messages wait for it up to upto, and
+// the raw material of userID's device list changes in (since, upto]: the
+// changed device lists of users sharing a room, and the member events of
+// userID's rooms (DeviceLists turns them into the answer).
+func (db *DB) SyncE2EE(ctx context.Context, userID, deviceID string, since, upto int64) (*E2EESyncState, error) {
+	st := &E2EESyncState{Counts: KeyCounts{OneTimeKeys: map[string]int{}, UnusedFallback: []string{}},
+		db: db, userID: userID, upto: upto, changed: map[string]bool{}}
 	rows, err := db.read.QueryContext(ctx, `
-		SELECT c.user_id FROM e2ee_device_list_changes c
-		WHERE c.stream_pos > $2 AND c.stream_pos <= $3 AND (c.user_id = $1 OR EXISTS (
+		SELECT 'o', algorithm, '', COUNT(*) FROM e2ee_one_time_keys
+		WHERE user_id = $1 AND device_id = $2 GROUP BY algorithm
+		UNION ALL
+		SELECT 'f', algorithm, '', 0 FROM e2ee_fallback_keys
+		WHERE user_id = $1 AND device_id = $2 AND used = FALSE
+		UNION ALL
+		SELECT 't', '', '', COUNT(*) FROM to_device_messages
+		WHERE user_id = $1 AND device_id = $2 AND stream_pos <= $4
+		UNION ALL
+		SELECT 'c', c.user_id, '', 0 FROM e2ee_device_list_changes c
+		WHERE c.stream_pos > $3 AND c.stream_pos <= $4 AND (c.user_id = $1 OR EXISTS (
 			SELECT 1 FROM room_memberships mine
 			JOIN room_memberships theirs ON theirs.room_nid = mine.room_nid
 			WHERE mine.user_id = $1 AND mine.membership = 'join'
-			  AND theirs.user_id = c.user_id AND theirs.membership = 'join'))`, userID, from, to)
-	if err != nil {
-		return nil, nil, fmt.Errorf("device list changes for %q: %w", userID, err)
-	}
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("device list changes for %q: %w", userID, err)
-		}
-		changedSet[u] = true
-	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil {
-		return nil, nil, fmt.Errorf("device list changes for %q: %w", userID, err)
-	}
-
-	// Membership changes in the window, in the rooms userID is or was in.
-	type memberChange struct {
-		roomNID          int64
-		user, membership string
-	}
-	var moves []memberChange
-	rows, err = db.read.QueryContext(ctx, `
-		SELECT e.room_nid, k.state_key, e.membership FROM events e
+			  AND theirs.user_id = c.user_id AND theirs.membership = 'join'))
+		UNION ALL
+		SELECT 'm', k.state_key, e.membership, e.room_nid FROM events e
 		JOIN state_keys k ON k.state_key_nid = e.state_key_nid
 		WHERE e.room_nid IN (SELECT room_nid FROM room_memberships WHERE user_id = $1)
-		  AND e.stream_pos > $2 AND e.stream_pos <= $3 AND e.event_type = 'm.room.member'
-		ORDER BY e.stream_pos`, userID, from, to)
+		  AND e.stream_pos > $3 AND e.stream_pos <= $4 AND e.event_type = 'm.room.member'`,
+		userID, deviceID, since, upto)
 	if err != nil {
-		return nil, nil, fmt.Errorf("membership changes for %q: %w", userID, err)
+		return nil, fmt.Errorf("end-to-end encryption state of %q %q: %w", userID, deviceID, err)
 	}
+	defer rows.Close()
 	for rows.Next() {
-		var m memberChange
-		if err := rows.Scan(&m.roomNID, &m.user, &m.membership); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("membership changes for %q: %w", userID, err)
+		var (
+			kind, a, b string
+			n          int64
+		)
+		if err := rows.Scan(&kind, &a, &b, &n); err != nil {
+			return nil, fmt.Errorf("end-to-end encryption state of %q %q: %w", userID, deviceID, err)
 		}
-		moves = append(moves, m)
+		switch kind {
+		case "o":
+			st.Counts.OneTimeKeys[a] = int(n)
+		case "f":
+			st.Counts.UnusedFallback = append(st.Counts.UnusedFallback, a)
+		case "t":
+			st.ToDeviceWaiting = n > 0
+		case "c":
+			st.changed[a] = true
+		case "m":
+			st.moves = append(st.moves, memberChange{roomNID: n, user: a, membership: b})
+		}
 	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil {
-		return nil, nil, fmt.Errorf("membership changes for %q: %w", userID, err)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("end-to-end encryption state of %q %q: %w", userID, deviceID, err)
 	}
+	slices.Sort(st.Counts.UnusedFallback)
+	return st, nil
+}
 
-	// joinedBy: users who (may have) started sharing a room; leftBy: who
-	// (may have) stopped. Whether they share one now decides.
+// Upto is the stream position the state was read up to.
+func (st *E2EESyncState) Upto() int64 { return st.upto }
+
+// DeviceLists turns the state's raw material into the changed and left
+// lists of DeviceListChanges. Only member events need more queries: who is
+// in the rooms userID joined or left, and who still shares a room.
+func (st *E2EESyncState) DeviceLists(ctx context.Context) (changed, left []string, err error) {
+	db, userID := st.db, st.userID
+	changedSet := maps.Clone(st.changed)
+	// joinedBy: users who may have started sharing a room with userID;
+	// leftBy: who may have stopped. Whether they share one now decides,
+	// so the order of the member events does not matter.
 	joinedBy, leftBy := map[string]bool{}, map[string]bool{}
-	ownRooms := map[int64]string{} // rooms userID joined or left: its last move
-	for _, m := range moves {
+	ownRooms := map[int64]bool{} // rooms userID joined (true) or left (false) in the window
+	for _, m := range st.moves {
 		switch {
 		case m.user == userID:
-			ownRooms[m.roomNID] = m.membership
+			if m.membership == "join" || m.membership == "leave" || m.membership == "ban" {
+				ownRooms[m.roomNID] = ownRooms[m.roomNID] || m.membership == "join"
+			}
 		case m.membership == "join":
 			joinedBy[m.user] = true
 		case m.membership == "leave" || m.membership == "ban":
 			leftBy[m.user] = true
 		}
 	}
-	for roomNID, membership := range ownRooms {
-		if membership != "join" && membership != "leave" && membership != "ban" {
-			continue
-		}
+	for roomNID, joined := range ownRooms {
 		// Everyone in a room userID joined may be new to it; everyone in a
-		// room it left may be gone from its view.
+		// room it left may be gone from its view. Whether they share a room
+		// now decides below, so a room joined then left counts as either.
 		members, err := db.RoomMembers(ctx, roomNID, "join")
 		if err != nil {
 			return nil, nil, err
@@ -139,11 +187,10 @@ func (db *DB) DeviceListChanges(ctx context.Context, userID string, from, to int
 			if m.UserID == userID {
 				continue
 			}
-			if membership == "join" {
+			if joined {
 				joinedBy[m.UserID] = true
-			} else {
-				leftBy[m.UserID] = true
 			}
+			leftBy[m.UserID] = true
 		}
 	}
 	if len(joinedBy)+len(leftBy) > 0 {

@@ -48,54 +48,65 @@ type deviceLists struct {
 func (s *e2eeSections) hasNews() bool { return s.ToDevice != nil || s.DeviceLists != nil }
 
 // addE2EE builds the sections. It runs before the rest of the response,
-// since it may lower b.upto (see the file comment).
+// since it may lower b.upto (see the file comment). One query tells
+// what changed; the others run only for what did.
 func (b *syncBuilder) addE2EE() (e2eeSections, error) {
 	var s e2eeSections
 	user, device := b.req.userID, b.req.deviceID
-	counts, err := b.a.db.DeviceKeyCounts(b.ctx, user, device)
+	since := b.since
+	if since == 0 {
+		since = b.upto // device_lists are for incremental syncs only
+	}
+	st, err := b.a.db.SyncE2EE(b.ctx, user, device, since, b.upto)
 	if err != nil {
 		return s, err
 	}
-	s.OneTimeKeysCount = counts.OneTimeKeys
+	s.OneTimeKeysCount = st.Counts.OneTimeKeys
 	if _, ok := s.OneTimeKeysCount[defaultOneTimeKeyAlgorithm]; !ok {
 		s.OneTimeKeysCount[defaultOneTimeKeyAlgorithm] = 0
 	}
 	// Required, even when empty ([] rather than absent).
-	s.UnusedFallbackKeyTypes = counts.UnusedFallback
-	if s.UnusedFallbackKeyTypes == nil {
-		s.UnusedFallbackKeyTypes = []string{}
-	}
+	s.UnusedFallbackKeyTypes = st.Counts.UnusedFallback
 
-	msgs, err := b.toDeviceMessages()
-	if err != nil {
-		return s, err
-	}
-	if len(msgs) > toDeviceLimit {
-		msgs = msgs[:toDeviceLimit]
-		b.upto = msgs[len(msgs)-1].StreamPos
-	}
-	if len(msgs) > 0 {
-		events := make([]json.RawMessage, len(msgs))
-		for i, m := range msgs {
-			events[i] = toDeviceEvent(m)
-		}
-		s.ToDevice = &eventBatch{Events: events}
-	}
-
-	if b.since > 0 {
-		changed, left, err := b.a.db.DeviceListChanges(b.ctx, user, b.since, b.upto)
+	if st.ToDeviceWaiting {
+		msgs, err := b.toDeviceMessages()
 		if err != nil {
 			return s, err
 		}
-		if len(changed)+len(left) > 0 {
-			if changed == nil {
-				changed = []string{}
-			}
-			if left == nil {
-				left = []string{}
-			}
-			s.DeviceLists = &deviceLists{Changed: changed, Left: left}
+		if len(msgs) > toDeviceLimit {
+			msgs = msgs[:toDeviceLimit]
+			b.upto = msgs[len(msgs)-1].StreamPos
 		}
+		if len(msgs) > 0 {
+			events := make([]json.RawMessage, len(msgs))
+			for i, m := range msgs {
+				events[i] = toDeviceEvent(m)
+			}
+			s.ToDevice = &eventBatch{Events: events}
+		}
+	}
+
+	if b.since == 0 {
+		return s, nil
+	}
+	var changed, left []string
+	if b.upto < st.Upto() {
+		// The window shrank to hold back to-device messages.
+		changed, left, err = b.a.db.DeviceListChanges(b.ctx, user, b.since, b.upto)
+	} else {
+		changed, left, err = st.DeviceLists(b.ctx)
+	}
+	if err != nil {
+		return s, err
+	}
+	if len(changed)+len(left) > 0 {
+		if changed == nil {
+			changed = []string{}
+		}
+		if left == nil {
+			left = []string{}
+		}
+		s.DeviceLists = &deviceLists{Changed: changed, Left: left}
 	}
 	return s, nil
 }
