@@ -1,6 +1,6 @@
 package storage
 
-// Queries on server-side key backups (migrations/0012_e2ee.sql,
+// Queries on server-side key backups (migrations/0014_e2ee.sql,
 // e2ee_backup_versions and e2ee_backup_keys). Which of two backed-up keys
 // of a session to keep is the caller's rule (clientapi/e2ee).
 

@@ -1,6 +1,6 @@
 package storage
 
-// Queries on dehydrated devices (MSC3814; migrations/0012_e2ee.sql,
+// Queries on dehydrated devices (MSC3814; migrations/0014_e2ee.sql,
 // e2ee_dehydrated_devices). The device itself is a row of devices and its
 // keys are in the key tables; this table says which device is the user's
 // dehydrated one and holds its encrypted data.

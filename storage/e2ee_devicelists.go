@@ -1,6 +1,6 @@
 package storage
 
-// Device list changes (migrations/0012_e2ee.sql, e2ee_device_list_changes):
+// Device list changes (migrations/0014_e2ee.sql, e2ee_device_list_changes):
 // who changed their devices or cross-signing keys, and who started or
 // stopped sharing a room with a user, between two stream positions. /sync
 // (device_lists) and /keys/changes both ask here.

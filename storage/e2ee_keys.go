@@ -1,6 +1,6 @@
 package storage
 
-// Queries on the end-to-end encryption key tables (migrations/0012_e2ee.sql):
+// Queries on the end-to-end encryption key tables (migrations/0014_e2ee.sql):
 // device identity keys, one-time and fallback keys, cross-signing keys and
 // uploaded signatures. What is a valid key or signature is the caller's
 // business (clientapi/e2ee); these queries store and find them.

@@ -1,6 +1,6 @@
 package storage
 
-// Queries on send-to-device messages (migrations/0012_e2ee.sql):
+// Queries on send-to-device messages (migrations/0014_e2ee.sql):
 // to_device_messages waiting for local devices, to_device_txns for
 // idempotent sends, and to_device_outbound for remote users.
 
