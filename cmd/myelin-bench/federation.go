@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -87,7 +88,9 @@ func (b *bench) fedJoin(ctx context.Context, b2 *bench, members int) (figures, e
 // can into a room that a user of B joined, which counts them as they
 // arrive in its /sync (fetching with /messages what a limited timeline
 // skipped). The figures: A's send rate, the rate at which the messages
-// reached B's user, and how long after the last send the last arrived.
+// reached B's user, how many had when the last send returned, and the
+// rate at which the rest (B's backlog) arrived after that: the delivery
+// capacity, which A's client API may not be able to feed.
 func (b *bench) fedThroughput(ctx context.Context, b2 *bench, senders, total int) (figures, error) {
 	as, err := b.users(ctx, senders)
 	if err != nil {
@@ -114,6 +117,7 @@ func (b *bench) fedThroughput(ctx context.Context, b2 *bench, senders, total int
 	total = perSender * senders
 
 	var lastArrival time.Time
+	var seenN atomic.Int64 // messages seen on B so far
 	arrived := make(chan error, 1)
 	pollCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -148,6 +152,7 @@ func (b *bench) fedThroughput(ctx context.Context, b2 *bench, senders, total int
 			}
 			since = resp.NextBatch
 			lastArrival = now
+			seenN.Store(int64(len(seen)))
 		}
 		arrived <- nil
 	}()
@@ -169,6 +174,7 @@ func (b *bench) fedThroughput(ctx context.Context, b2 *bench, senders, total int
 	}
 	wg.Wait()
 	sendTime := time.Since(start)
+	atSendEnd := int(seenN.Load())
 	close(errs)
 	if err := <-errs; err != nil {
 		return nil, err
@@ -182,10 +188,18 @@ func (b *bench) fedThroughput(ctx context.Context, b2 *bench, senders, total int
 		return nil, fmt.Errorf("federation throughput: not all %d messages reached B within 2 minutes of the last send", total)
 	}
 	deliverTime := lastArrival.Sub(start)
-	return figures{"senders": senders, "messages": total,
-		"send_per_s":          float64(total) / sendTime.Seconds(),
-		"delivered_per_s":     float64(total) / deliverTime.Seconds(),
-		"last_after_sends_ms": ms(lastArrival.Sub(start.Add(sendTime)))}, nil
+	drain := lastArrival.Sub(start.Add(sendTime))
+	f := figures{"senders": senders, "messages": total,
+		"send_per_s":           float64(total) / sendTime.Seconds(),
+		"delivered_per_s":      float64(total) / deliverTime.Seconds(),
+		"on_b_when_sends_done": atSendEnd,
+		"last_after_sends_ms":  ms(drain)}
+	// Once A has accepted every message, B's backlog drains at the
+	// delivery capacity, whatever A's client API could take.
+	if backlog := total - atSendEnd; backlog > 0 && drain > 0 {
+		f["backlog_drain_per_s"] = float64(backlog) / drain.Seconds()
+	}
+	return f, nil
 }
 
 // messagesBetween pages /messages backwards from from to to and calls f
