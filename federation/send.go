@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,9 +44,12 @@ const (
 	// roomWorkers bounds the rooms of one transaction handled at once.
 	roomWorkers = 4
 	// missingRounds bounds the /get_missing_events requests for one event;
-	// each asks for missingLimit events.
-	missingRounds = 3
-	missingLimit  = 10
+	// each asks for missingLimit events (the most Synapse and Myelin
+	// answer), so a gap of up to 200 events is filled. A longer one (a
+	// long outage) needs the state at the event (/state_ids), which is
+	// not done yet: the event is then dropped as missing events.
+	missingRounds = 10
+	missingLimit  = MaxMissingEvents
 	// txnCacheSize bounds the answered transactions remembered per process.
 	txnCacheSize = 1000
 	// txnDeadline bounds the handling of one transaction. It does not end
@@ -284,50 +288,106 @@ func resultOf(res roomserver.InputResult) pduResult {
 	return pduResult{}
 }
 
-// fetchMissing asks the origin for the events before ev
-// (/get_missing_events), a few rounds at most, and inputs them oldest
-// first. A failure to get them is not an error: ev is then reported as
-// missing events. The error is a fault of this server.
+// fetchMissing asks the origin for the events between what we hold and ev
+// (/get_missing_events, walking back from ev a bounded number of rounds,
+// never past our forward extremities), then inputs all of them at once,
+// oldest first. It gathers before it inputs because an event of a gap is
+// only accepted once everything before it is: input per round, a gap
+// longer than one answer would drop every round's events. A failure to
+// get them is not an error: ev is then reported as missing events. The
+// error is a fault of this server.
 func (a *API) fetchMissing(ctx context.Context, origin, roomID string, ver *pdu.RoomVersion, ev *pdu.Event, missing *roomserver.MissingEventsError) error {
+	earliest := []string{}
+	if room, err := a.db.Room(ctx, roomID); err == nil {
+		ext, err := a.db.ForwardExtremities(ctx, room.NID)
+		if err != nil {
+			return err
+		}
+		for _, x := range ext {
+			earliest = append(earliest, x.EventID)
+		}
+	}
+	fetched := map[string]*pdu.Event{}
 	latest := []string{ev.EventID()}
 	for range missingRounds {
 		var resp struct {
 			Events []json.RawMessage `json:"events"`
 		}
-		req := map[string]any{"limit": missingLimit, "min_depth": 0, "earliest_events": []string{}, "latest_events": latest}
+		req := map[string]any{"limit": missingLimit, "min_depth": 0, "earliest_events": earliest, "latest_events": latest}
 		path := "/_matrix/federation/v1/get_missing_events/" + url.PathEscape(roomID)
 		if err := a.client.DoJSON(ctx, http.MethodPost, origin, path, req, &resp); err != nil {
 			httputil.Logger(ctx).InfoContext(ctx, "get_missing_events failed", "origin", origin, "room", roomID, "err", err)
-			return nil
+			break
 		}
-		var got []*pdu.Event
+		added := 0
 		for _, raw := range resp.Events[:min(len(resp.Events), missingLimit)] {
 			e, err := pdu.ParseEvent(raw, ver)
-			if err != nil || e.RoomID() != roomID {
+			if err != nil || e.RoomID() != roomID || fetched[e.EventID()] != nil {
 				continue
 			}
-			got = append(got, e)
+			fetched[e.EventID()] = e
+			added++
 		}
-		if len(got) == 0 {
-			return nil
+		if added == 0 {
+			break
 		}
-		slices.SortStableFunc(got, func(x, y *pdu.Event) int { return int(x.Depth() - y.Depth()) })
-		res, err := a.rs.InputReceived(ctx, roomID, got)
-		if err != nil {
+		// Walk on from the fetched events whose prev events we neither
+		// hold nor fetched.
+		var err error
+		if latest, err = a.unheldFrontier(ctx, fetched); err != nil {
 			return err
 		}
-		// Events still lacking their own prev events: walk back from them.
-		latest = latest[:0:0]
-		for i, r := range res {
-			if _, ok := errors.AsType[*roomserver.MissingEventsError](r.Dropped); ok {
-				latest = append(latest, got[i].EventID())
-			}
-		}
 		if len(latest) == 0 {
-			return nil
+			break
 		}
 	}
-	return nil
+	if len(fetched) == 0 {
+		return nil
+	}
+	got := make([]*pdu.Event, 0, len(fetched))
+	for _, e := range fetched {
+		got = append(got, e)
+	}
+	slices.SortStableFunc(got, func(x, y *pdu.Event) int {
+		if x.Depth() != y.Depth() {
+			return int(x.Depth() - y.Depth())
+		}
+		return strings.Compare(x.EventID(), y.EventID())
+	})
+	_, err := a.rs.InputReceived(ctx, roomID, got)
+	return err
+}
+
+// unheldFrontier returns the fetched events that have a prev event that
+// is neither fetched nor stored here.
+func (a *API) unheldFrontier(ctx context.Context, fetched map[string]*pdu.Event) ([]string, error) {
+	var prevs []string
+	for _, e := range fetched {
+		for _, p := range e.PrevEventIDs() {
+			if fetched[p] == nil {
+				prevs = append(prevs, p)
+			}
+		}
+	}
+	if len(prevs) == 0 {
+		return nil, nil
+	}
+	recs, err := a.db.EventsByID(ctx, prevs)
+	if err != nil {
+		return nil, err
+	}
+	held := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		held[r.EventID] = true
+	}
+	var frontier []string
+	for id, e := range fetched {
+		if slices.ContainsFunc(e.PrevEventIDs(), func(p string) bool { return fetched[p] == nil && !held[p] }) {
+			frontier = append(frontier, id)
+		}
+	}
+	slices.Sort(frontier)
+	return frontier, nil
 }
 
 // guessEventID names a PDU whose room version is unknown: its event_id

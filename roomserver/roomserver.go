@@ -123,6 +123,8 @@ type Roomserver struct {
 	// position last written to the database (committer goroutine only).
 	cache     stateCache
 	markedPos int64
+	// joinedServers caches JoinedServersAt by snapshot (any goroutine).
+	joinedServers joinedServersCache
 }
 
 // New builds the roomserver: it makes sure the output stream exists,

@@ -410,11 +410,25 @@ func (w *writer) resolveCurrent(ctx context.Context, rc *roomCtx) error {
 	if err != nil {
 		return err
 	}
-	return w.setCurrentState(ctx, rc, resolved)
+	// When every extremity has the same state (a single one, such as a
+	// join imported from send_join), that snapshot is the current state
+	// already: pointing the room at it saves writing a copy of it, which
+	// for a newly joined room is the whole state.
+	var same int64
+	for i, s := range snaps {
+		if i == 0 {
+			same = s
+		} else if s != same {
+			same = 0
+		}
+	}
+	return w.setCurrentState(ctx, rc, resolved, same)
 }
 
-// setCurrentState makes state (by NIDs) the room's current state.
-func (w *writer) setCurrentState(ctx context.Context, rc *roomCtx, state storage.StateMap) error {
+// setCurrentState makes state (by NIDs) the room's current state. snap,
+// when not 0, is a stored snapshot holding exactly state, which the room
+// then points at; otherwise a new snapshot is written.
+func (w *writer) setCurrentState(ctx context.Context, rc *roomCtx, state storage.StateMap, snap int64) error {
 	old, err := w.tx.Snapshot(ctx, rc.room.StateNID)
 	if err != nil {
 		return err
@@ -444,9 +458,10 @@ func (w *writer) setCurrentState(ctx context.Context, rc *roomCtx, state storage
 	if err := w.applyCurrentChanges(ctx, rc, changes, events); err != nil {
 		return err
 	}
-	snap, err := w.tx.NewSnapshot(ctx, rc.room.NID, rc.room.StateNID, changes)
-	if err != nil {
-		return err
+	if snap == 0 {
+		if snap, err = w.tx.NewSnapshot(ctx, rc.room.NID, rc.room.StateNID, changes); err != nil {
+			return err
+		}
 	}
 	if err := w.tx.SetRoomState(ctx, rc.room.NID, snap); err != nil {
 		return err

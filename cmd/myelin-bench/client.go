@@ -138,7 +138,9 @@ type syncResponse struct {
 	Rooms     struct {
 		Join map[string]struct {
 			Timeline struct {
-				Events []struct {
+				Limited   bool   `json:"limited"`
+				PrevBatch string `json:"prev_batch"`
+				Events    []struct {
 					EventID string `json:"event_id"`
 					Content struct {
 						Body string `json:"body"`

@@ -1,11 +1,14 @@
 // Command myelin-bench measures a Matrix homeserver through the
 // Client-Server API only, so the same run can compare Myelin with Synapse,
-// Dendrite or Conduit on one machine. It registers its own users (through
-// the shared-secret admin API when -shared-secret is given, else open
-// registration with m.login.dummy), runs the scenarios named by -run with
-// sizes from flags, and writes the figures as JSON to -out.
+// Dendrite or Conduit on one machine; the fed_* scenarios measure two
+// homeservers that federate with each other (-url and -url2) the same way.
+// It registers its own users (through the shared-secret admin API when
+// -shared-secret is given, else open registration with m.login.dummy),
+// runs the scenarios named by -run with sizes from flags, and writes the
+// figures as JSON to -out.
 //
 //	myelin-bench -url http://127.0.0.1:8008 -pid $(pidof myelin) -out bench.json
+//	myelin-bench -url http://127.0.0.1:8008 -url2 http://127.0.0.1:8018 -run fed_delivery,fed_join,fed_throughput
 package main
 
 import (
@@ -47,6 +50,12 @@ func run(args []string) error {
 	passes := fs.Int("passes", 5, "messages: full backward paginations")
 	createN := fs.Int("create-rooms", 200, "create_rooms: rooms")
 	joinSizes := fs.String("join-sizes", "10,1000", "join: member counts of the joined rooms")
+	base2 := fs.String("url2", "", "fed_*: client API base URL of the second homeserver, which federates with the first")
+	fedDeliveryN := fs.Int("fed-delivery-messages", 200, "fed_delivery: messages")
+	fedDeliveryRate := fs.Float64("fed-delivery-rate", 20, "fed_delivery: messages per second")
+	fedJoinMembers := fs.Int("fed-join-members", 1000, "fed_join: members of the room on the first server")
+	fedSenders := fs.Int("fed-senders", 20, "fed_throughput: concurrent senders on the first server")
+	fedMessages := fs.Int("fed-messages", 5000, "fed_throughput: messages in all")
 	held := fs.Int("held", 5000, "held: long-polling /sync connections")
 	heldUsers := fs.Int("held-users", 50, "held: users the connections are spread over")
 	mediaMiB := fs.Int("media-mib", 10, "media: size of each uploaded file in MiB")
@@ -62,10 +71,14 @@ func run(args []string) error {
 	c := &client{base: strings.TrimRight(*base, "/"), secret: *secret,
 		http: &http.Client{Transport: transport, Timeout: 2 * time.Minute}}
 	b := &bench{c: c, run: "bench" + strconv.FormatInt(time.Now().Unix()%1000000, 36)}
+	var b2 *bench // the second server's, for the fed_* scenarios
+	if *base2 != "" {
+		b2 = &bench{c: &client{base: strings.TrimRight(*base2, "/"), secret: *secret, http: c.http}, run: b.run + "r"}
+	}
 	ctx := context.Background()
 
 	report := map[string]any{
-		"url": *base, "started": time.Now().UTC().Format(time.RFC3339),
+		"url": *base, "url2": *base2, "started": time.Now().UTC().Format(time.RFC3339),
 		"client_machine": map[string]any{"cpus": runtime.NumCPU(), "goos": runtime.GOOS},
 	}
 	results := map[string]any{}
@@ -73,6 +86,9 @@ func run(args []string) error {
 		var f figures
 		var err error
 		t0 := time.Now()
+		if strings.HasPrefix(strings.TrimSpace(name), "fed_") && b2 == nil {
+			return fmt.Errorf("-run %s: the federation scenarios need -url2", name)
+		}
 		switch strings.TrimSpace(name) {
 		case "send":
 			f, err = b.sendThroughput(ctx, *senders, *sendTotal)
@@ -100,6 +116,12 @@ func run(args []string) error {
 				joins[strconv.Itoa(n)+"_members"] = jf
 			}
 			f = joins
+		case "fed_delivery":
+			f, err = b.fedDelivery(ctx, b2, *fedDeliveryN, *fedDeliveryRate)
+		case "fed_join":
+			f, err = b.fedJoin(ctx, b2, *fedJoinMembers)
+		case "fed_throughput":
+			f, err = b.fedThroughput(ctx, b2, *fedSenders, *fedMessages)
 		case "held":
 			f, err = b.heldConnections(ctx, *held, *heldUsers, *pid)
 		case "media":

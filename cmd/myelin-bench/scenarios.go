@@ -143,12 +143,17 @@ func (b *bench) syncDelivery(ctx context.Context, messages int, rate float64) (f
 	if err != nil {
 		return nil, err
 	}
-	sender, receiver := us[0], us[1]
 	roomID, err := b.roomWith(ctx, us)
 	if err != nil {
 		return nil, err
 	}
-	first, err := b.c.sync(ctx, receiver, "", 0, "")
+	return delivery(ctx, b.c, us[0], b.c, us[1], roomID, messages, rate)
+}
+
+// delivery is syncDelivery between a sender on one server (sc) and a
+// receiver on the same or another (rc), both in roomID.
+func delivery(ctx context.Context, sc *client, sender *user, rc *client, receiver *user, roomID string, messages int, rate float64) (figures, error) {
+	first, err := rc.sync(ctx, receiver, "", 0, "")
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +166,7 @@ func (b *bench) syncDelivery(ctx context.Context, messages int, rate float64) (f
 	go func() {
 		since := first.NextBatch
 		for len(lat) < messages {
-			resp, err := b.c.sync(pollCtx, receiver, since, 30000, "")
+			resp, err := rc.sync(pollCtx, receiver, since, 30000, "")
 			if err != nil {
 				done <- err
 				return
@@ -187,7 +192,7 @@ func (b *bench) syncDelivery(ctx context.Context, messages int, rate float64) (f
 		mu.Lock()
 		sent[body] = time.Now()
 		mu.Unlock()
-		if _, err := b.c.send(ctx, sender, roomID, body); err != nil {
+		if _, err := sc.send(ctx, sender, roomID, body); err != nil {
 			return nil, err
 		}
 	}

@@ -312,11 +312,7 @@ func (s *Sender) destinations(ctx context.Context, out *roomserver.OutputEvent) 
 	if rec.Rejected || rec.SoftFailed || rec.Outlier {
 		return nil, nil
 	}
-	snap := rec.StateAfterNID
-	if snap == 0 {
-		snap = rec.StateBeforeNID
-	}
-	servers, err := s.cfg.Roomserver.JoinedServersAt(ctx, snap)
+	servers, err := s.cfg.Roomserver.JoinedServersAfter(ctx, rec)
 	if err != nil {
 		return nil, err
 	}

@@ -56,6 +56,12 @@ type Server struct {
 	cancel   context.CancelFunc
 	done     chan error
 	runErr   error
+	running  bool
+
+	// What Restart needs to start the same server again.
+	cfg        *config.Config
+	logger     *slog.Logger
+	serverOpts []server.Option
 }
 
 // Option adjusts the servers Start makes.
@@ -151,13 +157,7 @@ func start(t testing.TB, i int, ca *tlsutil.CA, caFile string, fedClient *http.C
 
 	logger := slog.New(slog.NewTextHandler(&testLogWriter{t: t}, &slog.HandlerOptions{Level: testLogLevel()})).
 		With("server", name)
-	srv, err := server.New(cfg, logger, append([]server.Option{server.WithListeners(clientLn, fedLn)}, o.serverOpts...)...)
-	if err != nil {
-		t.Fatalf("servertest: server %d: %v", i, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		Server:        srv,
 		Name:          name,
 		ClientURL:     "http://" + clientLn.Addr().String(),
 		FederationURL: "https://" + name,
@@ -165,16 +165,60 @@ func start(t testing.TB, i int, ca *tlsutil.CA, caFile string, fedClient *http.C
 		FedClient:     fedClient,
 		CA:            ca,
 		group:         group,
-		cancel:        cancel,
-		done:          make(chan error, 1),
+		cfg:           cfg,
+		logger:        logger,
+		serverOpts:    o.serverOpts,
 	}
-	go func() { s.done <- srv.Run(ctx) }()
+	if err := s.run(clientLn, fedLn); err != nil {
+		t.Fatalf("servertest: server %d: %v", i, err)
+	}
 	t.Cleanup(func() {
 		if err := s.Stop(); err != nil {
 			t.Errorf("servertest: server %s: %v", name, err)
 		}
 	})
 	return s
+}
+
+// run builds the server on the listeners and runs it until Stop.
+func (s *Server) run(clientLn, fedLn net.Listener) error {
+	srv, err := server.New(s.cfg, s.logger, append([]server.Option{server.WithListeners(clientLn, fedLn)}, s.serverOpts...)...)
+	if err != nil {
+		clientLn.Close()
+		fedLn.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.Server, s.cancel, s.done = srv, cancel, make(chan error, 1)
+	s.stopOnce, s.runErr, s.running = sync.Once{}, nil, true
+	go func() { s.done <- srv.Run(ctx) }()
+	return nil
+}
+
+// Restart starts a stopped server again: the same name and listening
+// addresses, data directory, database and configuration, as a server
+// process restarted after an outage would be. It fails the test if the
+// server is running or its addresses cannot be taken again.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if s.running {
+		t.Fatalf("servertest: restart %s: the server is running", s.Name)
+	}
+	if s.runErr != nil {
+		t.Fatalf("servertest: restart %s: its last run ended with %v", s.Name, s.runErr)
+	}
+	clientLn, err := net.Listen("tcp", s.cfg.ClientListen)
+	if err != nil {
+		t.Fatalf("servertest: restart %s: %v", s.Name, err)
+	}
+	fedLn, err := net.Listen("tcp", s.cfg.FederationListen)
+	if err != nil {
+		clientLn.Close()
+		t.Fatalf("servertest: restart %s: %v", s.Name, err)
+	}
+	if err := s.run(clientLn, fedLn); err != nil {
+		t.Fatalf("servertest: restart %s: %v", s.Name, err)
+	}
 }
 
 // Stop shuts the server down gracefully and returns Run's error. Later
@@ -198,6 +242,7 @@ func (s *Server) Stop() error {
 		case <-time.After(time.Minute):
 			s.runErr = fmt.Errorf("did not shut down within a minute")
 		}
+		s.running = false
 	})
 	return s.runErr
 }

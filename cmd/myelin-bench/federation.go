@@ -1,0 +1,230 @@
+package main
+
+// Federation scenarios: two homeservers, A (-url) and B (-url2), that
+// federate with each other. Everything is still driven through the
+// Client-Server API: users of A make a room, users of B join it through A
+// (POST /join with via) and the figures are what B's users see.
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// serverOf returns the server name of a user ID ("@a:127.0.0.1:8448" →
+// "127.0.0.1:8448").
+func serverOf(userID string) string {
+	_, server, _ := strings.Cut(userID, ":")
+	return server
+}
+
+// joinVia joins u to roomID through server (its via), on u's server.
+func (c *client) joinVia(ctx context.Context, u *user, roomID, server string) error {
+	return c.do(ctx, "POST", "/_matrix/client/v3/join/"+url.PathEscape(roomID)+"?via="+url.QueryEscape(server),
+		u.Token, map[string]any{}, nil)
+}
+
+// fedDelivery: a user of A sends at a steady rate into a room on A that a
+// user of B joined; latency is from the start of the send request on A to
+// the message's arrival in B's user's long-polling /sync.
+func (b *bench) fedDelivery(ctx context.Context, b2 *bench, messages int, rate float64) (figures, error) {
+	as, err := b.users(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	bs, err := b2.users(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	roomID, err := b.c.createRoom(ctx, as[0], map[string]any{"preset": "public_chat"})
+	if err != nil {
+		return nil, fmt.Errorf("create room: %w", err)
+	}
+	if err := b2.c.joinVia(ctx, bs[0], roomID, serverOf(as[0].ID)); err != nil {
+		return nil, fmt.Errorf("remote join: %w", err)
+	}
+	return delivery(ctx, b.c, as[0], b2.c, bs[0], roomID, messages, rate)
+}
+
+// fedJoin: members users of A join a room on A; then the first user of B
+// joins it through A (make_join, send_join with the room's state, B
+// checking every event of it), timed until the join request returns. A
+// second user of B then joins the room B is now in.
+func (b *bench) fedJoin(ctx context.Context, b2 *bench, members int) (figures, error) {
+	as, err := b.users(ctx, members)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	roomID, err := b.roomWith(ctx, as)
+	if err != nil {
+		return nil, err
+	}
+	fill := time.Since(t0)
+	bs, err := b2.users(ctx, 2)
+	if err != nil {
+		return nil, err
+	}
+	t0 = time.Now()
+	if err := b2.c.joinVia(ctx, bs[0], roomID, serverOf(as[0].ID)); err != nil {
+		return nil, fmt.Errorf("first remote join: %w", err)
+	}
+	first := time.Since(t0)
+	t0 = time.Now()
+	if err := b2.c.joinVia(ctx, bs[1], roomID, serverOf(as[0].ID)); err != nil {
+		return nil, fmt.Errorf("second remote join: %w", err)
+	}
+	second := time.Since(t0)
+	return figures{"members": members, "first_remote_join_ms": ms(first), "second_remote_join_ms": ms(second),
+		"room_fill_s": fill.Seconds()}, nil
+}
+
+// fedThroughput: senders users of A send total messages as fast as they
+// can into a room that a user of B joined, which counts them as they
+// arrive in its /sync (fetching with /messages what a limited timeline
+// skipped). The figures: A's send rate, the rate at which the messages
+// reached B's user, how many had when the last send returned, and the
+// rate at which the rest (B's backlog) arrived after that: the delivery
+// capacity, which A's client API may not be able to feed.
+func (b *bench) fedThroughput(ctx context.Context, b2 *bench, senders, total int) (figures, error) {
+	as, err := b.users(ctx, senders)
+	if err != nil {
+		return nil, err
+	}
+	roomID, err := b.roomWith(ctx, as)
+	if err != nil {
+		return nil, err
+	}
+	bs, err := b2.users(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	receiver := bs[0]
+	if err := b2.c.joinVia(ctx, receiver, roomID, serverOf(as[0].ID)); err != nil {
+		return nil, fmt.Errorf("remote join: %w", err)
+	}
+	first, err := b2.c.sync(ctx, receiver, "", 0, "")
+	if err != nil {
+		return nil, err
+	}
+	prefix := b.run + " tp "
+	perSender := total / senders
+	total = perSender * senders
+
+	var lastArrival time.Time
+	var seenN atomic.Int64 // messages seen on B so far
+	arrived := make(chan error, 1)
+	pollCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		seen := map[string]bool{}
+		since := first.NextBatch
+		filter := `{"room":{"timeline":{"limit":100}}}`
+		for len(seen) < total {
+			resp, err := b2.c.sync(pollCtx, receiver, since, 30000, filter)
+			if err != nil {
+				arrived <- err
+				return
+			}
+			now := time.Now()
+			room := resp.Rooms.Join[roomID]
+			for _, ev := range room.Timeline.Events {
+				if strings.HasPrefix(ev.Content.Body, prefix) {
+					seen[ev.Content.Body] = true
+				}
+			}
+			if room.Timeline.Limited {
+				// The events between the last sync and this timeline are
+				// on B too: page back to the previous token for them.
+				if err := b2.c.messagesBetween(pollCtx, receiver, roomID, room.Timeline.PrevBatch, since, func(body string) {
+					if strings.HasPrefix(body, prefix) {
+						seen[body] = true
+					}
+				}); err != nil {
+					arrived <- err
+					return
+				}
+			}
+			since = resp.NextBatch
+			lastArrival = now
+			seenN.Store(int64(len(seen)))
+		}
+		arrived <- nil
+	}()
+
+	errs := make(chan error, senders)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, u := range as {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range perSender {
+				if _, err := b.c.send(ctx, u, roomID, prefix+strconv.Itoa(i)+"/"+strconv.Itoa(j)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	sendTime := time.Since(start)
+	atSendEnd := int(seenN.Load())
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	select {
+	case err := <-arrived:
+		if err != nil {
+			return nil, err
+		}
+	case <-time.After(2 * time.Minute):
+		return nil, fmt.Errorf("federation throughput: not all %d messages reached B within 2 minutes of the last send", total)
+	}
+	deliverTime := lastArrival.Sub(start)
+	drain := lastArrival.Sub(start.Add(sendTime))
+	f := figures{"senders": senders, "messages": total,
+		"send_per_s":           float64(total) / sendTime.Seconds(),
+		"delivered_per_s":      float64(total) / deliverTime.Seconds(),
+		"on_b_when_sends_done": atSendEnd,
+		"last_after_sends_ms":  ms(drain)}
+	// Once A has accepted every message, B's backlog drains at the
+	// delivery capacity, whatever A's client API could take.
+	if backlog := total - atSendEnd; backlog > 0 && drain > 0 {
+		f["backlog_drain_per_s"] = float64(backlog) / drain.Seconds()
+	}
+	return f, nil
+}
+
+// messagesBetween pages /messages backwards from from to to and calls f
+// with the body of each event.
+func (c *client) messagesBetween(ctx context.Context, u *user, roomID, from, to string, f func(body string)) error {
+	for range 1000 {
+		q := url.Values{"dir": {"b"}, "from": {from}, "to": {to}, "limit": {"1000"}}
+		var page struct {
+			Chunk []struct {
+				Content struct {
+					Body string `json:"body"`
+				} `json:"content"`
+			} `json:"chunk"`
+			End string `json:"end"`
+		}
+		if err := c.do(ctx, "GET", "/_matrix/client/v3/rooms/"+url.PathEscape(roomID)+"/messages?"+q.Encode(), u.Token, nil, &page); err != nil {
+			return err
+		}
+		for _, ev := range page.Chunk {
+			f(ev.Content.Body)
+		}
+		if page.End == "" || len(page.Chunk) == 0 {
+			return nil
+		}
+		from = page.End
+	}
+	return fmt.Errorf("/messages between %s and %s did not end", from, to)
+}
