@@ -19,20 +19,21 @@ type QueuedPDU struct {
 	EventID     string
 }
 
-// EnqueuePDU queues the event for each destination, in one transaction.
+// EnqueuePDUs queues events, each for its destination, in one
+// transaction (the sender queues a burst of events with one commit).
 // Queueing the same event (pos) for a destination twice keeps one row, so
 // a redelivered bus message is harmless.
-func (db *DB) EnqueuePDU(ctx context.Context, destinations []string, pos int64, roomID, eventID string) error {
-	if len(destinations) == 0 {
+func (db *DB) EnqueuePDUs(ctx context.Context, pdus []QueuedPDU) error {
+	if len(pdus) == 0 {
 		return nil
 	}
 	return db.WithTx(ctx, func(tx *Tx) error {
-		for _, d := range destinations {
+		for _, q := range pdus {
 			_, err := tx.tx.ExecContext(ctx, `
 				INSERT INTO federation_queue (destination, pos, room_id, event_id) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (destination, pos) DO NOTHING`, d, pos, roomID, eventID)
+				ON CONFLICT (destination, pos) DO NOTHING`, q.Destination, q.Pos, q.RoomID, q.EventID)
 			if err != nil {
-				return fmt.Errorf("queue %s for %s: %w", eventID, d, err)
+				return fmt.Errorf("queue %s for %s: %w", q.EventID, q.Destination, err)
 			}
 		}
 		return nil

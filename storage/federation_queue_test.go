@@ -16,12 +16,13 @@ func TestFederationQueue(t *testing.T) {
 		const a, b = "a.test", "b.test:8448"
 		for i := int64(1); i <= 120; i++ {
 			room := fmt.Sprintf("!r%d:us", i%3)
-			if err := db.EnqueuePDU(ctx, []string{a, b}, i, room, fmt.Sprintf("$e%d", i)); err != nil {
+			ev := fmt.Sprintf("$e%d", i)
+			if err := db.EnqueuePDUs(ctx, []storage.QueuedPDU{{Destination: a, Pos: i, RoomID: room, EventID: ev}, {Destination: b, Pos: i, RoomID: room, EventID: ev}}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		// A redelivered event is queued once.
-		if err := db.EnqueuePDU(ctx, []string{a}, 1, "!r1:us", "$e1"); err != nil {
+		if err := db.EnqueuePDUs(ctx, []storage.QueuedPDU{{Destination: a, Pos: 1, RoomID: "!r1:us", EventID: "$e1"}}); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := db.QueuedPDUCount(ctx, a); err != nil || n != 120 {

@@ -32,6 +32,8 @@ const (
 	DefaultMaxConcurrent = 32
 	// durableName is the bus consumer's name, which keeps its position.
 	durableName = "federation_sender"
+	// outputBatch bounds the output messages queued in one transaction.
+	outputBatch = 256
 )
 
 // Config is what a Sender is built from.
@@ -170,13 +172,15 @@ func (s *Sender) Start(ctx context.Context) error {
 		return fmt.Errorf("federation sender: %w", err)
 	}
 	// Redeliveries are spaced out up to a minute and given many tries: a
-	// message given up on is an event some server never gets.
-	c, err := s.cfg.Bus.Consume(context.Background(), bus.ConsumerConfig{
+	// message given up on is an event some server never gets. A burst of
+	// events is queued in one transaction (one commit rather than one per
+	// event: the commit, not the work, bounds the rate).
+	c, err := s.cfg.Bus.ConsumeBatches(context.Background(), bus.ConsumerConfig{
 		Stream:         roomserver.OutputStream,
 		Durable:        durableName,
 		FilterSubjects: []string{roomserver.OutputSubject},
 		MaxDeliver:     1000,
-	}, s.handle)
+	}, outputBatch, s.handle)
 	if err != nil {
 		s.Stop()
 		return fmt.Errorf("federation sender: %w", err)
@@ -264,34 +268,46 @@ func signal(c chan struct{}) {
 	}
 }
 
-// handle queues one event of the output stream for its destinations.
-func (s *Sender) handle(ctx context.Context, msg *bus.Message) error {
-	var out roomserver.OutputEvent
-	if err := json.Unmarshal(msg.Data, &out); err != nil {
-		return bus.Permanent(fmt.Errorf("federation sender: output message %d: %w", msg.Sequence, err))
-	}
-	if out.Type == "m.room.member" && out.Membership == "join" && out.StateKey != nil {
-		// Users who now share a room hear of each other's presence.
-		if err := s.presence.joined(ctx, &out); err != nil {
-			return fmt.Errorf("federation sender: presence for the join %s: %w", out.EventID, err)
+// handle queues the events of a batch of output messages that this
+// server's users sent, each for the servers in its room, in one
+// transaction, and wakes those destinations' workers. A malformed message
+// is logged and skipped; any other failure retries the batch (queueing is
+// idempotent).
+func (s *Sender) handle(ctx context.Context, msgs []*bus.Message) error {
+	var queued []storage.QueuedPDU
+	for _, msg := range msgs {
+		var out roomserver.OutputEvent
+		if err := json.Unmarshal(msg.Data, &out); err != nil {
+			s.log.Error("federation sender: malformed output message; skipped", "seq", msg.Sequence, "err", err)
+			continue
+		}
+		if out.Type == "m.room.member" && out.Membership == "join" && out.StateKey != nil {
+			// Users who now share a room hear of each other's presence.
+			if err := s.presence.joined(ctx, &out); err != nil {
+				return fmt.Errorf("federation sender: presence for the join %s: %w", out.EventID, err)
+			}
+		}
+		// Only the events we originate: the others' servers send theirs.
+		if roomserver.UserServer(out.Sender) != s.cfg.ServerName {
+			continue
+		}
+		dests, err := s.destinations(ctx, &out)
+		if err != nil {
+			return fmt.Errorf("federation sender: destinations of %s: %w", out.EventID, err)
+		}
+		for _, d := range dests {
+			queued = append(queued, storage.QueuedPDU{Destination: d, Pos: out.StreamPos, RoomID: out.RoomID, EventID: out.EventID})
 		}
 	}
-	// Only the events we originate: the others' servers send theirs.
-	if roomserver.UserServer(out.Sender) != s.cfg.ServerName {
-		return nil
-	}
-	dests, err := s.destinations(ctx, &out)
-	if err != nil {
-		return fmt.Errorf("federation sender: destinations of %s: %w", out.EventID, err)
-	}
-	if len(dests) == 0 {
-		return nil
-	}
-	if err := s.cfg.DB.EnqueuePDU(ctx, dests, out.StreamPos, out.RoomID, out.EventID); err != nil {
+	if err := s.cfg.DB.EnqueuePDUs(ctx, queued); err != nil {
 		return fmt.Errorf("federation sender: %w", err)
 	}
-	for _, d := range dests {
-		s.kick(d, false)
+	woken := map[string]bool{}
+	for _, q := range queued {
+		if !woken[q.Destination] {
+			woken[q.Destination] = true
+			s.kick(q.Destination, false)
+		}
 	}
 	return nil
 }

@@ -109,8 +109,11 @@ type Consumer struct {
 	bus     *Bus
 	cfg     ConsumerConfig
 	handler Handler
-	ctx     context.Context
-	iter    jetstream.MessagesContext
+	// batchHandler, with batchMax, replaces handler for ConsumeBatches.
+	batchHandler BatchHandler
+	batchMax     int
+	ctx          context.Context
+	iter         jetstream.MessagesContext
 
 	stopOnce sync.Once
 	stopping chan struct{}
@@ -121,6 +124,12 @@ type Consumer struct {
 // h for each message, one at a time, from a goroutine of its own. The
 // handler runs with ctx; cancelling ctx stops the consumer like Stop.
 func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*Consumer, error) {
+	return b.consume(ctx, cfg, func(c *Consumer) { c.handler = h })
+}
+
+// consume starts the durable consumer cfg describes; set gives it its
+// handler before it runs.
+func (b *Bus) consume(ctx context.Context, cfg ConsumerConfig, set func(*Consumer)) (*Consumer, error) {
 	cfg.setDefaults()
 	if cfg.Stream == "" || cfg.Durable == "" {
 		return nil, errors.New("bus: a consumer needs a stream and a durable name")
@@ -165,12 +174,12 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*Cons
 	c := &Consumer{
 		bus:      b,
 		cfg:      cfg,
-		handler:  h,
 		ctx:      ctx,
 		iter:     iter,
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	set(c)
 	b.mu.Lock()
 	if b.closing {
 		b.mu.Unlock()
@@ -211,6 +220,10 @@ func (c *Consumer) run() {
 		close(c.done)
 	}()
 	log := c.bus.logger.With("stream", c.cfg.Stream, "consumer", c.cfg.Durable)
+	if c.batchHandler != nil {
+		c.runBatches(log)
+		return
+	}
 	for {
 		m, err := c.iter.Next()
 		if err != nil {
@@ -236,14 +249,16 @@ func (c *Consumer) run() {
 	}
 }
 
-func (c *Consumer) handle(m jetstream.Msg, log *slog.Logger) {
+// message turns a delivery into a Message; a delivery that is not a
+// JetStream message is logged and terminated (nil).
+func (c *Consumer) message(m jetstream.Msg, log *slog.Logger) *Message {
 	meta, err := m.Metadata()
 	if err != nil {
 		log.Error("not a JetStream message; dropped", "subject", m.Subject(), "err", err)
 		_ = m.Term()
-		return
+		return nil
 	}
-	msg := &Message{
+	return &Message{
 		Subject:      strings.TrimPrefix(m.Subject(), c.bus.namespace+"."),
 		Data:         m.Data(),
 		Header:       m.Headers(),
@@ -251,11 +266,18 @@ func (c *Consumer) handle(m jetstream.Msg, log *slog.Logger) {
 		NumDelivered: meta.NumDelivered,
 		Timestamp:    meta.Timestamp,
 	}
+}
+
+func (c *Consumer) handle(m jetstream.Msg, log *slog.Logger) {
+	msg := c.message(m, log)
+	if msg == nil {
+		return
+	}
 
 	// Failures end in Term, not TermWithReason: servers before 2.10.4
 	// ignore the latter and would redeliver (Debian ships 2.9). The reason
 	// is in our log line.
-	err = c.call(m, msg)
+	err := c.call([]jetstream.Msg{m}, func() error { return c.handler(c.ctx, msg) })
 	switch {
 	case err == nil:
 		// Wait for the server to record the acknowledgement, so that a
@@ -281,9 +303,9 @@ func (c *Consumer) handle(m jetstream.Msg, log *slog.Logger) {
 	}
 }
 
-// call runs the handler, renewing the server's ack timer while it works and
-// turning a panic into an error.
-func (c *Consumer) call(m jetstream.Msg, msg *Message) (err error) {
+// call runs a handler on ms, renewing the server's ack timer of each while
+// it works and turning a panic into an error.
+func (c *Consumer) call(ms []jetstream.Msg, handler func() error) (err error) {
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -294,7 +316,9 @@ func (c *Consumer) call(m jetstream.Msg, msg *Message) (err error) {
 			case <-done:
 				return
 			case <-t.C:
-				_ = m.InProgress()
+				for _, m := range ms {
+					_ = m.InProgress()
+				}
 			}
 		}
 	}()
@@ -303,5 +327,5 @@ func (c *Consumer) call(m jetstream.Msg, msg *Message) (err error) {
 			err = fmt.Errorf("handler panic: %v\n%s", v, debug.Stack())
 		}
 	}()
-	return c.handler(c.ctx, msg)
+	return handler()
 }
