@@ -1,0 +1,368 @@
+package storage
+
+// Queries on push_notifications and push_progress
+// (migrations/0016_push.sql): the notifications the push rules made, their
+// read state, and how far the notifier has got. The notifier (syncapi/push)
+// writes them, /sync reads the unread counts, /notifications lists them.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Thread IDs of notifications: MainThread for the main timeline, else the
+// thread root's event ID (receipts module, "Threaded read receipts").
+const MainThread = "main"
+
+// Notification is a row of push_notifications.
+type Notification struct {
+	UserID    string
+	EventPos  int64 // the event's stream position
+	RoomID    string
+	EventID   string
+	ThreadID  string // MainThread or the root's event ID
+	Actions   []byte // JSON array
+	Highlight bool
+	TS        int64
+	Read      bool
+	StreamPos int64 // of the row's last change
+}
+
+// PushNotify is one user's notification of an event, with the tweaks sent
+// to their push gateways.
+type PushNotify struct {
+	UserID    string
+	Actions   []byte // JSON array
+	Tweaks    []byte // JSON object
+	Highlight bool
+}
+
+// PushEvent is what the notifier records for one room event, in one
+// transaction.
+type PushEvent struct {
+	RoomID   string
+	EventID  string
+	EventPos int64
+	ThreadID string
+	TS       int64
+	Notify   []PushNotify
+	// LocalSender is the sender when a local user: sending counts as
+	// reading their earlier notifications of the thread.
+	LocalSender string
+}
+
+// PushRecorded is what RecordPush did.
+type PushRecorded struct {
+	// StreamPos is the position the changes were written at (0: none).
+	StreamPos int64
+	// Pushers are the pushers with new pushes queued.
+	Pushers []int64
+	// SenderRead: the local sender's unread count went down.
+	SenderRead bool
+}
+
+// RecordPush stores an event's notifications, unread unless the user's
+// receipts already cover the event (a client may read faster than the
+// notifier works), marks the local sender's earlier notifications of the
+// thread read, queues the pushes for the notified users' pushers (and a
+// count update for the sender's), and moves push_progress to the event.
+// A redelivered event changes nothing twice.
+func (db *DB) RecordPush(ctx context.Context, pe PushEvent) (PushRecorded, error) {
+	var out PushRecorded
+	err := db.WithTx(ctx, func(tx *Tx) error {
+		out = PushRecorded{}
+		// The stream position first, then the room's push lock: the
+		// order receipts take them in (PutReceipt, then
+		// MarkNotificationsRead), so that the two never deadlock.
+		if len(pe.Notify) > 0 || pe.LocalSender != "" {
+			pos, err := tx.NextStreamPos(ctx)
+			if err != nil {
+				return err
+			}
+			out.StreamPos = pos
+		}
+		// Receipts write under the same lock, so a receipt for this event
+		// is either seen here or sees the rows written here.
+		if err := tx.dialect.lockRoom(ctx, tx.tx, "push "+pe.RoomID); err != nil {
+			return err
+		}
+		if len(pe.Notify) > 0 {
+			read, err := tx.readersOf(ctx, pe.RoomID, pe.ThreadID, pe.EventPos)
+			if err != nil {
+				return err
+			}
+			if err := tx.insertNotifications(ctx, pe, read, out.StreamPos); err != nil {
+				return err
+			}
+			var unread []PushNotify
+			for _, n := range pe.Notify {
+				if !read[n.UserID] {
+					unread = append(unread, n)
+				}
+			}
+			ids, err := tx.queuePushes(ctx, pe.RoomID, pe.EventID, pe.TS, unread)
+			if err != nil {
+				return err
+			}
+			out.Pushers = ids
+		}
+		if pe.LocalSender != "" {
+			res, err := tx.q.ExecContext(ctx, `
+				UPDATE push_notifications SET is_read = TRUE, stream_pos = $1
+				WHERE user_id = $2 AND room_id = $3 AND thread_id = $4 AND NOT is_read AND event_pos < $5`,
+				out.StreamPos, pe.LocalSender, pe.RoomID, pe.ThreadID, pe.EventPos)
+			if err != nil {
+				return fmt.Errorf("mark %s's notifications read: %w", pe.LocalSender, err)
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				out.SenderRead = true
+				ids, err := tx.queueCountPushes(ctx, pe.LocalSender, pe.TS)
+				if err != nil {
+					return err
+				}
+				out.Pushers = append(out.Pushers, ids...)
+			}
+		}
+		return tx.setPushProgress(ctx, pe.EventPos)
+	})
+	if err != nil {
+		return PushRecorded{}, fmt.Errorf("record notifications of %s: %w", pe.EventID, err)
+	}
+	return out, nil
+}
+
+// readersOf returns the users whose read receipts (public or private,
+// unthreaded or of threadID) are at the event at pos or after it.
+func (tx *Tx) readersOf(ctx context.Context, roomID, threadID string, pos int64) (map[string]bool, error) {
+	rows, err := tx.q.QueryContext(ctx, `
+		SELECT user_id FROM receipts
+		WHERE room_id = $1 AND event_pos >= $2 AND receipt_type IN ('m.read', 'm.read.private')
+			AND thread_id IN ('', $3)`, roomID, pos, threadID)
+	if err != nil {
+		return nil, fmt.Errorf("receipts at %d in %s: %w", pos, roomID, err)
+	}
+	users, err := scanStringRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("receipts at %d in %s: %w", pos, roomID, err)
+	}
+	out := make(map[string]bool, len(users))
+	for _, u := range users {
+		out[u] = true
+	}
+	return out, nil
+}
+
+// notificationRowsPerInsert bounds the rows of one multi-row INSERT (10
+// parameters each).
+const notificationRowsPerInsert = 200
+
+func (tx *Tx) insertNotifications(ctx context.Context, pe PushEvent, read map[string]bool, pos int64) error {
+	for part := range chunks(pe.Notify, notificationRowsPerInsert) {
+		var q strings.Builder
+		q.WriteString(`INSERT INTO push_notifications
+			(user_id, event_pos, room_id, event_id, thread_id, actions, highlight, ts, is_read, stream_pos) VALUES `)
+		args := make([]any, 0, len(part)*10)
+		for i, n := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(" + inList(len(args)+1, 10) + ")")
+			args = append(args, n.UserID, pe.EventPos, pe.RoomID, pe.EventID, pe.ThreadID, string(n.Actions),
+				n.Highlight, pe.TS, read[n.UserID], pos)
+		}
+		q.WriteString(` ON CONFLICT (user_id, event_pos) DO NOTHING`)
+		// Full chunks share one text, which the statement cache keeps.
+		if _, err := tx.q.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("insert notifications: %w", err)
+		}
+	}
+	return nil
+}
+
+// MarkNotificationsRead marks userID's notifications in roomID up to the
+// event at eventPos read, those of threadID only when it is not "" (a
+// threaded receipt), at stream position pos, and queues a count update
+// for the user's pushers when any changed. Receipts call it in their
+// transaction. It reports whether any notification changed.
+func (tx *Tx) MarkNotificationsRead(ctx context.Context, userID, roomID, threadID string, eventPos, pos, nowTS int64) (bool, error) {
+	if err := tx.dialect.lockRoom(ctx, tx.tx, "push "+roomID); err != nil {
+		return false, err
+	}
+	q := `UPDATE push_notifications SET is_read = TRUE, stream_pos = $1
+		WHERE user_id = $2 AND room_id = $3 AND NOT is_read AND event_pos <= $4`
+	args := []any{pos, userID, roomID, eventPos}
+	if threadID != "" {
+		q += ` AND thread_id = $5`
+		args = append(args, threadID)
+	}
+	res, err := tx.q.ExecContext(ctx, q, args...)
+	if err != nil {
+		return false, fmt.Errorf("mark notifications of %s in %s read: %w", userID, roomID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil || n == 0 {
+		return false, err
+	}
+	if _, err := tx.queueCountPushes(ctx, userID, nowTS); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func (tx *Tx) setPushProgress(ctx context.Context, pos int64) error {
+	if _, err := tx.q.ExecContext(ctx, `UPDATE push_progress SET pos = $1 WHERE id = 1 AND pos < $1`, pos); err != nil {
+		return fmt.Errorf("push progress: %w", err)
+	}
+	return nil
+}
+
+// SetPushProgress records that every room event up to pos has been
+// evaluated (the notifier calls it for events that notified no one,
+// from time to time, rather than once per event).
+func (db *DB) SetPushProgress(ctx context.Context, pos int64) error {
+	return db.WithTx(ctx, func(tx *Tx) error { return tx.setPushProgress(ctx, pos) })
+}
+
+// PushProgress returns the position of the last room event evaluated.
+func (db *DB) PushProgress(ctx context.Context) (int64, error) {
+	var pos int64
+	if err := db.read.QueryRowContext(ctx, `SELECT pos FROM push_progress WHERE id = 1`).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("push progress: %w", err)
+	}
+	return pos, nil
+}
+
+// UnreadCount is the unread notifications of one thread of one room.
+type UnreadCount struct {
+	RoomID        string
+	ThreadID      string
+	Notifications int
+	Highlights    int
+}
+
+// UnreadCounts returns userID's unread notifications of events at stream
+// positions up to upto, per room and thread.
+func (db *DB) UnreadCounts(ctx context.Context, userID string, upto int64) ([]UnreadCount, error) {
+	rows, err := db.read.QueryContext(ctx, `
+		SELECT room_id, thread_id, COUNT(*), COALESCE(SUM(CASE WHEN highlight THEN 1 ELSE 0 END), 0)
+		FROM push_notifications
+		WHERE user_id = $1 AND NOT is_read AND event_pos <= $2
+		GROUP BY room_id, thread_id`, userID, upto)
+	if err != nil {
+		return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	var out []UnreadCount
+	for rows.Next() {
+		var c UnreadCount
+		if err := rows.Scan(&c.RoomID, &c.ThreadID, &c.Notifications, &c.Highlights); err != nil {
+			return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
+	}
+	return out, nil
+}
+
+// UnreadTotal returns how many unread notifications userID has in all
+// rooms (the "unread" count pushed to their devices).
+func (db *DB) UnreadTotal(ctx context.Context, userID string) (int, error) {
+	var n int
+	err := db.read.QueryRowContext(ctx, `
+		SELECT COUNT(*) FROM push_notifications WHERE user_id = $1 AND NOT is_read`, userID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("unread total of %s: %w", userID, err)
+	}
+	return n, nil
+}
+
+// NotificationRoomsChanged returns the rooms where userID's notifications
+// changed (new, or read) at stream positions in (since, upto].
+func (db *DB) NotificationRoomsChanged(ctx context.Context, userID string, since, upto int64) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, `
+		SELECT DISTINCT room_id FROM push_notifications
+		WHERE user_id = $1 AND stream_pos > $2 AND stream_pos <= $3`, userID, since, upto)
+	if err != nil {
+		return nil, fmt.Errorf("notification changes of %s: %w", userID, err)
+	}
+	ids, err := scanStringRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("notification changes of %s: %w", userID, err)
+	}
+	return ids, nil
+}
+
+// Notifications returns userID's notifications of events before stream
+// position before (0: from the newest), newest first, at most limit, only
+// the highlighted ones when onlyHighlight.
+func (db *DB) Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]Notification, error) {
+	q := `SELECT event_pos, room_id, event_id, thread_id, actions, highlight, ts, is_read, stream_pos
+		FROM push_notifications WHERE user_id = $1`
+	args := []any{userID}
+	if before > 0 {
+		q += ` AND event_pos < $2`
+		args = append(args, before)
+	}
+	if onlyHighlight {
+		q += ` AND highlight`
+	}
+	q += ` ORDER BY event_pos DESC` + limitClause(limit)
+	rows, err := db.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("notifications of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	var out []Notification
+	for rows.Next() {
+		n := Notification{UserID: userID}
+		var actions string
+		if err := rows.Scan(&n.EventPos, &n.RoomID, &n.EventID, &n.ThreadID, &actions, &n.Highlight, &n.TS, &n.Read, &n.StreamPos); err != nil {
+			return nil, fmt.Errorf("notifications of %s: %w", userID, err)
+		}
+		n.Actions = []byte(actions)
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("notifications of %s: %w", userID, err)
+	}
+	return out, nil
+}
+
+// PushRulesOf returns the m.push_rules and m.ignored_user_list account
+// data of users (global), by user and type; users without are absent.
+func (db *DB) PushRulesOf(ctx context.Context, users []string) (map[string]map[string][]byte, error) {
+	out := map[string]map[string][]byte{}
+	for part := range chunks(users, inChunk) {
+		args := make([]any, len(part))
+		for i, u := range part {
+			args[i] = u
+		}
+		rows, err := db.read.QueryContext(ctx, `
+			SELECT user_id, data_type, content FROM account_data
+			WHERE room_id = '' AND data_type IN ('m.push_rules', 'm.ignored_user_list')
+				AND user_id IN (`+inList(1, len(part))+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("push rules: %w", err)
+		}
+		for rows.Next() {
+			var user, typ, content string
+			if err := rows.Scan(&user, &typ, &content); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("push rules: %w", err)
+			}
+			if out[user] == nil {
+				out[user] = map[string][]byte{}
+			}
+			out[user][typ] = []byte(content)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("push rules: %w", err)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,276 @@
+package storage_test
+
+// Tests of the push tables: notifications and their read state, the push
+// progress, pushers and their queue.
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/myelin-chat/myelin/storage"
+	"github.com/myelin-chat/myelin/storage/storagetest"
+)
+
+func TestPushNotifications(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		const room = "!r:x"
+		notify := func(users ...string) []storage.PushNotify {
+			var out []storage.PushNotify
+			for _, u := range users {
+				out = append(out, storage.PushNotify{UserID: u, Actions: []byte(`["notify"]`), Highlight: u == "@hi:x"})
+			}
+			return out
+		}
+		record := func(pe storage.PushEvent) storage.PushRecorded {
+			t.Helper()
+			got, err := db.RecordPush(ctx, pe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		counts := func(user string, upto int64) map[string][2]int {
+			t.Helper()
+			cs, err := db.UnreadCounts(ctx, user, upto)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[string][2]int{}
+			for _, c := range cs {
+				out[c.RoomID+"/"+c.ThreadID] = [2]int{c.Notifications, c.Highlights}
+			}
+			return out
+		}
+		// Three events for @a and @hi (highlighted); the third in a thread.
+		r1 := record(storage.PushEvent{RoomID: room, EventID: "$1", EventPos: 10, ThreadID: "main", TS: 1, Notify: notify("@a:x", "@hi:x")})
+		record(storage.PushEvent{RoomID: room, EventID: "$2", EventPos: 12, ThreadID: "main", TS: 2, Notify: notify("@a:x", "@hi:x")})
+		r3 := record(storage.PushEvent{RoomID: room, EventID: "$3", EventPos: 14, ThreadID: "$1", TS: 3, Notify: notify("@a:x")})
+		if r1.StreamPos == 0 || r3.StreamPos <= r1.StreamPos {
+			t.Fatalf("stream positions %d, %d", r1.StreamPos, r3.StreamPos)
+		}
+		// Redelivered: nothing doubles.
+		record(storage.PushEvent{RoomID: room, EventID: "$1", EventPos: 10, ThreadID: "main", TS: 1, Notify: notify("@a:x", "@hi:x")})
+		if got := counts("@a:x", 100); got[room+"/main"] != [2]int{2, 0} || got[room+"/$1"] != [2]int{1, 0} {
+			t.Errorf("counts of @a: %v", got)
+		}
+		if got := counts("@hi:x", 100); got[room+"/main"] != [2]int{2, 2} {
+			t.Errorf("counts of @hi: %v", got)
+		}
+		if got := counts("@a:x", 12); got[room+"/$1"] != [2]int{} || got[room+"/main"] != [2]int{2, 0} {
+			t.Errorf("counts of @a up to 12: %v", got)
+		}
+		if p, err := db.PushProgress(ctx); err != nil || p != 14 {
+			t.Errorf("progress %d, %v", p, err)
+		}
+
+		// A threaded receipt on the main timeline at $1 clears $1 only.
+		mark := func(user, thread string, eventPos int64) bool {
+			t.Helper()
+			var changed bool
+			err := db.WithTx(ctx, func(tx *storage.Tx) error {
+				pos, err := tx.NextStreamPos(ctx)
+				if err != nil {
+					return err
+				}
+				changed, err = tx.MarkNotificationsRead(ctx, user, room, thread, eventPos, pos, 5)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return changed
+		}
+		before := r3.StreamPos
+		if !mark("@a:x", "main", 10) {
+			t.Fatal("marking $1 read changed nothing")
+		}
+		if got := counts("@a:x", 100); got[room+"/main"] != [2]int{1, 0} || got[room+"/$1"] != [2]int{1, 0} {
+			t.Errorf("after a main receipt at $1: %v", got)
+		}
+		if mark("@a:x", "main", 10) {
+			t.Error("marking again changed something")
+		}
+		changed, err := db.NotificationRoomsChanged(ctx, "@a:x", before, 1<<40)
+		if err != nil || !slices.Equal(changed, []string{room}) {
+			t.Errorf("rooms changed since the receipt: %v %v", changed, err)
+		}
+		// An unthreaded receipt at $3 clears every thread.
+		mark("@a:x", "", 14)
+		if got := counts("@a:x", 100); len(got) != 0 {
+			t.Errorf("after an unthreaded receipt: %v", got)
+		}
+		if n, err := db.UnreadTotal(ctx, "@hi:x"); err != nil || n != 2 {
+			t.Errorf("unread total of @hi: %d %v", n, err)
+		}
+
+		// A receipt that came before the notifier: the row is born read.
+		err = db.WithTx(ctx, func(tx *storage.Tx) error {
+			_, err := tx.PutReceipt(ctx, storage.Receipt{RoomID: room, Type: "m.read.private", UserID: "@hi:x", EventID: "$4", EventPos: 16, TS: 1})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		record(storage.PushEvent{RoomID: room, EventID: "$4", EventPos: 16, ThreadID: "main", TS: 4, Notify: notify("@hi:x", "@a:x")})
+		if got := counts("@hi:x", 100); got[room+"/main"] != [2]int{2, 2} {
+			t.Errorf("counts of @hi after $4, which they had read: %v", got)
+		}
+		// Sending counts as reading: @a sends $5.
+		rs := record(storage.PushEvent{RoomID: room, EventID: "$5", EventPos: 18, ThreadID: "main", TS: 5, LocalSender: "@a:x"})
+		if !rs.SenderRead {
+			t.Error("the sender's notifications were not marked read")
+		}
+		if got := counts("@a:x", 100); len(got) != 0 {
+			t.Errorf("counts of @a after sending: %v", got)
+		}
+
+		// /notifications: newest first, paginated, highlights only.
+		all, err := db.Notifications(ctx, "@hi:x", 0, 10, false)
+		if err != nil || len(all) != 3 || all[0].EventID != "$4" || !all[0].Read || all[2].EventID != "$1" || all[2].Read {
+			t.Fatalf("notifications of @hi: %+v %v", all, err)
+		}
+		page, err := db.Notifications(ctx, "@a:x", 14, 1, false)
+		if err != nil || len(page) != 1 || page[0].EventID != "$2" {
+			t.Errorf("page before 14: %+v %v", page, err)
+		}
+		if hl, err := db.Notifications(ctx, "@a:x", 0, 10, true); err != nil || len(hl) != 0 {
+			t.Errorf("highlights of @a: %+v %v", hl, err)
+		}
+	})
+}
+
+func TestPushers(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		p := storage.Pusher{UserID: "@a:x", AppID: "app", Pushkey: "key", Kind: "http", AppDisplayName: "App",
+			DeviceDisplayName: "Phone", Lang: "en", Data: []byte(`{"url":"https://gw/_matrix/push/v1/notify"}`),
+			URL: "https://gw/_matrix/push/v1/notify", DeviceID: "DEV", PushkeyTS: 1000}
+		if err := db.SetPusher(ctx, p, false); err != nil {
+			t.Fatal(err)
+		}
+		// The same device for another user: replaces @a's unless appended.
+		other := p
+		other.UserID = "@b:x"
+		if err := db.SetPusher(ctx, other, true); err != nil {
+			t.Fatal(err)
+		}
+		if ps, _ := db.Pushers(ctx, "@a:x"); len(ps) != 1 {
+			t.Fatalf("append removed @a's pusher: %v", ps)
+		}
+		if err := db.SetPusher(ctx, other, false); err != nil {
+			t.Fatal(err)
+		}
+		if ps, _ := db.Pushers(ctx, "@a:x"); len(ps) != 0 {
+			t.Fatalf("@a's pusher survived @b taking the pushkey: %v", ps)
+		}
+		if err := db.SetPusher(ctx, p, true); err != nil {
+			t.Fatal(err)
+		}
+		ps, err := db.Pushers(ctx, "@a:x")
+		if err != nil || len(ps) != 1 || ps[0].Lang != "en" || string(ps[0].Data) != string(p.Data) {
+			t.Fatalf("pushers of @a: %+v %v", ps, err)
+		}
+		id := ps[0].ID
+
+		// A notification queues a push for @a's pusher and not for @c,
+		// who has none.
+		rec, err := db.RecordPush(ctx, storage.PushEvent{RoomID: "!r:x", EventID: "$1", EventPos: 5, ThreadID: "main", TS: 77,
+			Notify: []storage.PushNotify{
+				{UserID: "@a:x", Actions: []byte(`["notify"]`), Tweaks: []byte(`{"sound":"default"}`)},
+				{UserID: "@c:x", Actions: []byte(`["notify"]`), Tweaks: []byte(`{}`)},
+			}})
+		if err != nil || !slices.Equal(rec.Pushers, []int64{id}) {
+			t.Fatalf("RecordPush queued for %v, %v", rec.Pushers, err)
+		}
+		q, err := db.QueuedPushes(ctx, id, 10)
+		if err != nil || len(q) != 1 || q[0].EventID != "$1" || string(q[0].Tweaks) != `{"sound":"default"}` || q[0].CreatedTS != 77 {
+			t.Fatalf("queue: %+v %v", q, err)
+		}
+		if ids, err := db.PushersWithQueue(ctx); err != nil || !slices.Equal(ids, []int64{id}) {
+			t.Errorf("pushers with a queue: %v %v", ids, err)
+		}
+		// A read receipt queues one count update, however many.
+		for range 2 {
+			err = db.WithTx(ctx, func(tx *storage.Tx) error {
+				pos, err := tx.NextStreamPos(ctx)
+				if err != nil {
+					return err
+				}
+				_, err = tx.MarkNotificationsRead(ctx, "@a:x", "!r:x", "", 5, pos, 88)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		q, _ = db.QueuedPushes(ctx, id, 10)
+		if len(q) != 2 || q[1].EventID != "" {
+			t.Fatalf("queue after the receipt: %+v", q)
+		}
+		if err := db.DeleteQueuedPush(ctx, q[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SetPusherBackoff(ctx, id, 3, 12345); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.PusherByID(ctx, id)
+		if err != nil || got.Failures != 3 || got.RetryAtTS != 12345 {
+			t.Errorf("backoff: %+v %v", got, err)
+		}
+		// Setting the pusher again clears the backoff.
+		if err := db.SetPusher(ctx, p, true); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := db.PusherByID(ctx, id); got.Failures != 0 {
+			t.Errorf("backoff after set: %+v", got)
+		}
+		// Deleting the pusher drops its queue.
+		if err := db.DeletePusherByID(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.PusherByID(ctx, id); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("deleted pusher: %v", err)
+		}
+		if q, _ := db.QueuedPushes(ctx, id, 10); len(q) != 0 {
+			t.Errorf("queue of a deleted pusher: %+v", q)
+		}
+		if ok, err := db.DeletePusher(ctx, "@b:x", "app", "key"); !ok || err != nil {
+			t.Errorf("DeletePusher: %v %v", ok, err)
+		}
+		if ok, _ := db.DeletePusher(ctx, "@b:x", "app", "key"); ok {
+			t.Error("deleted twice")
+		}
+	})
+}
+
+func TestPushRulesOf(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		err := db.WithTx(ctx, func(tx *storage.Tx) error {
+			for _, ad := range []struct{ user, room, typ, content string }{
+				{"@a:x", "", "m.push_rules", `{"global":{}}`},
+				{"@a:x", "", "m.ignored_user_list", `{"ignored_users":{}}`},
+				{"@a:x", "!r:x", "m.push_rules", `{"no":"room data"}`},
+				{"@b:x", "", "m.other", `{}`},
+			} {
+				if _, err := tx.SetAccountData(ctx, ad.user, ad.room, ad.typ, []byte(ad.content)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.PushRulesOf(ctx, []string{"@a:x", "@b:x", "@c:x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || string(got["@a:x"]["m.push_rules"]) != `{"global":{}}` || got["@a:x"]["m.ignored_user_list"] == nil {
+			t.Errorf("PushRulesOf = %v", got)
+		}
+	})
+}
