@@ -5,6 +5,7 @@ import (
 
 	"github.com/myelin-chat/myelin/clientapi/auth"
 	"github.com/myelin-chat/myelin/clientapi/e2ee"
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
 	"github.com/myelin-chat/myelin/roomserver"
@@ -29,6 +30,9 @@ type Deps struct {
 	// E2EE serves the end-to-end encryption modules (keys, to-device,
 	// key backup, dehydrated devices); nil leaves them unserved.
 	E2EE *e2ee.Service
+	// Bus carries the wake-ups of writes other components follow (push
+	// rules: /sync and the notifier); nil: none are sent.
+	Bus *bus.Bus
 }
 
 // API is the Client-Server API.
@@ -41,11 +45,12 @@ type API struct {
 	// federation: nil without federation.
 	federation Federation
 	e2ee       *e2ee.Service
+	bus        *bus.Bus
 }
 
 // New builds the client API.
 func New(d Deps) *API {
-	a := &API{cfg: d.Config, db: d.DB, auth: d.Auth, limits: d.Limits, rs: d.Roomserver, federation: d.Federation, e2ee: d.E2EE}
+	a := &API{cfg: d.Config, db: d.DB, auth: d.Auth, limits: d.Limits, rs: d.Roomserver, federation: d.Federation, e2ee: d.E2EE, bus: d.Bus}
 	if a.auth == nil && d.DB != nil {
 		a.auth = NewAuthenticator(d.DB, d.Config)
 	}
@@ -64,5 +69,6 @@ func (a *API) Register(r *mux.Router) {
 	a.registerAccounts(r)
 	a.registerRooms(r)
 	a.registerE2EE(r)
+	a.registerPush(r)
 	registerLegacyR0(r)
 }

@@ -61,6 +61,9 @@ type API struct {
 	workers     *workerPool
 	flights     flights
 	filterCache filterCache
+	// pushProgress holds room event wake-ups until the notifier has
+	// counted the event (unread.go).
+	pushProgress pushProgress
 
 	relations *relations.Consumer
 	search    *search.Index // nil: /search is not served here
@@ -96,10 +99,16 @@ func New(d Deps) (*API, error) {
 	}
 	a.typing = newTypingTable(func(roomID string) { a.notifier.notify(0, roomID, nil) })
 	a.presence = newPresenceTracker(a)
-	stop, err := a.subscribe(context.Background())
+	stopPush, err := a.followPushProgress(context.Background())
 	if err != nil {
 		return nil, err
 	}
+	stopSubs, err := a.subscribe(context.Background())
+	if err != nil {
+		stopPush()
+		return nil, err
+	}
+	stop := func() { stopSubs(); stopPush() }
 	if a.relations, err = relations.StartConsumer(context.Background(), a.db, a.bus, a.logger); err != nil {
 		stop()
 		return nil, err

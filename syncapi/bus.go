@@ -157,5 +157,7 @@ func (a *API) onOutput(data []byte) {
 		a.notifier.membership(ev.RoomID, *ev.StateKey, ev.Membership)
 		users = []string{*ev.StateKey}
 	}
-	a.notifier.notify(ev.StreamPos, ev.RoomID, users)
+	// Woken once the notifier has counted the event, so that the event
+	// and its unread count come in one response (unread.go).
+	a.pushProgress.after(ev.StreamPos, func() { a.notifier.notify(ev.StreamPos, ev.RoomID, users) })
 }

@@ -34,6 +34,8 @@
 // read as a cached prepared statement (storage/reader.go).
 //
 // End-to-end encryption's sections (to_device, device_lists and the key
-// counts) are built in e2ee.go from what clientapi/e2ee stores.
-// unread_notifications are always 0 until push rules are evaluated.
+// counts) are built in e2ee.go from what clientapi/e2ee stores. Unread
+// notification counts come from the notifier (the push subpackage), which
+// evaluates push rules on the roomserver's output; receipts mark
+// notifications read (unread.go).
 package syncapi

@@ -126,6 +126,12 @@ func (a *API) putReceipt(ctx context.Context, userID, receiptType, threadID stri
 			RoomID: ev.RoomID, Type: receiptType, UserID: userID, ThreadID: threadID,
 			EventID: ev.EventID, EventPos: ev.StreamPos, TS: time.Now().UnixMilli(),
 		})
+		if err != nil || pos == 0 {
+			return err
+		}
+		// Both receipt types clear notifications up to the event (push
+		// module, "Marking notifications as read").
+		_, err = tx.MarkNotificationsRead(ctx, userID, ev.RoomID, threadID, ev.StreamPos, pos, time.Now().UnixMilli())
 		return err
 	})
 	if err != nil || pos == 0 {

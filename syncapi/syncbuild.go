@@ -36,6 +36,7 @@ type syncBuilder struct {
 
 	rooms     []*roomResult
 	roomIndex map[string]*roomResult
+	unread    map[string]*unreadRoom // room ID → unread counts (unread.go)
 }
 
 // roomResult is one room of the response before formatting.
@@ -112,6 +113,10 @@ func (a *API) buildSync(ctx context.Context, req *syncRequest) (*syncResponse, [
 		return nil, nil, err
 	}
 	if err := b.addEphemeralAndAccountData(memberships, resp); err != nil {
+		return nil, nil, err
+	}
+	b.addDefaultPushRules(resp)
+	if err := b.addUnread(memberships); err != nil {
 		return nil, nil, err
 	}
 	if err := b.addPresence(resp); err != nil {

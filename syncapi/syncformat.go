@@ -1,10 +1,8 @@
 package syncapi
 
 // Turning the built rooms into the response: events in client format (with
-// the requesting device's transaction IDs), summaries, unread counts.
-//
-// unread_notifications are always 0: counting them needs push rules, which
-// Myelin does not evaluate yet.
+// the requesting device's transaction IDs), summaries, unread counts
+// (read in unread.go).
 
 import (
 	"encoding/json"
@@ -75,6 +73,7 @@ func (b *syncBuilder) format(rooms *syncRooms) error {
 				Ephemeral:   eventBatch{Events: nonNil(r.ephemeral)},
 				AccountData: eventBatch{Events: nonNil(r.accountData)},
 			}
+			b.setUnread(jr, r.m.RoomID)
 			if c, ok := counts[r.m.RoomNID]; ok || slices.Contains(counted, r.m.RoomNID) {
 				heroes := r.heroes
 				if !r.full && !hasName(r.timeline) && !hasName(r.state) {

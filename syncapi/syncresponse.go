@@ -54,6 +54,9 @@ type joinedRoom struct {
 	Ephemeral           eventBatch    `json:"ephemeral"`
 	AccountData         eventBatch    `json:"account_data"`
 	UnreadNotifications unreadCounts  `json:"unread_notifications"`
+	// UnreadThreadNotifications: thread root → counts, when the filter
+	// asks for them.
+	UnreadThreadNotifications map[string]unreadCounts `json:"unread_thread_notifications,omitempty"`
 }
 
 type leftRoom struct {

@@ -46,6 +46,14 @@ type Config struct {
 	FederationIPRangeDenylist  string `yaml:"federation_ip_range_denylist"`
 	FederationIPRangeAllowlist string `yaml:"federation_ip_range_allowlist"`
 
+	// PushAllowPrivateAddresses lets pushers reach push gateways at
+	// private, loopback and link-local addresses, which are refused by
+	// default so that a pusher cannot make the server reach its own
+	// network. PushInsecureSkipVerify does not verify gateways' TLS
+	// certificates. Both are for private deployments and tests.
+	PushAllowPrivateAddresses bool `yaml:"push_allow_private_addresses"`
+	PushInsecureSkipVerify    bool `yaml:"push_insecure_skip_verify"`
+
 	Database string `yaml:"database"` // "sqlite:PATH" or a postgres:// URL
 	NATS     string `yaml:"nats"`     // empty = embedded JetStream in DataDir
 

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -41,6 +42,7 @@ import (
 	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/storage"
 	"github.com/myelin-chat/myelin/syncapi"
+	"github.com/myelin-chat/myelin/syncapi/push"
 )
 
 // Server is one running homeserver.
@@ -56,6 +58,7 @@ type Server struct {
 	sync      *syncapi.API
 	fedSender *sender.Sender
 	media     *mediaapi.API
+	push      *push.Service
 	metrics   *metrics.Registry
 	fedClient *http.Client
 	// fedSigned sends signed requests to other servers; serverKeys keeps
@@ -265,6 +268,19 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	if err != nil {
 		return nil, err
 	}
+
+	// The notifier evaluates push rules on the room output and delivers
+	// to push gateways; it stops before the bus closes too.
+	if s.push, err = push.New(push.Config{
+		DB: s.db, Bus: s.bus, ServerName: cfg.ServerName, Logger: logger, HTTPClient: newPushClient(cfg, logger),
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.push.Start(ctx); err != nil {
+		return nil, err
+	}
+	undo = append(undo, s.push.Stop)
+
 	fed, err := federation.New(federation.Deps{
 		Config:      cfg,
 		Keys:        s.keys,
@@ -285,7 +301,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	}
 	clientRouter := httputil.NewRouter()
 	remote := handshake.New(handshake.Deps{Client: s.fedSigned, Roomserver: s.rs, Keys: s.keys, ServerName: cfg.ServerName, Logger: logger})
-	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db, Auth: authn, Roomserver: s.rs, Federation: remote, E2EE: keysSvc}).Register(clientRouter)
+	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db, Auth: authn, Roomserver: s.rs, Federation: remote, E2EE: keysSvc, Bus: s.bus}).Register(clientRouter)
 	syncDeps := syncapi.Deps{DB: s.db, Bus: s.bus, Auth: authn, ServerName: cfg.ServerName, Logger: logger, Backfiller: remote}
 	if cfg.SearchIndex {
 		syncDeps.SearchIndexPath = filepath.Join(cfg.DataDir, "search.bleve")
@@ -391,6 +407,22 @@ func newFederationClient(tc *tls.Config, ipFilter *fedclient.IPFilter) *http.Cli
 	}
 }
 
+// newPushClient is the HTTP client of pushes to push gateways: it refuses
+// the addresses of federation_ip_range_denylist's default (private,
+// loopback, link-local, reserved) unless push_allow_private_addresses, so
+// that a pusher cannot make the server reach its own network, and checks
+// certificates unless push_insecure_skip_verify.
+func newPushClient(cfg *config.Config, logger *slog.Logger) *http.Client {
+	var refuse func(netip.Addr) error
+	if !cfg.PushAllowPrivateAddresses {
+		refuse = fedclient.DefaultIPFilter().Check
+	}
+	if cfg.PushInsecureSkipVerify {
+		logger.Warn("push_insecure_skip_verify is set: push gateways' certificates are not checked")
+	}
+	return push.NewGatewayClient(refuse, cfg.PushInsecureSkipVerify)
+}
+
 func listen(setting, flag, addr string) (net.Listener, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("%s is empty: set the address to listen on, e.g. :8008 (check %s)", setting, flag)
@@ -486,8 +518,9 @@ func (s *Server) release() error {
 		s.sync.Close()
 		s.media.Close()
 		s.rs.Close()
-		// After the roomserver, whose last events it may still queue.
+		// After the roomserver, whose last events they may still queue.
 		s.fedSender.Stop()
+		s.push.Stop()
 		s.closeErr = errors.Join(s.bus.Close(), s.db.Close())
 	})
 	return s.closeErr
