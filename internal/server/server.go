@@ -82,6 +82,8 @@ type options struct {
 	keyValidity     time.Duration
 	requestTimeout  time.Duration
 	clientRoutes    []func(*mux.Router)
+	pushMinBackoff  time.Duration
+	pushMaxBackoff  time.Duration
 }
 
 // WithListeners serves on the given listeners instead of opening
@@ -102,6 +104,13 @@ func WithKeyValidity(d time.Duration) Option {
 // httputil.DefaultTimeout.
 func WithRequestTimeout(d time.Duration) Option {
 	return func(o *options) { o.requestTimeout = d }
+}
+
+// WithPushBackoff sets the first and the longest delay between retries of
+// a failing push gateway (push.DefaultMinBackoff and DefaultMaxBackoff by
+// default), for tests.
+func WithPushBackoff(minDelay, maxDelay time.Duration) Option {
+	return func(o *options) { o.pushMinBackoff, o.pushMaxBackoff = minDelay, maxDelay }
 }
 
 // WithClientRoutes adds routes to the client API router after the built-in
@@ -273,6 +282,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	// to push gateways; it stops before the bus closes too.
 	if s.push, err = push.New(push.Config{
 		DB: s.db, Bus: s.bus, ServerName: cfg.ServerName, Logger: logger, HTTPClient: newPushClient(cfg, logger),
+		MinBackoff: o.pushMinBackoff, MaxBackoff: o.pushMaxBackoff,
 	}); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,275 @@
+package push
+
+// Tests of the Service on its own parts (database, bus, roomserver),
+// stopped and started again as a process would be: nothing is lost or
+// doubled across a restart.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/roomserver"
+	"github.com/myelin-chat/myelin/roomserver/pdu"
+	"github.com/myelin-chat/myelin/storage"
+	"github.com/myelin-chat/myelin/storage/storagetest"
+)
+
+const us = "us.test"
+
+type stack struct {
+	t   *testing.T
+	db  *storage.DB
+	bus *bus.Bus
+	rs  *roomserver.Roomserver
+}
+
+func newStack(t *testing.T, db *storage.DB) *stack {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	ring, err := keys.LoadOrGenerate(filepath.Join(dir, "signing.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := bus.Open(ctx, bus.Config{DataDir: dir, Namespace: bus.NamespaceFor(us), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	rs, err := roomserver.New(roomserver.Deps{DB: db, Bus: b, ServerName: us, Keys: ring, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Close)
+	return &stack{t: t, db: db, bus: b, rs: rs}
+}
+
+func (st *stack) service(client *http.Client) *Service {
+	st.t.Helper()
+	s, err := New(Config{DB: st.db, Bus: st.bus, ServerName: us, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		HTTPClient: client, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		st.t.Fatal(err)
+	}
+	st.t.Cleanup(s.Stop)
+	return s
+}
+
+func (st *stack) event(sender, typ string, stateKey *string, content any) roomserver.EventRequest {
+	raw, err := json.Marshal(content)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	return roomserver.EventRequest{Type: typ, StateKey: stateKey, Sender: sender, Content: raw}
+}
+
+// room creates a public room of alice's that the others join.
+func (st *stack) room(alice string, others ...string) string {
+	st.t.Helper()
+	v, err := pdu.GetRoomVersion(pdu.DefaultRoomVersion)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	empty := ""
+	pl := map[string]any{"users": map[string]int{alice: 100}}
+	if v.PrivilegedCreators {
+		pl = map[string]any{}
+	}
+	roomID, _, err := st.rs.CreateRoom(context.Background(), roomserver.CreateRoomRequest{Creator: alice, Version: v,
+		Initial: []roomserver.EventRequest{
+			st.event(alice, "m.room.member", &alice, map[string]any{"membership": "join"}),
+			st.event(alice, "m.room.power_levels", &empty, pl),
+			st.event(alice, "m.room.join_rules", &empty, map[string]any{"join_rule": "public"}),
+		}})
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	for _, u := range others {
+		st.send(roomID, st.event(u, "m.room.member", &u, map[string]any{"membership": "join"}))
+	}
+	return roomID
+}
+
+func (st *stack) send(roomID string, req roomserver.EventRequest) string {
+	st.t.Helper()
+	outs, err := st.rs.Send(context.Background(), roomID, req)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	return outs[0].Event.EventID()
+}
+
+func (st *stack) message(roomID, sender, body string) string {
+	return st.send(roomID, st.event(sender, "m.room.message", nil, map[string]any{"msgtype": "m.text", "body": body}))
+}
+
+func (st *stack) notified(user string) []string {
+	st.t.Helper()
+	ns, err := st.db.Notifications(context.Background(), user, 0, 100, false)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	var ids []string
+	for _, n := range ns {
+		ids = append(ids, n.EventID)
+	}
+	return ids
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Events sent while the notifier is stopped are evaluated when it starts
+// again, each once.
+func TestNotifierResumesAfterRestart(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		st := newStack(t, db)
+		alice, bob, carol := "@alice:"+us, "@bob:"+us, "@carol:"+us
+		roomID := st.room(alice, bob, carol)
+		s := st.service(nil)
+		m1 := st.message(roomID, alice, "one")
+		waitFor(t, "the first notification", func() bool { return len(st.notified(bob)) == 1 })
+		s.Stop()
+
+		m2 := st.message(roomID, alice, "two")
+		m3 := st.message(roomID, alice, "three")
+		time.Sleep(100 * time.Millisecond)
+		if n := len(st.notified(bob)); n != 1 {
+			t.Fatalf("notified while stopped: %d", n)
+		}
+		st.service(nil)
+		waitFor(t, "the backlog", func() bool { return len(st.notified(bob)) == 3 })
+		if got := st.notified(bob); got[0] != m3 || got[1] != m2 || got[2] != m1 {
+			t.Errorf("bob's notifications: %v", got)
+		}
+		if got := st.notified(carol); len(got) != 3 {
+			t.Errorf("carol's notifications: %v", got)
+		}
+		if pos, err := db.PushProgress(context.Background()); err != nil || pos == 0 {
+			t.Errorf("progress %d, %v", pos, err)
+		}
+	})
+}
+
+// Pushes queued for a gateway that is down are sent after a restart.
+func TestPushQueueSurvivesRestart(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		st := newStack(t, db)
+		var (
+			mu     sync.Mutex
+			status = http.StatusServiceUnavailable
+			got    []string
+		)
+		gw := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var body struct {
+				Notification struct {
+					EventID string `json:"event_id"`
+				} `json:"notification"`
+			}
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			mu.Lock()
+			defer mu.Unlock()
+			if status == http.StatusOK {
+				got = append(got, body.Notification.EventID)
+			}
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, `{"rejected":[]}`)
+		}))
+		t.Cleanup(gw.Close)
+		alice, bob := "@alice:"+us, "@bob:"+us
+		roomID := st.room(alice, bob, "@carol:"+us)
+		if err := db.SetPusher(ctx, storage.Pusher{UserID: bob, AppID: "app", Pushkey: "k", Kind: "http", Data: []byte(`{}`),
+			URL: gw.URL + "/_matrix/push/v1/notify", PushkeyTS: 1}, false); err != nil {
+			t.Fatal(err)
+		}
+		client := NewGatewayClient(nil, true)
+		s := st.service(client)
+		m1 := st.message(roomID, alice, "one")
+		m2 := st.message(roomID, alice, "two")
+		ps, _ := db.Pushers(ctx, bob)
+		waitFor(t, "a backoff", func() bool {
+			p, err := db.PusherByID(ctx, ps[0].ID)
+			q, _ := db.QueuedPushes(ctx, ps[0].ID, 10)
+			return err == nil && p.Failures > 0 && len(q) == 2
+		})
+		s.Stop()
+		mu.Lock()
+		status = http.StatusOK
+		mu.Unlock()
+		st.service(client)
+		waitFor(t, "delivery after the restart", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(got) == 2
+		})
+		if got[0] != m1 || got[1] != m2 {
+			t.Errorf("delivered %v, want %s %s in order", got, m1, m2)
+		}
+		waitFor(t, "the queue to empty", func() bool {
+			q, _ := db.QueuedPushes(ctx, ps[0].ID, 10)
+			return len(q) == 0
+		})
+	})
+}
+
+// The gateway client refuses, at connection time, the addresses the
+// server refuses, whatever name led there.
+func TestGatewayClientRefusesAddresses(t *testing.T) {
+	gw := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"rejected":[]}`)
+	}))
+	t.Cleanup(gw.Close)
+	loopback := errors.New("loopback")
+	refuse := func(a netip.Addr) error {
+		if a.IsLoopback() {
+			return loopback
+		}
+		return nil
+	}
+	_, err := NewGatewayClient(refuse, true).Post(gw.URL+"/_matrix/push/v1/notify", "application/json", nil)
+	if !errors.Is(err, ErrAddressRefused) {
+		t.Fatalf("a loopback gateway: %v", err)
+	}
+	resp, err := NewGatewayClient(nil, true).Post(gw.URL+"/_matrix/push/v1/notify", "application/json", nil)
+	if err != nil {
+		t.Fatalf("with every address allowed: %v", err)
+	}
+	resp.Body.Close()
+	// Without insecure_skip_verify, httptest's certificate is not trusted.
+	if _, err := NewGatewayClient(nil, false).Post(gw.URL+"/_matrix/push/v1/notify", "application/json", nil); err == nil {
+		t.Fatal("an unverifiable certificate was accepted")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for failures, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 10: 8 * time.Second} {
+		if got := backoff(time.Second, 8*time.Second, failures); got != want {
+			t.Errorf("backoff after %d failures: %v, want %v", failures, got, want)
+		}
+	}
+}
