@@ -150,7 +150,9 @@ func containsWord(s, word string) bool {
 		}
 		i += from
 		end := i + len(word)
-		if (i == 0 || !isWordByte(s[i-1])) && (end == len(s) || !isWordByte(s[end])) {
+		// Only at character boundaries (the empty word matches anywhere).
+		atRune := (i == len(s) || utf8.RuneStart(s[i])) && (end == len(s) || utf8.RuneStart(s[end]))
+		if atRune && (i == 0 || !isWordByte(s[i-1])) && (end == len(s) || !isWordByte(s[end])) {
 			return true
 		}
 		from = i + 1
