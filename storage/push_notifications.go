@@ -26,7 +26,9 @@ type Notification struct {
 	Highlight bool
 	TS        int64
 	Read      bool
-	StreamPos int64 // of the row's last change
+	// StreamPos is the stream position of the row's last change: the
+	// event's own when it was made, the receipt's when a receipt read it.
+	StreamPos int64
 }
 
 // PushNotify is one user's notification of an event, with the tweaks sent
@@ -54,8 +56,8 @@ type PushEvent struct {
 
 // PushRecorded is what RecordPush did.
 type PushRecorded struct {
-	// StreamPos is the position the changes were written at (0: none).
-	StreamPos int64
+	// Changed: notifications were made or read.
+	Changed bool
 	// Pushers are the pushers with new pushes queued.
 	Pushers []int64
 	// SenderRead: the local sender's unread count went down.
@@ -68,20 +70,15 @@ type PushRecorded struct {
 // thread read, queues the pushes for the notified users' pushers (and a
 // count update for the sender's), and moves push_progress to the event.
 // A redelivered event changes nothing twice.
+//
+// The rows take the event's stream position, not a new one: taking one
+// would lock the stream counter, which every writer of the server needs,
+// for as long as the rows of a big room take to write; /sync waits for the
+// notifier to reach the events it returns instead (syncapi/unread.go).
 func (db *DB) RecordPush(ctx context.Context, pe PushEvent) (PushRecorded, error) {
 	var out PushRecorded
 	err := db.WithTx(ctx, func(tx *Tx) error {
 		out = PushRecorded{}
-		// The stream position first, then the room's push lock: the
-		// order receipts take them in (PutReceipt, then
-		// MarkNotificationsRead), so that the two never deadlock.
-		if len(pe.Notify) > 0 || pe.LocalSender != "" {
-			pos, err := tx.NextStreamPos(ctx)
-			if err != nil {
-				return err
-			}
-			out.StreamPos = pos
-		}
 		// Receipts write under the same lock, so a receipt for this event
 		// is either seen here or sees the rows written here.
 		if err := tx.dialect.lockRoom(ctx, tx.tx, "push "+pe.RoomID); err != nil {
@@ -92,9 +89,10 @@ func (db *DB) RecordPush(ctx context.Context, pe PushEvent) (PushRecorded, error
 			if err != nil {
 				return err
 			}
-			if err := tx.insertNotifications(ctx, pe, read, out.StreamPos); err != nil {
+			if err := tx.insertNotifications(ctx, pe, read); err != nil {
 				return err
 			}
+			out.Changed = true
 			var unread []PushNotify
 			for _, n := range pe.Notify {
 				if !read[n.UserID] {
@@ -111,12 +109,12 @@ func (db *DB) RecordPush(ctx context.Context, pe PushEvent) (PushRecorded, error
 			res, err := tx.q.ExecContext(ctx, `
 				UPDATE push_notifications SET is_read = TRUE, stream_pos = $1
 				WHERE user_id = $2 AND room_id = $3 AND thread_id = $4 AND NOT is_read AND event_pos < $5`,
-				out.StreamPos, pe.LocalSender, pe.RoomID, pe.ThreadID, pe.EventPos)
+				pe.EventPos, pe.LocalSender, pe.RoomID, pe.ThreadID, pe.EventPos)
 			if err != nil {
 				return fmt.Errorf("mark %s's notifications read: %w", pe.LocalSender, err)
 			}
 			if n, _ := res.RowsAffected(); n > 0 {
-				out.SenderRead = true
+				out.SenderRead, out.Changed = true, true
 				ids, err := tx.queueCountPushes(ctx, pe.LocalSender, pe.TS)
 				if err != nil {
 					return err
@@ -166,7 +164,7 @@ func notificationRowsPerInsert(d Dialect) int {
 	return 10
 }
 
-func (tx *Tx) insertNotifications(ctx context.Context, pe PushEvent, read map[string]bool, pos int64) error {
+func (tx *Tx) insertNotifications(ctx context.Context, pe PushEvent, read map[string]bool) error {
 	for part := range chunks(pe.Notify, notificationRowsPerInsert(tx.dialect)) {
 		var q strings.Builder
 		q.WriteString(`INSERT INTO push_notifications
@@ -178,7 +176,7 @@ func (tx *Tx) insertNotifications(ctx context.Context, pe PushEvent, read map[st
 			}
 			q.WriteString("(" + inList(len(args)+1, 10) + ")")
 			args = append(args, n.UserID, pe.EventPos, pe.RoomID, pe.EventID, pe.ThreadID, string(n.Actions),
-				n.Highlight, pe.TS, read[n.UserID], pos)
+				n.Highlight, pe.TS, read[n.UserID], pe.EventPos)
 		}
 		q.WriteString(` ON CONFLICT (user_id, event_pos) DO NOTHING`)
 		// Full chunks share one text, which the statement cache keeps.
@@ -191,9 +189,10 @@ func (tx *Tx) insertNotifications(ctx context.Context, pe PushEvent, read map[st
 
 // MarkNotificationsRead marks userID's notifications in roomID up to the
 // event at eventPos read, those of threadID only when it is not "" (a
-// threaded receipt), at stream position pos, and queues a count update
-// for the user's pushers when any changed. Receipts call it in their
-// transaction. It reports whether any notification changed.
+// threaded receipt), at stream position pos (the receipt's), and queues a
+// count update for the user's pushers when any changed. Receipts call it
+// in their transaction, after taking their stream position. It reports
+// whether any notification changed.
 func (tx *Tx) MarkNotificationsRead(ctx context.Context, userID, roomID, threadID string, eventPos, pos, nowTS int64) (bool, error) {
 	if err := tx.dialect.lockRoom(ctx, tx.tx, "push "+roomID); err != nil {
 		return false, err

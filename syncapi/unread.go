@@ -9,12 +9,17 @@ package syncapi
 //
 // "The updated notification count from a new event MUST appear in the same
 // /sync response as the event itself." The notifier evaluates an event
-// after the roomserver commits it, so the wake-up of the syncs waiting for
-// that event is held back until the notifier announces (push.Progress)
-// that it got there, for at most pushWaitLimit; a sync that reads the
-// event before that (one that was not waiting) gets the count in its next
-// response, since rooms whose notifications changed after the token are
-// always included.
+// after the roomserver commits it, and announces (push.Progress) how far
+// it got. So the wake-up of the syncs waiting for an event is held back
+// until the notifier is past it, and a sync that reads an event before
+// that (one that was not waiting) waits for the notifier before reading
+// the counts; both for at most pushWaitLimit, and not at all for a while
+// after the notifier failed to come in time (down, or far behind).
+//
+// A notification row's stream position is its event's (or, once read,
+// the receipt's), so an incremental sync finds the rooms whose counts
+// changed after its token by position; waiting as above makes sure the
+// rows of an event exist before a response covers its position.
 
 import (
 	"context"
@@ -50,6 +55,8 @@ type pushProgress struct {
 	lagUntil time.Time
 	timer    *time.Timer
 	closed   bool
+	// changed is closed (and cleared) when pos moves, for wait.
+	changed chan struct{}
 }
 
 type heldWake struct {
@@ -115,6 +122,10 @@ func (p *pushProgress) advance(pos int64) {
 		return
 	}
 	p.pos = pos
+	if p.changed != nil {
+		close(p.changed)
+		p.changed = nil
+	}
 	n := 0
 	for n < len(p.held) && p.held[n].pos <= pos {
 		n++
@@ -149,6 +160,39 @@ func (p *pushProgress) expire() {
 	p.mu.Unlock()
 	for _, h := range ready {
 		h.wake()
+	}
+}
+
+// wait returns once the notifier has evaluated the event at pos, or after
+// pushWaitLimit (the notifier is then taken to lag), or when ctx ends.
+func (p *pushProgress) wait(ctx context.Context, pos int64) {
+	deadline := time.Now().Add(pushWaitLimit)
+	for {
+		now := time.Now()
+		p.mu.Lock()
+		if p.closed || pos <= p.pos || now.Before(p.lagUntil) {
+			p.mu.Unlock()
+			return
+		}
+		if !now.Before(deadline) {
+			p.lagUntil = now.Add(pushLagBackoff)
+			p.mu.Unlock()
+			return
+		}
+		if p.changed == nil {
+			p.changed = make(chan struct{})
+		}
+		ch := p.changed
+		p.mu.Unlock()
+		t := time.NewTimer(deadline.Sub(now))
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		t.Stop()
 	}
 }
 
@@ -189,9 +233,22 @@ func (b *syncBuilder) addUnread(memberships []storage.SyncMembership) error {
 			}
 		}
 	}
-	if !slices.ContainsFunc(b.rooms, func(r *roomResult) bool { return r.section == "join" }) {
+	var newest int64
+	joined := false
+	for _, r := range b.rooms {
+		if r.section == "join" {
+			joined = true
+			for _, ev := range r.timeline {
+				newest = max(newest, ev.StreamPos)
+			}
+		}
+	}
+	if !joined {
 		return nil
 	}
+	// Rarely waits: the syncs that were waiting for these events were
+	// woken after the notifier got past them.
+	b.a.pushProgress.wait(b.ctx, newest)
 	counts, err := b.a.db.UnreadCounts(b.ctx, b.req.userID, b.upto)
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"net/url"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -17,18 +16,6 @@ func unread(res gjson.Result, roomID string) (n, h int64, present bool) {
 	r := joinedRoom(res, roomID)
 	c := r.Get("unread_notifications")
 	return c.Get("notification_count").Int(), c.Get("highlight_count").Int(), r.Exists()
-}
-
-// waitFor retries cond for a few seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // nextWith long-polls until a response has the room, and returns it.

@@ -76,10 +76,12 @@ func (s *Service) process(ctx context.Context, out *roomserver.OutputEvent) (sto
 	if err != nil {
 		return false, err
 	}
-	if recorded.StreamPos > 0 {
+	if recorded.Changed {
 		// The room's local members (and an invitee, who is not one yet)
-		// may have new counts: wake their syncs.
-		n := bus.SyncNotification{Pos: recorded.StreamPos, RoomID: rec.RoomID}
+		// may have new counts: wake their syncs. (Their syncs are woken
+		// for the event once the notifier is past it anyway; this one is
+		// for a sync process that did not wait.)
+		n := bus.SyncNotification{Pos: rec.StreamPos, RoomID: rec.RoomID}
 		if invitee != "" {
 			n.UserIDs = []string{invitee}
 		}
