@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/pushrules"
@@ -47,10 +48,12 @@ func (s *Service) process(ctx context.Context, out *roomserver.OutputEvent) (sto
 	if s.local(rec.Sender) {
 		localSender = rec.Sender
 	}
-	room, err := s.rooms.get(ctx, rec.RoomID)
+	room, err := s.rooms.get(ctx, rec)
 	if err != nil {
 		return false, err
 	}
+	// The events after this one see the room with it.
+	defer s.rooms.apply(room, rec)
 	targets, invitee := s.targets(rec, room)
 	if len(targets) == 0 && localSender == "" {
 		return false, nil
@@ -99,12 +102,7 @@ func (s *Service) process(ctx context.Context, out *roomserver.OutputEvent) (sto
 // members and the local target of an invite (invitee), never the sender.
 func (s *Service) targets(rec *storage.EventRecord, room *roomInfo) (out []string, invitee string) {
 	if room != nil {
-		out = make([]string, 0, len(room.local)+1)
-		for _, u := range room.local {
-			if u != rec.Sender {
-				out = append(out, u)
-			}
-		}
+		out = slices.DeleteFunc(room.localMembers(), func(u string) bool { return u == rec.Sender })
 	}
 	if rec.Type == "m.room.member" && rec.StateKey != nil && rec.Membership == "invite" {
 		u := *rec.StateKey

@@ -1,10 +1,18 @@
 package push
 
-// What the notifier needs of a room, cached while the room's state does
-// not change: its joined member count, its local joined members, its power
-// levels, and (on demand) local members' display names. Keyed by the
-// current state snapshot, so a change made by any process is seen at the
-// next event.
+// What the notifier needs of a room: its joined members (their number,
+// and which are local), its power levels, and (on demand) local members'
+// display names, cached per room.
+//
+// An entry is the room as of a state snapshot. An event whose state
+// before it is that snapshot, or an older one, is evaluated against the
+// entry (snapshot NIDs grow as a room's state moves on, so an older one
+// means the notifier is behind the room, and the newer members are the
+// right ones to notify). A state event the entry was exactly before is
+// applied to it, so that a room of 10,000 members being joined by more
+// does not read its member list again at every join. Anything else (a
+// newer state from another process, a fork) reloads the entry from the
+// room's current state.
 
 import (
 	"context"
@@ -29,27 +37,33 @@ type roomCache struct {
 	rooms map[string]*roomInfo
 }
 
-// roomInfo is a room as of one state snapshot. Immutable but for names.
+// roomInfo is a room as of one state snapshot. The notifier handles one
+// event at a time, but mu guards it anyway.
 type roomInfo struct {
+	mu       sync.Mutex
 	roomNID  int64
 	stateNID int64
-	joined   int64
-	local    []string // sorted
-	power    *auth.PowerLevels
-
-	mu    sync.Mutex
-	names map[string]string // local members' display names, filled on demand
+	joined   map[string]struct{} // every joined member
+	local    []string            // the local ones, sorted
+	create   *roomserver.StoredEvent
+	power    *auth.PowerLevels // nil: the defaults
+	names    map[string]string // local members' display names, filled on demand
 }
 
 func newRoomCache(s *Service) *roomCache {
 	return &roomCache{s: s, rooms: map[string]*roomInfo{}}
 }
 
-// get returns the room as of its current state, or nil for a room this
-// server has no state of (an invite from another server's room).
-func (c *roomCache) get(ctx context.Context, roomID string) (*roomInfo, error) {
-	db := c.s.cfg.DB
-	room, err := db.Room(ctx, roomID)
+// get returns the room to evaluate rec in, or nil for a room this server
+// has no state of (an invite from another server's room).
+func (c *roomCache) get(ctx context.Context, rec *storage.EventRecord) (*roomInfo, error) {
+	c.mu.Lock()
+	ri := c.rooms[rec.RoomID]
+	c.mu.Unlock()
+	if ri != nil && rec.StateBeforeNID != 0 && ri.at() >= rec.StateBeforeNID {
+		return ri, nil
+	}
+	room, err := c.s.cfg.DB.Room(ctx, rec.RoomID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	}
@@ -59,33 +73,31 @@ func (c *roomCache) get(ctx context.Context, roomID string) (*roomInfo, error) {
 	if room.StateNID == 0 {
 		return nil, nil
 	}
-	c.mu.Lock()
-	ri := c.rooms[roomID]
-	c.mu.Unlock()
-	if ri != nil && ri.stateNID == room.StateNID {
+	if ri != nil && ri.at() == room.StateNID {
 		return ri, nil
 	}
-	ri, err = c.load(ctx, room)
-	if err != nil {
+	if ri, err = c.load(ctx, room); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	if len(c.rooms) >= maxRooms {
 		clear(c.rooms)
 	}
-	c.rooms[roomID] = ri
+	c.rooms[rec.RoomID] = ri
 	c.mu.Unlock()
 	return ri, nil
 }
 
+// load reads the room as of its current state.
 func (c *roomCache) load(ctx context.Context, room *storage.Room) (*roomInfo, error) {
 	db := c.s.cfg.DB
 	members, err := db.RoomMembers(ctx, room.NID, "join")
 	if err != nil {
 		return nil, err
 	}
-	ri := &roomInfo{roomNID: room.NID, stateNID: room.StateNID, joined: int64(len(members))}
+	ri := &roomInfo{roomNID: room.NID, stateNID: room.StateNID, joined: make(map[string]struct{}, len(members))}
 	for _, m := range members {
+		ri.joined[m.UserID] = struct{}{}
 		if c.s.local(m.UserID) {
 			ri.local = append(ri.local, m.UserID)
 		}
@@ -95,54 +107,114 @@ func (c *roomCache) load(ctx context.Context, room *storage.Room) (*roomInfo, er
 	if err != nil {
 		return nil, err
 	}
-	var create, pl *storage.EventRecord
+	var pl *storage.EventRecord
 	for _, ev := range state {
 		switch ev.Type {
 		case "m.room.create":
-			create = ev
+			if ri.create, err = roomserver.ParseRecord(ev); err != nil {
+				return nil, err
+			}
 		case "m.room.power_levels":
 			pl = ev
 		}
 	}
-	if create != nil {
-		ce, err := roomserver.ParseRecord(create)
-		if err != nil {
-			return nil, err
-		}
-		var ple *roomserver.StoredEvent
-		if pl != nil {
-			if ple, err = roomserver.ParseRecord(pl); err != nil {
-				return nil, err
-			}
-		}
-		if ple != nil {
-			ri.power, err = auth.PowerLevelsFromState(ce.Event, ple.Event)
-		} else {
-			ri.power, err = auth.PowerLevelsFromState(ce.Event, nil)
-		}
-		if err != nil {
-			// Unparseable power levels: everyone at the defaults.
-			c.s.log.Warn("the room's power levels do not parse", "room_id", room.RoomID, "err", err)
-			ri.power = nil
-		}
-	}
+	c.setPower(ri, pl)
 	return ri, nil
 }
 
+// setPower parses the power levels (nil: none) against the create event.
+func (c *roomCache) setPower(ri *roomInfo, pl *storage.EventRecord) {
+	ri.power = nil
+	if ri.create == nil {
+		return
+	}
+	var err error
+	if pl == nil {
+		ri.power, err = auth.PowerLevelsFromState(ri.create.Event, nil)
+	} else {
+		var ple *roomserver.StoredEvent
+		if ple, err = roomserver.ParseRecord(pl); err == nil {
+			ri.power, err = auth.PowerLevelsFromState(ri.create.Event, ple.Event)
+		}
+	}
+	if err != nil {
+		// Unparseable power levels: everyone at the defaults.
+		c.s.log.Warn("the room's power levels do not parse", "room_id", ri.create.RoomID, "err", err)
+		ri.power = nil
+	}
+}
+
+// apply moves the entry over the state event rec, when it is the room just
+// before rec; otherwise the next event reloads it.
+func (c *roomCache) apply(ri *roomInfo, rec *storage.EventRecord) {
+	if ri == nil || rec.StateKey == nil || rec.StateAfterNID == 0 {
+		return
+	}
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	if ri.stateNID != rec.StateBeforeNID {
+		return
+	}
+	ri.stateNID = rec.StateAfterNID
+	switch rec.Type {
+	case "m.room.member":
+		user := *rec.StateKey
+		_, was := ri.joined[user]
+		now := rec.Membership == "join"
+		switch {
+		case now && !was:
+			ri.joined[user] = struct{}{}
+			if c.s.local(user) {
+				i, _ := slices.BinarySearch(ri.local, user)
+				ri.local = slices.Insert(ri.local, i, user)
+			}
+		case !now && was:
+			delete(ri.joined, user)
+			if i, ok := slices.BinarySearch(ri.local, user); ok {
+				ri.local = slices.Delete(ri.local, i, i+1)
+			}
+		}
+		delete(ri.names, user) // a new display name, perhaps
+	case "m.room.power_levels":
+		if *rec.StateKey == "" {
+			c.setPower(ri, rec)
+		}
+	}
+}
+
+// at is the snapshot the entry is the room as of.
+func (ri *roomInfo) at() int64 {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	return ri.stateNID
+}
+
+// localMembers returns the local joined members.
+func (ri *roomInfo) localMembers() []string {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	return slices.Clone(ri.local)
+}
+
 func (ri *roomInfo) isLocalMember(userID string) bool {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
 	_, ok := slices.BinarySearch(ri.local, userID)
 	return ok
 }
 
 // context is the pushrules view of the room for an event from sender.
 func (ri *roomInfo) context(ctx context.Context, s *Service, sender string) *pushrules.RoomContext {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
 	rc := &pushrules.RoomContext{
-		MemberCount: ri.joined,
+		MemberCount: int64(len(ri.joined)),
 		DisplayName: func(userID string) string { return ri.displayName(ctx, s, userID) },
 	}
 	if ri.power != nil {
-		rc.SenderLevel = ri.power.UserLevel(sender)
-		rc.NotificationLevel = ri.power.NotificationLevel
+		power := ri.power
+		rc.SenderLevel = power.UserLevel(sender)
+		rc.NotificationLevel = power.NotificationLevel
 	}
 	return rc
 }

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -272,4 +273,63 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("backoff after %d failures: %v, want %v", failures, got, want)
 		}
 	}
+}
+
+// The room as the notifier sees it follows joins and leaves: members are
+// notified while joined, and the one-to-one rule follows the count.
+func TestNotifierFollowsMembership(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		st := newStack(t, db)
+		alice, bob, carol := "@alice:"+us, "@bob:"+us, "@carol:"+us
+		roomID := st.room(alice)
+		st.service(nil)
+		notification := func(user, eventID string) *storage.Notification {
+			ns, err := db.Notifications(ctx, user, 0, 100, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range ns {
+				if ns[i].EventID == eventID {
+					return &ns[i]
+				}
+			}
+			return nil
+		}
+		join := func(u string) { st.send(roomID, st.event(u, "m.room.member", &u, map[string]any{"membership": "join"})) }
+		leave := func(u string) { st.send(roomID, st.event(u, "m.room.member", &u, map[string]any{"membership": "leave"})) }
+		waitEvaluated := func(eventID string) {
+			t.Helper()
+			waitFor(t, "the notifier to reach "+eventID, func() bool {
+				pos, _ := db.PushProgress(ctx)
+				recs, _ := db.EventsByID(ctx, []string{eventID})
+				return len(recs) == 1 && pos >= recs[0].StreamPos
+			})
+		}
+
+		join(bob)
+		m1 := st.message(roomID, alice, "two of us")
+		waitEvaluated(m1)
+		if n := notification(bob, m1); n == nil || !strings.Contains(string(n.Actions), "sound") {
+			t.Fatalf("bob in a room of two: %+v", n)
+		}
+		join(carol)
+		m2 := st.message(roomID, alice, "three of us")
+		waitEvaluated(m2)
+		if n := notification(bob, m2); n == nil || strings.Contains(string(n.Actions), "sound") {
+			t.Fatalf("bob in a room of three: %+v", n)
+		}
+		if notification(carol, m2) == nil {
+			t.Fatal("carol, who joined, was not notified")
+		}
+		leave(bob)
+		m3 := st.message(roomID, alice, "bob left")
+		waitEvaluated(m3)
+		if notification(bob, m3) != nil {
+			t.Fatal("bob, who left, was notified")
+		}
+		if n := notification(carol, m3); n == nil || !strings.Contains(string(n.Actions), "sound") {
+			t.Fatalf("carol in a room of two again: %+v", n)
+		}
+	})
 }
