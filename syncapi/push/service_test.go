@@ -296,8 +296,12 @@ func TestNotifierFollowsMembership(t *testing.T) {
 			}
 			return nil
 		}
-		join := func(u string) { st.send(roomID, st.event(u, "m.room.member", &u, map[string]any{"membership": "join"})) }
-		leave := func(u string) { st.send(roomID, st.event(u, "m.room.member", &u, map[string]any{"membership": "leave"})) }
+		join := func(u string) {
+			st.send(roomID, st.event(u, "m.room.member", &u, map[string]any{"membership": "join"}))
+		}
+		leave := func(u string) {
+			st.send(roomID, st.event(u, "m.room.member", &u, map[string]any{"membership": "leave"}))
+		}
 		waitEvaluated := func(eventID string) {
 			t.Helper()
 			waitFor(t, "the notifier to reach "+eventID, func() bool {
