@@ -56,6 +56,8 @@ type PushEvent struct {
 
 // PushRecorded is what RecordPush did.
 type PushRecorded struct {
+	// Wrote: the transaction ran, and stored push_progress at the event.
+	Wrote bool
 	// Changed: notifications were made or read.
 	Changed bool
 	// Pushers are the pushers with new pushes queued.
@@ -77,8 +79,24 @@ type PushRecorded struct {
 // notifier to reach the events it returns instead (syncapi/unread.go).
 func (db *DB) RecordPush(ctx context.Context, pe PushEvent) (PushRecorded, error) {
 	var out PushRecorded
+	if len(pe.Notify) == 0 && pe.LocalSender != "" {
+		// Most messages a user sends find nothing of theirs unread: skip
+		// the write. (Only the notifier makes unread rows, so none can
+		// appear meanwhile.)
+		var n int
+		err := db.read.QueryRowContext(ctx, `
+			SELECT COUNT(*) FROM push_notifications
+			WHERE user_id = $1 AND room_id = $2 AND thread_id = $3 AND NOT is_read AND event_pos < $4`,
+			pe.LocalSender, pe.RoomID, pe.ThreadID, pe.EventPos).Scan(&n)
+		if err != nil {
+			return PushRecorded{}, fmt.Errorf("record notifications of %s: %w", pe.EventID, err)
+		}
+		if n == 0 {
+			return out, nil
+		}
+	}
 	err := db.WithTx(ctx, func(tx *Tx) error {
-		out = PushRecorded{}
+		out = PushRecorded{Wrote: true}
 		// Receipts write under the same lock, so a receipt for this event
 		// is either seen here or sees the rows written here.
 		if err := tx.dialect.lockRoom(ctx, tx.tx, "push "+pe.RoomID); err != nil {

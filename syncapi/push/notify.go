@@ -95,7 +95,7 @@ func (s *Service) process(ctx context.Context, out *roomserver.OutputEvent) (sto
 	for _, id := range recorded.Pushers {
 		s.kick(id)
 	}
-	return true, nil
+	return recorded.Wrote, nil
 }
 
 // targets are the users to evaluate the event for: the room's local joined

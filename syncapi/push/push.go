@@ -268,7 +268,11 @@ func (s *Service) sweepSoon() {
 	time.AfterFunc(500*time.Millisecond, func() {
 		s.mu.Lock()
 		s.sweepPending = false
+		stopped := s.stopped
 		s.mu.Unlock()
+		if stopped {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := s.sweep(ctx); err != nil {
