@@ -8,6 +8,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -54,10 +55,8 @@ type PushEvent struct {
 	LocalSender string
 }
 
-// PushRecorded is what RecordPush did.
+// PushRecorded is what RecordPushes did with one event.
 type PushRecorded struct {
-	// Wrote: the transaction ran, and stored push_progress at the event.
-	Wrote bool
 	// Changed: notifications were made or read.
 	Changed bool
 	// Pushers are the pushers with new pushes queued.
@@ -66,86 +65,131 @@ type PushRecorded struct {
 	SenderRead bool
 }
 
-// RecordPush stores an event's notifications, unread unless the user's
-// receipts already cover the event (a client may read faster than the
-// notifier works), marks the local sender's earlier notifications of the
-// thread read, queues the pushes for the notified users' pushers (and a
-// count update for the sender's), and moves push_progress to the event.
-// A redelivered event changes nothing twice.
+// RecordPushes stores, in one transaction, events' notifications (unread
+// unless the user's receipts already cover the event: a client may read
+// faster than the notifier works), marks each local sender's earlier
+// notifications of the thread read, queues the pushes for the newly
+// notified users' pushers (and a count update for a sender's), and moves
+// push_progress to the last event. Events are in stream order. A
+// redelivered event changes nothing twice. It reports, per event, what
+// changed, and whether it wrote at all (when it did not, the caller stores
+// the progress later).
 //
 // The rows take the event's stream position, not a new one: taking one
 // would lock the stream counter, which every writer of the server needs,
 // for as long as the rows of a big room take to write; /sync waits for the
 // notifier to reach the events it returns instead (syncapi/unread.go).
-func (db *DB) RecordPush(ctx context.Context, pe PushEvent) (PushRecorded, error) {
-	var out PushRecorded
-	if len(pe.Notify) == 0 && pe.LocalSender != "" {
-		// Most messages a user sends find nothing of theirs unread: skip
-		// the write. (Only the notifier makes unread rows, so none can
-		// appear meanwhile.)
-		var n int
-		err := db.read.QueryRowContext(ctx, `
-			SELECT COUNT(*) FROM push_notifications
-			WHERE user_id = $1 AND room_id = $2 AND thread_id = $3 AND NOT is_read AND event_pos < $4`,
-			pe.LocalSender, pe.RoomID, pe.ThreadID, pe.EventPos).Scan(&n)
-		if err != nil {
-			return PushRecorded{}, fmt.Errorf("record notifications of %s: %w", pe.EventID, err)
+func (db *DB) RecordPushes(ctx context.Context, pes []PushEvent) (out []PushRecorded, wrote bool, err error) {
+	if len(pes) == 0 {
+		return nil, false, nil
+	}
+	if !slices.ContainsFunc(pes, func(pe PushEvent) bool { return len(pe.Notify) > 0 }) {
+		// No notifications: only senders' reads, and most messages a user
+		// sends find nothing of theirs unread. (Only the notifier makes
+		// unread rows, so none can appear meanwhile.)
+		needed := false
+		for _, pe := range pes {
+			if pe.LocalSender == "" {
+				continue
+			}
+			var n int
+			err := db.read.QueryRowContext(ctx, `
+				SELECT COUNT(*) FROM push_notifications
+				WHERE user_id = $1 AND room_id = $2 AND thread_id = $3 AND NOT is_read AND event_pos < $4`,
+				pe.LocalSender, pe.RoomID, pe.ThreadID, pe.EventPos).Scan(&n)
+			if err != nil {
+				return nil, false, fmt.Errorf("record notifications: %w", err)
+			}
+			if n > 0 {
+				needed = true
+				break
+			}
 		}
-		if n == 0 {
-			return out, nil
+		if !needed {
+			return make([]PushRecorded, len(pes)), false, nil
 		}
 	}
-	err := db.WithTx(ctx, func(tx *Tx) error {
-		out = PushRecorded{Wrote: true}
-		// Receipts write under the same lock, so a receipt for this event
-		// is either seen here or sees the rows written here.
-		if err := tx.dialect.lockRoom(ctx, tx.tx, "push "+pe.RoomID); err != nil {
-			return err
+	err = db.WithTx(ctx, func(tx *Tx) error {
+		out = make([]PushRecorded, len(pes))
+		// Receipts write under the same locks, so a receipt for one of
+		// these events is either seen here or sees the rows written here.
+		// (A receipt takes one room's lock, so taking several here, in
+		// any order, cannot deadlock with it.)
+		rooms := make([]string, 0, len(pes))
+		for _, pe := range pes {
+			rooms = append(rooms, pe.RoomID)
 		}
-		if len(pe.Notify) > 0 {
-			read, err := tx.readersOf(ctx, pe.RoomID, pe.ThreadID, pe.EventPos)
-			if err != nil {
+		slices.Sort(rooms)
+		for _, r := range slices.Compact(rooms) {
+			if err := tx.dialect.lockRoom(ctx, tx.tx, "push "+r); err != nil {
 				return err
 			}
-			if err := tx.insertNotifications(ctx, pe, read); err != nil {
+		}
+		for i, pe := range pes {
+			if err := tx.recordPush(ctx, pe, &out[i]); err != nil {
 				return err
 			}
-			out.Changed = true
-			var unread []PushNotify
-			for _, n := range pe.Notify {
-				if !read[n.UserID] {
-					unread = append(unread, n)
-				}
-			}
-			ids, err := tx.queuePushes(ctx, pe.RoomID, pe.EventID, pe.TS, unread)
-			if err != nil {
-				return err
-			}
-			out.Pushers = ids
 		}
-		if pe.LocalSender != "" {
-			res, err := tx.q.ExecContext(ctx, `
-				UPDATE push_notifications SET is_read = TRUE, stream_pos = $1
-				WHERE user_id = $2 AND room_id = $3 AND thread_id = $4 AND NOT is_read AND event_pos < $5`,
-				pe.EventPos, pe.LocalSender, pe.RoomID, pe.ThreadID, pe.EventPos)
-			if err != nil {
-				return fmt.Errorf("mark %s's notifications read: %w", pe.LocalSender, err)
-			}
-			if n, _ := res.RowsAffected(); n > 0 {
-				out.SenderRead, out.Changed = true, true
-				ids, err := tx.queueCountPushes(ctx, pe.LocalSender, pe.TS)
-				if err != nil {
-					return err
-				}
-				out.Pushers = append(out.Pushers, ids...)
-			}
-		}
-		return tx.setPushProgress(ctx, pe.EventPos)
+		return tx.setPushProgress(ctx, pes[len(pes)-1].EventPos)
 	})
 	if err != nil {
-		return PushRecorded{}, fmt.Errorf("record notifications of %s: %w", pe.EventID, err)
+		return nil, false, fmt.Errorf("record notifications: %w", err)
 	}
-	return out, nil
+	return out, true, nil
+}
+
+// RecordPush is RecordPushes for one event.
+func (db *DB) RecordPush(ctx context.Context, pe PushEvent) (PushRecorded, error) {
+	out, _, err := db.RecordPushes(ctx, []PushEvent{pe})
+	if err != nil {
+		return PushRecorded{}, err
+	}
+	return out[0], nil
+}
+
+func (tx *Tx) recordPush(ctx context.Context, pe PushEvent, out *PushRecorded) error {
+	if len(pe.Notify) > 0 {
+		read, err := tx.readersOf(ctx, pe.RoomID, pe.ThreadID, pe.EventPos)
+		if err != nil {
+			return err
+		}
+		inserted, err := tx.insertNotifications(ctx, pe, read)
+		if err != nil {
+			return err
+		}
+		// Pushes for the rows this call made: a redelivered event
+		// queues nothing twice.
+		var push []PushNotify
+		for _, n := range pe.Notify {
+			if inserted[n.UserID] && !read[n.UserID] {
+				push = append(push, n)
+			}
+		}
+		out.Changed = len(inserted) > 0
+		ids, err := tx.queuePushes(ctx, pe.RoomID, pe.EventID, pe.TS, push)
+		if err != nil {
+			return err
+		}
+		out.Pushers = ids
+	}
+	if pe.LocalSender != "" {
+		res, err := tx.q.ExecContext(ctx, `
+			UPDATE push_notifications SET is_read = TRUE, stream_pos = $1
+			WHERE user_id = $2 AND room_id = $3 AND thread_id = $4 AND NOT is_read AND event_pos < $5`,
+			pe.EventPos, pe.LocalSender, pe.RoomID, pe.ThreadID, pe.EventPos)
+		if err != nil {
+			return fmt.Errorf("mark %s's notifications read: %w", pe.LocalSender, err)
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			out.SenderRead, out.Changed = true, true
+			ids, err := tx.queueCountPushes(ctx, pe.LocalSender, pe.TS)
+			if err != nil {
+				return err
+			}
+			out.Pushers = append(out.Pushers, ids...)
+		}
+	}
+	return nil
 }
 
 // readersOf returns the users whose read receipts (public or private,
@@ -182,7 +226,10 @@ func notificationRowsPerInsert(d Dialect) int {
 	return 10
 }
 
-func (tx *Tx) insertNotifications(ctx context.Context, pe PushEvent, read map[string]bool) error {
+// insertNotifications inserts the event's notifications and returns the
+// users whose rows it made (not those already there).
+func (tx *Tx) insertNotifications(ctx context.Context, pe PushEvent, read map[string]bool) (map[string]bool, error) {
+	inserted := make(map[string]bool, len(pe.Notify))
 	for part := range chunks(pe.Notify, notificationRowsPerInsert(tx.dialect)) {
 		var q strings.Builder
 		q.WriteString(`INSERT INTO push_notifications
@@ -196,13 +243,21 @@ func (tx *Tx) insertNotifications(ctx context.Context, pe PushEvent, read map[st
 			args = append(args, n.UserID, pe.EventPos, pe.RoomID, pe.EventID, pe.ThreadID, string(n.Actions),
 				n.Highlight, pe.TS, read[n.UserID], pe.EventPos)
 		}
-		q.WriteString(` ON CONFLICT (user_id, event_pos) DO NOTHING`)
+		q.WriteString(` ON CONFLICT (user_id, event_pos) DO NOTHING RETURNING user_id`)
 		// Full chunks share one text, which the statement cache keeps.
-		if _, err := tx.q.ExecContext(ctx, q.String(), args...); err != nil {
-			return fmt.Errorf("insert notifications: %w", err)
+		rows, err := tx.q.QueryContext(ctx, q.String(), args...)
+		if err != nil {
+			return nil, fmt.Errorf("insert notifications: %w", err)
+		}
+		users, err := scanStringRows(rows)
+		if err != nil {
+			return nil, fmt.Errorf("insert notifications: %w", err)
+		}
+		for _, u := range users {
+			inserted[u] = true
 		}
 	}
-	return nil
+	return inserted, nil
 }
 
 // MarkNotificationsRead marks userID's notifications in roomID up to the

@@ -204,6 +204,12 @@ func TestPushers(t *testing.T) {
 		if err != nil || !slices.Equal(rec.Pushers, []int64{id}) {
 			t.Fatalf("RecordPush queued for %v, %v", rec.Pushers, err)
 		}
+		// Redelivered: no second push.
+		again, err := db.RecordPush(ctx, storage.PushEvent{RoomID: "!r:x", EventID: "$1", EventPos: 5, ThreadID: "main", TS: 77,
+			Notify: []storage.PushNotify{{UserID: "@a:x", Actions: []byte(`["notify"]`), Tweaks: []byte(`{"sound":"default"}`)}}})
+		if err != nil || len(again.Pushers) != 0 || again.Changed {
+			t.Fatalf("redelivered: %+v, %v", again, err)
+		}
 		q, err := db.QueuedPushes(ctx, id, 10)
 		if err != nil || len(q) != 1 || q[0].EventID != "$1" || string(q[0].Tweaks) != `{"sound":"default"}` || q[0].CreatedTS != 77 {
 			t.Fatalf("queue: %+v %v", q, err)
@@ -261,6 +267,35 @@ func TestPushers(t *testing.T) {
 		}
 		if ok, _ := db.DeletePusher(ctx, "@b:x", "app", "key"); ok {
 			t.Error("deleted twice")
+		}
+	})
+}
+
+// A batch in stream order: a user's own event reads what an earlier event
+// of the same batch notified them of.
+func TestRecordPushesBatch(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		notify := []storage.PushNotify{{UserID: "@b:x", Actions: []byte(`["notify"]`)}}
+		out, wrote, err := db.RecordPushes(ctx, []storage.PushEvent{
+			{RoomID: "!r:x", EventID: "$1", EventPos: 1, ThreadID: "main", TS: 1, Notify: notify},
+			{RoomID: "!s:x", EventID: "$2", EventPos: 2, ThreadID: "main", TS: 2, Notify: notify},
+			{RoomID: "!r:x", EventID: "$3", EventPos: 3, ThreadID: "main", TS: 3, LocalSender: "@b:x"},
+		})
+		if err != nil || !wrote || len(out) != 3 || !out[0].Changed || !out[2].SenderRead {
+			t.Fatalf("RecordPushes: %+v %v %v", out, wrote, err)
+		}
+		counts, err := db.UnreadCounts(ctx, "@b:x", 10)
+		if err != nil || len(counts) != 1 || counts[0].RoomID != "!s:x" {
+			t.Fatalf("counts: %+v %v", counts, err)
+		}
+		if p, _ := db.PushProgress(ctx); p != 3 {
+			t.Errorf("progress %d", p)
+		}
+		// Nothing to write: no transaction.
+		out, wrote, err = db.RecordPushes(ctx, []storage.PushEvent{{RoomID: "!r:x", EventID: "$4", EventPos: 4, ThreadID: "main", LocalSender: "@c:x"}})
+		if err != nil || wrote || out[0].Changed {
+			t.Fatalf("nothing to do: %+v %v %v", out, wrote, err)
 		}
 	})
 }

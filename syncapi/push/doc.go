@@ -6,10 +6,10 @@
 // gateways.
 //
 // It is a durable consumer of the roomserver's output stream, like the
-// federation sender: an event's notifications and the pushes for it are
-// committed in one transaction (storage.RecordPush) before the bus message
-// is acknowledged, so a crash loses nothing and a redelivery doubles
-// nothing. Pushes wait in push_queue; one worker per pusher sends them in
+// federation sender: a burst of events is evaluated in order and their
+// notifications and the pushes for them are committed in one transaction
+// (storage.RecordPushes) before the bus messages are acknowledged, so a
+// crash loses nothing and a redelivery doubles nothing. Pushes wait in push_queue; one worker per pusher sends them in
 // order, backs off exponentially after a failure (stored, so a restart
 // keeps it), drops a push it cannot deliver for a day, and deletes the
 // pusher when the gateway rejects its pushkey.

@@ -15,34 +15,110 @@ import (
 	"github.com/myelin-chat/myelin/storage"
 )
 
-// handle processes one message of the output stream.
-func (s *Service) handle(ctx context.Context, msg *bus.Message) error {
-	var out roomserver.OutputEvent
-	if err := json.Unmarshal(msg.Data, &out); err != nil || out.EventID == "" {
-		return bus.Permanent(fmt.Errorf("push: output message %d: malformed", msg.Sequence))
+// Bounds of one write: events of a burst are recorded in one transaction
+// (the commit, not the work, bounds the rate of small writes), but not so
+// many notifications that the transaction holds the rooms' locks long.
+const (
+	outputBatch        = 100
+	maxBatchedNotified = 20000
+)
+
+// pending is an evaluated event waiting to be recorded.
+type pending struct {
+	pe      storage.PushEvent
+	invitee string
+}
+
+// handle evaluates a burst of the output stream, in order, and records
+// what it gives.
+func (s *Service) handle(ctx context.Context, msgs []*bus.Message) error {
+	var (
+		batch    []pending
+		notified int
+		last     int64
+	)
+	for _, msg := range msgs {
+		var out roomserver.OutputEvent
+		if err := json.Unmarshal(msg.Data, &out); err != nil || out.EventID == "" {
+			s.log.Error("malformed output message; skipped", "seq", msg.Sequence)
+			continue
+		}
+		p, ok, err := s.process(ctx, &out)
+		if err != nil {
+			return fmt.Errorf("push: event %s: %w", out.EventID, err)
+		}
+		last = max(last, out.StreamPos)
+		if !ok {
+			continue
+		}
+		batch = append(batch, p)
+		if notified += len(p.pe.Notify); notified >= maxBatchedNotified {
+			if err := s.record(ctx, batch); err != nil {
+				return err
+			}
+			batch, notified = nil, 0
+		}
 	}
-	stored, err := s.process(ctx, &out)
-	if err != nil {
-		return fmt.Errorf("push: event %s: %w", out.EventID, err)
+	if err := s.record(ctx, batch); err != nil {
+		return err
 	}
-	s.advance(out.StreamPos, stored)
+	if last > 0 {
+		s.advance(last)
+	}
 	return nil
 }
 
-// process evaluates one event and records what it gives; stored reports
-// whether the progress was stored with it.
-func (s *Service) process(ctx context.Context, out *roomserver.OutputEvent) (stored bool, err error) {
+// record writes a batch, then wakes the syncs concerned and the pushers.
+func (s *Service) record(ctx context.Context, batch []pending) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	pes := make([]storage.PushEvent, len(batch))
+	for i, p := range batch {
+		pes[i] = p.pe
+	}
+	recorded, wrote, err := s.cfg.DB.RecordPushes(ctx, pes)
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	if wrote {
+		s.stored(pes[len(pes)-1].EventPos)
+	}
+	for i, r := range recorded {
+		if r.Changed {
+			// The room's local members (and an invitee, who is not one
+			// yet) may have new counts: wake their syncs. (Their syncs
+			// are woken for the event once the notifier is past it
+			// anyway; this one is for a sync process that did not wait.)
+			n := bus.SyncNotification{Pos: pes[i].EventPos, RoomID: pes[i].RoomID}
+			if batch[i].invitee != "" {
+				n.UserIDs = []string{batch[i].invitee}
+			}
+			if err := bus.NotifySync(ctx, s.cfg.Bus, n); err != nil {
+				s.log.Warn("cannot publish a sync notification", "err", err)
+			}
+		}
+		for _, id := range r.Pushers {
+			s.kick(id)
+		}
+	}
+	return nil
+}
+
+// process evaluates one event; ok is false when there is nothing to
+// record.
+func (s *Service) process(ctx context.Context, out *roomserver.OutputEvent) (p pending, ok bool, err error) {
 	recs, err := s.cfg.DB.EventsByID(ctx, []string{out.EventID})
 	if err != nil {
-		return false, err
+		return p, false, err
 	}
 	if len(recs) == 0 {
 		s.log.Warn("an event of the output stream is not stored", "event_id", out.EventID)
-		return false, nil
+		return p, false, nil
 	}
 	rec := recs[0]
 	if rec.Rejected || rec.SoftFailed || rec.StreamPos <= 0 {
-		return false, nil
+		return p, false, nil
 	}
 	localSender := ""
 	if s.local(rec.Sender) {
@@ -50,52 +126,34 @@ func (s *Service) process(ctx context.Context, out *roomserver.OutputEvent) (sto
 	}
 	room, err := s.rooms.get(ctx, rec)
 	if err != nil {
-		return false, err
+		return p, false, err
 	}
 	// The events after this one see the room with it.
 	defer s.rooms.apply(room, rec)
 	targets, invitee := s.targets(rec, room)
 	if len(targets) == 0 && localSender == "" {
-		return false, nil
+		return p, false, nil
 	}
-
 	var notify []storage.PushNotify
 	if len(targets) > 0 {
 		if notify, err = s.evaluate(ctx, rec, room, targets); err != nil {
-			return false, err
+			return p, false, err
 		}
 	}
 	if len(notify) == 0 && localSender == "" {
-		return false, nil
+		return p, false, nil
 	}
 	thread, err := s.threadOf(ctx, rec)
 	if err != nil {
-		return false, err
+		return p, false, err
 	}
-	recorded, err := s.cfg.DB.RecordPush(ctx, storage.PushEvent{
-		RoomID: rec.RoomID, EventID: rec.EventID, EventPos: rec.StreamPos, ThreadID: thread,
-		TS: s.cfg.Now().UnixMilli(), Notify: notify, LocalSender: localSender,
-	})
-	if err != nil {
-		return false, err
-	}
-	if recorded.Changed {
-		// The room's local members (and an invitee, who is not one yet)
-		// may have new counts: wake their syncs. (Their syncs are woken
-		// for the event once the notifier is past it anyway; this one is
-		// for a sync process that did not wait.)
-		n := bus.SyncNotification{Pos: rec.StreamPos, RoomID: rec.RoomID}
-		if invitee != "" {
-			n.UserIDs = []string{invitee}
-		}
-		if err := bus.NotifySync(ctx, s.cfg.Bus, n); err != nil {
-			s.log.Warn("cannot publish a sync notification", "err", err)
-		}
-	}
-	for _, id := range recorded.Pushers {
-		s.kick(id)
-	}
-	return recorded.Wrote, nil
+	return pending{
+		pe: storage.PushEvent{
+			RoomID: rec.RoomID, EventID: rec.EventID, EventPos: rec.StreamPos, ThreadID: thread,
+			TS: s.cfg.Now().UnixMilli(), Notify: notify, LocalSender: localSender,
+		},
+		invitee: invitee,
+	}, true, nil
 }
 
 // targets are the users to evaluate the event for: the room's local joined

@@ -174,12 +174,12 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	// A handler failure (the database away) is retried for a long time:
 	// a message given up on is notifications no one gets.
-	c, err := s.cfg.Bus.Consume(context.Background(), bus.ConsumerConfig{
+	c, err := s.cfg.Bus.ConsumeBatches(context.Background(), bus.ConsumerConfig{
 		Stream:         roomserver.OutputStream,
 		Durable:        durableName,
 		FilterSubjects: []string{roomserver.OutputSubject},
 		MaxDeliver:     1000,
-	}, s.handle)
+	}, outputBatch, s.handle)
 	if err != nil {
 		s.Stop()
 		return fmt.Errorf("push: %w", err)
@@ -294,21 +294,23 @@ func (s *Service) sweep(ctx context.Context) error {
 }
 
 // advance records that every event up to pos has been evaluated: it tells
-// the /sync processes now, and stores it within a second (stored already
-// when the event's notifications were).
-func (s *Service) advance(pos int64, stored bool) {
+// the /sync processes now, and stores it within a second.
+func (s *Service) advance(pos int64) {
 	s.progressMu.Lock()
-	if pos > s.progress {
-		s.progress = pos
-	}
-	if stored && pos > s.progressStored {
-		s.progressStored = pos
-	}
+	s.progress = max(s.progress, pos)
 	s.progressMu.Unlock()
 	data, _ := json.Marshal(Progress{Pos: pos})
 	if err := s.cfg.Bus.Conn().Publish(s.cfg.Bus.Subject(ProgressSubject), data); err != nil {
 		s.log.Warn("cannot publish the push progress", "err", err)
 	}
+}
+
+// stored records that the progress up to pos was stored (with
+// notifications).
+func (s *Service) stored(pos int64) {
+	s.progressMu.Lock()
+	s.progressStored = max(s.progressStored, pos)
+	s.progressMu.Unlock()
 }
 
 // saveProgress stores the progress if it moved since it was last stored.

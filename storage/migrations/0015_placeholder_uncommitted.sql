@@ -1,0 +1,2 @@
+-- Placeholder for local testing only: NOT COMMITTED.
+SELECT 1;
