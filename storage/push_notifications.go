@@ -1,7 +1,7 @@
 package storage
 
 // Queries on push_notifications and push_progress
-// (migrations/0016_push.sql): the notifications the push rules made, their
+// (migrations/0015_push.sql): the notifications the push rules made, their
 // read state, and how far the notifier has got. The notifier (syncapi/push)
 // writes them, /sync reads the unread counts, /notifications lists them.
 

@@ -1,6 +1,6 @@
 package storage
 
-// Queries on pushers and push_queue (migrations/0016_push.sql): the
+// Queries on pushers and push_queue (migrations/0015_push.sql): the
 // pushers clients set (POST /pushers/set) and the durable queue of pushes
 // the notifier hands to their push gateways, with each pusher's backoff.
 

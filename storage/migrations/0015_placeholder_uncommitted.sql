@@ -1,2 +1,0 @@
--- Placeholder for local testing only: NOT COMMITTED.
-SELECT 1;
