@@ -99,10 +99,9 @@ func (a *API) putSend(w http.ResponseWriter, r *http.Request, d *auth.Device) {
 		httputil.WriteError(w, r, err)
 		return
 	}
-	if err := a.recordAnnotation(r.Context(), content, id); err != nil {
-		// The event is sent; only the duplicate check may miss it until
-		// syncapi's consumer records it.
-		httputil.Logger(r.Context()).Warn("recording annotation", "event_id", id, "err", err)
+	if err := a.recordRelation(r.Context(), content, id); err != nil {
+		// The event is sent; syncapi's consumer will record it.
+		httputil.Logger(r.Context()).Warn("recording relation", "event_id", id, "err", err)
 	}
 	httputil.WriteJSON(w, r, http.StatusOK, eventIDResponse{id})
 }
