@@ -48,7 +48,7 @@ func benchIndex(b *testing.B) bleve.Index {
 	if dir == "" {
 		dir = b.TempDir()
 	}
-	path := filepath.Join(dir, fmt.Sprintf("bench-%d.bleve", docs))
+	path := filepath.Join(dir, fmt.Sprintf("bench-%d-v%s.bleve", docs, schemaVersion))
 	if idx, err := bleve.Open(path); err == nil {
 		return idx
 	}
@@ -72,7 +72,7 @@ func benchIndex(b *testing.B) bleve.Index {
 		_ = batch.Index("$ev"+strconv.Itoa(i), map[string]any{
 			fieldBody: string(body), fieldRoom: fmt.Sprintf("!room%d:bench", rng.IntN(1000)),
 			fieldSender: fmt.Sprintf("@user%d:bench", rng.IntN(5000)), fieldType: "m.room.message",
-			fieldPos: posTerm(int64(i)), fieldURL: false,
+			fieldPos: posTerm(int64(i)), fieldSeq: float64(i), fieldURL: false,
 		})
 		if batch.Size() == 2000 {
 			if err := idx.Batch(batch); err != nil {
@@ -112,6 +112,13 @@ func BenchmarkSearch(b *testing.B) {
 		{"rank-rare-word", benchWord(3000), false},
 		{"rank-two-words", benchWord(10) + " " + benchWord(200), false},
 		{"rank-phrase", `"` + benchWord(0) + " " + benchWord(1) + `"`, false},
+		// Search as you type: the last word is also a prefix. "wba" starts
+		// 1,000 of the vocabulary's words (among them the most common),
+		// "wbac" 50.
+		{"rank-prefix-3", "wba", false},
+		{"recent-prefix-3", "wba", true},
+		{"rank-prefix-4", "wbac", false},
+		{"rank-word-and-prefix", benchWord(200) + " wbac", false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			q := Query{Term: ParseTerm(tc.term), Rooms: rooms, Recent: tc.recent, Limit: 10}
