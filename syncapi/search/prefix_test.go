@@ -21,7 +21,7 @@ func TestPrefixExpansionKeepsFrequentWords(t *testing.T) {
 	}
 	defer idx.Close()
 	ix := &Index{idx: idx}
-	// Word i ("pxq" + i) is in i+1 messages; "pxq" itself in one.
+	// Word i ("pxqz" + i) is in i+1 messages; "pxqz" itself in one.
 	const words = maxPrefixTerms + 8
 	pos := int64(0)
 	docOf := map[string]int{} // event ID → word
@@ -34,15 +34,15 @@ func TestPrefixExpansionKeepsFrequentWords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	add("pxq", -1)
+	add("pxqz", -1)
 	for i := range words {
 		for range i + 1 {
-			add(fmt.Sprintf("pxq%02d", i), i)
+			add(fmt.Sprintf("pxqz%02d", i), i)
 		}
 	}
 	search := func(visible []storage.PosRange) []int {
 		t.Helper()
-		res, err := ix.Search(context.Background(), Query{Term: ParseTerm("pxq"),
+		res, err := ix.Search(context.Background(), Query{Term: ParseTerm("pxqz"),
 			Rooms: []Room{{RoomID: "!r:x", Visible: visible}}, Limit: 10_000})
 		if err != nil {
 			t.Fatal(err)
