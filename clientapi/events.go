@@ -68,6 +68,10 @@ func (a *API) putSend(w http.ResponseWriter, r *http.Request, d *auth.Device) {
 		Type: evType, Sender: d.UserID, Content: content,
 		Txn: &roomserver.TxnKey{UserID: d.UserID, DeviceID: d.DeviceID, TxnID: txnID, Endpoint: roomserver.TxnSend},
 	}
+	if err := a.checkRelation(r.Context(), roomID, evType, req.Txn, content); err != nil {
+		httputil.WriteError(w, r, err)
+		return
+	}
 	if evType == "m.room.redaction" {
 		// room_send.yaml: redactions may be sent here in every room
 		// version, with redacts in the content; before version 11 it
@@ -94,6 +98,10 @@ func (a *API) putSend(w http.ResponseWriter, r *http.Request, d *auth.Device) {
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
+	}
+	if err := a.recordRelation(r.Context(), content, id); err != nil {
+		// The event is sent; syncapi's consumer will record it.
+		httputil.Logger(r.Context()).Warn("recording relation", "event_id", id, "err", err)
 	}
 	httputil.WriteJSON(w, r, http.StatusOK, eventIDResponse{id})
 }

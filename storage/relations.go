@@ -235,3 +235,28 @@ func queryEventsText(ctx context.Context, q queryer, query string, args ...any) 
 func (db *DB) EventsByPos(ctx context.Context, positions []int64) ([]*EventRecord, error) {
 	return eventsIn(ctx, db.read, "e.stream_pos", positions)
 }
+
+// Annotation is an m.annotation: who reacted to which event of which room,
+// with which event type and key.
+type Annotation struct {
+	RoomID, RelatesTo, Sender, EventType, Key string
+}
+
+// SameAnnotation returns the ID of an annotation of a's sender like a (same
+// parent, event type and key) that is not redacted (a redaction deletes
+// the row), "" when there is none.
+func (db *DB) SameAnnotation(ctx context.Context, a Annotation) (string, error) {
+	var id string
+	err := db.read.QueryRowContext(ctx, `
+		SELECT r.event_id FROM event_relations r JOIN rooms ON rooms.room_nid = r.room_nid
+		WHERE r.relates_to = $1 AND r.rel_type = 'm.annotation' AND rooms.room_id = $2
+			AND r.sender = $3 AND r.event_type = $4 AND r.aggregation_key = $5
+		LIMIT 1`, a.RelatesTo, a.RoomID, a.Sender, a.EventType, a.Key).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("annotations of %s: %w", a.RelatesTo, err)
+	}
+	return id, nil
+}

@@ -429,3 +429,43 @@ func TestRelationsVisibility(t *testing.T) {
 		}
 	}
 }
+
+// TestRelationSendChecks: the server refuses a second identical annotation
+// (M_DUPLICATE_ANNOTATION) until the first is redacted, but not a retry of
+// the transaction that sent it, nor another key, type or sender; and it
+// refuses a thread started from a thread reply or from an edit (400
+// M_UNKNOWN, as threading.md asks), but not a reply in an existing thread.
+func TestRelationSendChecks(t *testing.T) {
+	s := servertest.Start(t, 1)[0]
+	alice, bob := newUser(t, s, "alice"), newUser(t, s, "bob")
+	roomID := alice.createRoom(t, map[string]any{"preset": "public_chat"})
+	bob.join(t, roomID)
+	root := alice.send(t, roomID, "root")
+
+	thumbs := map[string]any{"m.relates_to": map[string]any{"rel_type": "m.annotation", "event_id": root, "key": "👍"}}
+	sendPath := func(evType, txn string) string {
+		return room(roomID) + "/send/" + url.PathEscape(evType) + "/" + txn
+	}
+	first := alice.ok(t, "PUT", sendPath("m.reaction", "dup1"), thumbs).Get("event_id").Str
+	alice.fails(t, 400, "M_DUPLICATE_ANNOTATION", "PUT", sendPath("m.reaction", "dup2"), thumbs)
+	if again := alice.ok(t, "PUT", sendPath("m.reaction", "dup1"), thumbs).Get("event_id").Str; again != first {
+		t.Fatalf("retried transaction: %s, want the first event %s", again, first)
+	}
+	bob.react(t, roomID, root, "👍")   // another sender
+	alice.react(t, roomID, root, "👎") // another key
+	alice.sendEvent(t, roomID, "m.room.message", map[string]any{"msgtype": "m.text", "body": "👍",
+		"m.relates_to": map[string]any{"rel_type": "m.annotation", "event_id": root, "key": "👍"}}) // another type
+	alice.redact(t, roomID, first)
+	waitFor(t, "the redaction to free the annotation", func() bool {
+		status, _ := alice.do(t, "PUT", sendPath("m.reaction", "dup3"), thumbs)
+		return status == 200
+	})
+
+	reply := bob.reply(t, roomID, root, "in the thread")
+	bob.reply(t, roomID, root, "again in the thread")
+	edit := alice.edit(t, roomID, root, "root, edited")
+	for i, parent := range []string{reply, edit} {
+		alice.fails(t, 400, "M_UNKNOWN", "PUT", sendPath("m.room.message", fmt.Sprint("nested", i)), map[string]any{
+			"msgtype": "m.text", "body": "nested", "m.relates_to": relatesTo("m.thread", parent)})
+	}
+}

@@ -30,7 +30,7 @@ var (
 
 // schemaVersion names the mapping and the document shape; an index written
 // with another is rebuilt.
-const schemaVersion = "2"
+const schemaVersion = "3"
 
 // catchUpBatch is how many events one index batch (and one database read)
 // takes.
@@ -45,6 +45,7 @@ const (
 	fieldSender = "sender"
 	fieldType   = "type"
 	fieldPos    = "pos"
+	fieldSeq    = "seq"
 	fieldURL    = "url"
 )
 
@@ -159,6 +160,14 @@ func indexMapping() mapping.IndexMapping {
 	pos.IncludeInAll = false
 	pos.IncludeTermVectors = false
 	pos.DocValues = true
+	// The position again as a bleve number, for the visibility ranges: a
+	// range of keywords expands to every position in it (hundreds of
+	// thousands of terms), a numeric range to a few dozen terms of the
+	// number's coarser precisions.
+	seq := bleve.NewNumericFieldMapping()
+	seq.Store = false
+	seq.IncludeInAll = false
+	seq.DocValues = false
 	flag := bleve.NewBooleanFieldMapping()
 	flag.Store = false
 	flag.IncludeInAll = false
@@ -172,6 +181,7 @@ func indexMapping() mapping.IndexMapping {
 		doc.AddFieldMappingsAt(f, keyword)
 	}
 	doc.AddFieldMappingsAt(fieldPos, pos)
+	doc.AddFieldMappingsAt(fieldSeq, seq)
 	doc.AddFieldMappingsAt(fieldURL, flag)
 
 	im := bleve.NewIndexMapping()
@@ -341,7 +351,8 @@ func documentOf(ev *storage.EventRecord) map[string]any {
 	}
 	content := gjson.GetBytes(ev.JSON, "content")
 	doc := map[string]any{
-		fieldRoom: ev.RoomID, fieldSender: ev.Sender, fieldType: ev.Type, fieldPos: posTerm(ev.StreamPos),
+		fieldRoom: ev.RoomID, fieldSender: ev.Sender, fieldType: ev.Type,
+		fieldPos: posTerm(ev.StreamPos), fieldSeq: float64(ev.StreamPos),
 	}
 	switch {
 	case ev.Type == "m.room.message" && ev.StateKey == nil:
