@@ -99,10 +99,6 @@ func (a *API) putSend(w http.ResponseWriter, r *http.Request, d *auth.Device) {
 		httputil.WriteError(w, r, err)
 		return
 	}
-	if err := a.recordRelation(r.Context(), content, id); err != nil {
-		// The event is sent; syncapi's consumer will record it.
-		httputil.Logger(r.Context()).Warn("recording relation", "event_id", id, "err", err)
-	}
 	httputil.WriteJSON(w, r, http.StatusOK, eventIDResponse{id})
 }
 

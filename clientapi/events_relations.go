@@ -97,17 +97,3 @@ func (a *API) checkRelation(ctx context.Context, roomID, evType string, txn *roo
 	return nil
 }
 
-// recordRelation records the relationship of eventID, just sent, at once
-// rather than when syncapi's consumer reaches it: a client sending the
-// same reaction twice in a row gets M_DUPLICATE_ANNOTATION the second time,
-// and a client that sees a thread reply in /sync and fetches its root (as
-// matrix-js-sdk does) almost always finds the reply counted. Recording is
-// idempotent, so the consumer's later pass is harmless. (Sync may still
-// deliver the event before this runs; events from other servers wait for
-// the consumer.)
-func (a *API) recordRelation(ctx context.Context, content []byte, eventID string) error {
-	if !gjson.GetBytes(content, `m\.relates_to.rel_type`).Exists() {
-		return nil
-	}
-	return relations.Record(ctx, a.db, eventID)
-}

@@ -137,6 +137,9 @@ func (rs *Roomserver) InputHistorical(ctx context.Context, roomID string, events
 			if err := w.tx.MakeHistorical(ctx, s.nid, pos); err != nil {
 				return nil, err
 			}
+			if err := w.recordRelation(ctx, rc.room.NID, ev, s.nid, pos); err != nil {
+				return nil, err
+			}
 			added++
 		}
 		return nil, nil

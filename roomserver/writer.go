@@ -337,6 +337,9 @@ func (w *writer) persist(ctx context.Context, rc *roomCtx, ev *pdu.Event, o pers
 		}
 	}
 
+	if err := w.recordRelation(ctx, rc.room.NID, ev, nid, pos); err != nil {
+		return nil, err
+	}
 	if ev.Type() == "m.room.redaction" && ev.Redacts() != "" {
 		if err := w.applyRedaction(ctx, rc, ev); err != nil {
 			return nil, err
@@ -660,7 +663,26 @@ func (w *writer) applyRedaction(ctx context.Context, rc *roomCtx, redaction *pdu
 	// The target may be in the current state, whose cached form would
 	// keep the unredacted content.
 	w.rs.cache.drop(rc.room.NID)
-	return w.tx.ApplyRedaction(ctx, target.NID, red, redaction.EventID())
+	if err := w.tx.ApplyRedaction(ctx, target.NID, red, redaction.EventID()); err != nil {
+		return err
+	}
+	// A redacted event's relationship is broken.
+	return w.tx.DeleteRelation(ctx, target.NID)
+}
+
+// recordRelation records the relationship an event that entered the
+// timeline at position pos declares (m.relates_to), in the transaction
+// that stores it: whoever reads the event (a /sync, a client fetching a
+// thread's root) finds it counted in the aggregations.
+func (w *writer) recordRelation(ctx context.Context, roomNID int64, ev *pdu.Event, nid, pos int64) error {
+	rel, ok := pdu.ParseRelatesTo(ev.Type(), ev.Content())
+	if !ok {
+		return nil
+	}
+	return w.tx.InsertRelation(ctx, storage.Relation{
+		EventNID: nid, EventID: ev.EventID(), RoomNID: roomNID, RelatesTo: rel.EventID, RelType: rel.RelType,
+		EventType: ev.Type(), Sender: ev.Sender(), StreamPos: pos, OriginServerTS: ev.OriginServerTS(), AggregationKey: rel.Key,
+	})
 }
 
 // redactedJSON is the stored form of a redacted event: the redaction

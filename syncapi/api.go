@@ -14,7 +14,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/storage"
-	"github.com/myelin-chat/myelin/syncapi/relations"
 	"github.com/myelin-chat/myelin/syncapi/search"
 	"github.com/myelin-chat/myelin/syncapi/synctoken"
 )
@@ -65,8 +64,7 @@ type API struct {
 	// counted the event (unread.go).
 	pushProgress pushProgress
 
-	relations *relations.Consumer
-	search    *search.Index // nil: /search is not served here
+	search *search.Index // nil: /search is not served here
 
 	draining atomic.Bool
 
@@ -109,21 +107,15 @@ func New(d Deps) (*API, error) {
 		return nil, err
 	}
 	stop := func() { stopSubs(); stopPush() }
-	if a.relations, err = relations.StartConsumer(context.Background(), a.db, a.bus, a.logger); err != nil {
-		stop()
-		return nil, err
-	}
 	if d.SearchIndexPath != "" {
 		if a.search, err = search.Open(context.Background(), search.Config{
 			DB: a.db, Bus: a.bus, Path: d.SearchIndexPath, Logger: a.logger,
 		}); err != nil {
-			a.relations.Stop()
 			stop()
 			return nil, err
 		}
 	}
 	a.stop = func() {
-		a.relations.Stop()
 		if a.search != nil {
 			if err := a.search.Close(); err != nil {
 				a.logger.Warn("closing the search index", "err", err)

@@ -171,13 +171,13 @@ try {
     () => JSON.stringify({ newReply, length: thread.length, replyTo: thread.replyToEvent?.getId() }));
   check(thread.events.some((e) => e.getId() === newReply), "a reply sent later arrives in the thread through /sync");
   // The client refetches the root when the reply arrives and takes its
-  // count; the server records relations from its output stream, which may
-  // be a moment behind /sync, so the count is checked where it settles.
-  await waitUntil("the root's count to include the live reply", async () => {
-    const root4 = fresh.getEventMapper()(await fresh.fetchRoomEvent(roomId, root));
-    return root4.getServerAggregatedRelation("m.thread")?.count === 4;
-  });
-  check(true, "the root's bundled count includes the live reply");
+  // count: the server records a relation in the transaction that stores
+  // the event, so the count the client holds includes the live reply.
+  await waitUntil("the client's thread count to include the live reply",
+    () => thread.rootEvent.getServerAggregatedRelation("m.thread")?.count === 4 && inFlight === 0,
+    () => JSON.stringify(thread.rootEvent.getServerAggregatedRelation("m.thread")));
+  const root4 = fresh.getEventMapper()(await fresh.fetchRoomEvent(roomId, root));
+  check(root4.getServerAggregatedRelation("m.thread")?.count === 4, "the root's bundled count includes the live reply");
 } finally {
   fresh.stopClient();
 }
