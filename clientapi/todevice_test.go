@@ -196,7 +196,7 @@ func TestToDeviceBadInput(t *testing.T) {
 }
 
 // TestToDeviceRemoteAndDeletedDevices: messages for a remote user wait in
-// the outbound queue for their server, one EDU per request; a deleted
+// the federation sender's queue for their server, one EDU per request; a deleted
 // device's waiting messages go with it.
 func TestToDeviceRemoteAndDeletedDevices(t *testing.T) {
 	s := servertest.Start(t, 1)[0]
@@ -207,11 +207,11 @@ func TestToDeviceRemoteAndDeletedDevices(t *testing.T) {
 		"@zed:remote.example": {"ZDEV": map[string]any{"n": 1}},
 		bob.id:                {bob2.deviceID: map[string]any{"n": 2}},
 	})
-	edus, err := s.DB().OutboundToDevice(context.Background(), "remote.example", 10)
-	if err != nil || len(edus) != 1 {
-		t.Fatalf("outbound queue for remote.example: %v, %v", edus, err)
+	edus, err := s.DB().QueuedEDUs(context.Background(), "remote.example", 10)
+	if err != nil || len(edus) != 1 || edus[0].Type != "m.direct_to_device" {
+		t.Fatalf("federation queue for remote.example: %v, %v", edus, err)
 	}
-	edu := gjson.ParseBytes(edus[0])
+	edu := gjson.ParseBytes(edus[0].Content)
 	if edu.Get("sender").Str != alice.id || edu.Get("type").Str != "m.test" || edu.Get("message_id").Str == "" ||
 		edu.Get("messages."+esc("@zed:remote.example")+".ZDEV.n").Int() != 1 {
 		t.Fatalf("queued EDU %s", edu.Raw)

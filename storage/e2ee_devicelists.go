@@ -28,12 +28,14 @@ func (tx *Tx) MarkDeviceListChanged(ctx context.Context, userID string) (int64, 
 	return pos, nil
 }
 
-// DeviceListStreamID returns the position of userID's last device list
-// change, 0 if it never changed: the stream_id other servers are given.
+// DeviceListStreamID returns the stream_id of the local user userID's last
+// m.device_list_update (QueueDeviceListUpdates), 0 if there was none: the
+// stream_id other servers are given with the full list, which the next
+// update names as its prev_id.
 func (db *DB) DeviceListStreamID(ctx context.Context, userID string) (int64, error) {
 	var pos int64
 	err := db.read.QueryRowContext(ctx, `
-		SELECT COALESCE(MAX(stream_pos), 0) FROM e2ee_device_list_changes WHERE user_id = $1`, userID).Scan(&pos)
+		SELECT COALESCE(MAX(device_stream_id), 0) FROM e2ee_device_list_changes WHERE user_id = $1`, userID).Scan(&pos)
 	if err != nil {
 		return 0, fmt.Errorf("device list stream ID of %q: %w", userID, err)
 	}

@@ -494,9 +494,10 @@ func (db *DB) KeySignaturesOfUsers(ctx context.Context, targetUserIDs []string) 
 // signatures of them, waiting to-device messages and transaction IDs, and
 // the dehydrated device record. When any of them had identity keys, the
 // user's device list changes: the position of that change is returned (0
-// when nothing visible changed), for waking the syncs of who shares a room.
+// when nothing visible changed), for waking the syncs of who shares a room,
+// and the deletions are queued for other servers (QueueDeviceListUpdates).
 func (tx *Tx) DeleteDeviceKeys(ctx context.Context, userID string, deviceIDs []string) (int64, error) {
-	hadKeys := false
+	var hadKeys []string
 	for _, id := range deviceIDs {
 		res, err := tx.q.ExecContext(ctx, `DELETE FROM e2ee_device_keys WHERE user_id = $1 AND device_id = $2`, userID, id)
 		if err != nil {
@@ -505,7 +506,7 @@ func (tx *Tx) DeleteDeviceKeys(ctx context.Context, userID string, deviceIDs []s
 		if n, err := res.RowsAffected(); err != nil {
 			return 0, fmt.Errorf("delete the keys of %q %q: %w", userID, id, err)
 		} else if n > 0 {
-			hadKeys = true
+			hadKeys = append(hadKeys, id)
 		}
 		for _, q := range []string{
 			`DELETE FROM e2ee_one_time_keys WHERE user_id = $1 AND device_id = $2`,
@@ -520,8 +521,13 @@ func (tx *Tx) DeleteDeviceKeys(ctx context.Context, userID string, deviceIDs []s
 			}
 		}
 	}
-	if !hadKeys {
+	if len(hadKeys) == 0 {
 		return 0, nil
 	}
-	return tx.MarkDeviceListChanged(ctx, userID)
+	pos, err := tx.MarkDeviceListChanged(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
+	// Other servers hear that the devices are gone.
+	return pos, tx.QueueDeviceListUpdates(ctx, userID, hadKeys)
 }

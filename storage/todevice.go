@@ -2,7 +2,9 @@ package storage
 
 // Queries on send-to-device messages (migrations/0014_e2ee.sql):
 // to_device_messages waiting for local devices, to_device_txns for
-// idempotent sends, and to_device_outbound for remote users.
+// idempotent sends, and to_device_inbound (migrations/0015) for
+// m.direct_to_device EDUs received. Messages for remote users go to the
+// federation sender's queue (Tx.EnqueueEDU).
 
 import (
 	"context"
@@ -38,6 +40,28 @@ func (tx *Tx) ClaimToDeviceTxn(ctx context.Context, userID, deviceID, txnID stri
 	return n == 1, nil
 }
 
+// ClaimInboundToDevice records the message_id of an m.direct_to_device EDU
+// from origin and reports whether it is new: an EDU sent again must not be
+// delivered again.
+func (tx *Tx) ClaimInboundToDevice(ctx context.Context, origin, messageID string) (fresh bool, err error) {
+	now := time.Now()
+	if _, err := tx.q.ExecContext(ctx, `DELETE FROM to_device_inbound WHERE received_ts < $1`,
+		now.Add(-toDeviceTxnLifetime).UnixMilli()); err != nil {
+		return false, fmt.Errorf("expire received to-device message IDs: %w", err)
+	}
+	res, err := tx.q.ExecContext(ctx, `
+		INSERT INTO to_device_inbound (origin, message_id, received_ts) VALUES ($1, $2, $3)
+		ON CONFLICT (origin, message_id) DO NOTHING`, origin, messageID, now.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("to-device message %q from %s: %w", messageID, origin, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("to-device message %q from %s: %w", messageID, origin, err)
+	}
+	return n == 1, nil
+}
+
 // ToDeviceDelivery is one message for one local device.
 type ToDeviceDelivery struct {
 	UserID, DeviceID string
@@ -57,42 +81,6 @@ func (tx *Tx) QueueToDevice(ctx context.Context, pos int64, sender, eventType st
 		}
 	}
 	return nil
-}
-
-// QueueOutboundToDevice stores the content of an m.direct_to_device EDU for
-// destination, for the federation sender.
-func (tx *Tx) QueueOutboundToDevice(ctx context.Context, destination string, edu []byte) error {
-	_, err := tx.q.ExecContext(ctx, `
-		INSERT INTO to_device_outbound (destination, edu_json, created_ts) VALUES ($1, $2, $3)`,
-		destination, string(edu), time.Now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("queue to-device messages for %s: %w", destination, err)
-	}
-	return nil
-}
-
-// OutboundToDevice returns the EDU contents queued for destination, oldest
-// first, at most limit.
-func (db *DB) OutboundToDevice(ctx context.Context, destination string, limit int) ([][]byte, error) {
-	rows, err := db.read.QueryContext(ctx, `
-		SELECT edu_json FROM to_device_outbound WHERE destination = $1
-		ORDER BY outbound_nid LIMIT $2`, destination, limit)
-	if err != nil {
-		return nil, fmt.Errorf("to-device messages for %s: %w", destination, err)
-	}
-	defer rows.Close()
-	var out [][]byte
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, fmt.Errorf("to-device messages for %s: %w", destination, err)
-		}
-		out = append(out, []byte(s))
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("to-device messages for %s: %w", destination, err)
-	}
-	return out, nil
 }
 
 // ToDeviceMessage is a message waiting for a device.

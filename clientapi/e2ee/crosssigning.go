@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/myelin-chat/myelin/internal/httputil"
@@ -133,7 +134,7 @@ func (s *Service) StoreCrossSigning(ctx context.Context, p *CrossSigningPlan, wi
 		if stored[storage.MasterKey].PublicKey != p.storedMaster {
 			return httputil.NewError(http.StatusConflict, httputil.CodeUnknown, "the cross-signing keys changed meanwhile; upload again")
 		}
-		changed := false
+		changed, public := false, false
 		for _, k := range p.keys {
 			if old, ok := stored[k.Type]; ok && bytes.Equal(old.KeyJSON, k.KeyJSON) {
 				continue
@@ -142,6 +143,9 @@ func (s *Service) StoreCrossSigning(ctx context.Context, p *CrossSigningPlan, wi
 				return err
 			}
 			changed = true
+			// Other servers get the master and self-signing keys; the
+			// user-signing key is its owner's alone.
+			public = public || k.Type != storage.UserSigningKey
 		}
 		if within != nil {
 			if err := within(tx); err != nil {
@@ -149,9 +153,14 @@ func (s *Service) StoreCrossSigning(ctx context.Context, p *CrossSigningPlan, wi
 			}
 		}
 		if changed {
-			pos, err = tx.MarkDeviceListChanged(ctx, p.userID)
+			if pos, err = tx.MarkDeviceListChanged(ctx, p.userID); err != nil {
+				return err
+			}
 		}
-		return err
+		if public {
+			return tx.QueueSigningKeyUpdate(ctx, p.userID)
+		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -216,14 +225,37 @@ func (s *Service) UploadSignatures(ctx context.Context, requester string, body m
 	if len(sigs) == 0 {
 		return failures, nil
 	}
+	// Other servers hear of new signatures of the requester's own devices
+	// (m.device_list_update) and master key (m.signing_key_update); a
+	// signature of another user's key is the requester's business only.
+	var (
+		devices      []string
+		masterSigned bool
+	)
+	for _, sg := range sigs {
+		switch {
+		case sg.TargetUserID != requester:
+		case sg.TargetKeyID == mine[storage.MasterKey].PublicKey:
+			masterSigned = true
+		case !slices.Contains(devices, sg.TargetKeyID):
+			devices = append(devices, sg.TargetKeyID)
+		}
+	}
 	var pos int64
 	err = s.db.WithTx(ctx, func(tx *storage.Tx) error {
 		if err := tx.AddKeySignatures(ctx, sigs); err != nil {
 			return err
 		}
 		var err error
-		pos, err = tx.MarkDeviceListChanged(ctx, requester)
-		return err
+		if pos, err = tx.MarkDeviceListChanged(ctx, requester); err != nil {
+			return err
+		}
+		if masterSigned {
+			if err := tx.QueueSigningKeyUpdate(ctx, requester); err != nil {
+				return err
+			}
+		}
+		return tx.QueueDeviceListUpdates(ctx, requester, devices)
 	})
 	if err != nil {
 		return nil, err

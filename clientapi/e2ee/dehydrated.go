@@ -110,8 +110,10 @@ func (s *Service) PutDehydratedDevice(ctx context.Context, userID string, req *D
 		if _, err := tx.SetDeviceKeys(ctx, userID, deviceID, dk.canonical); err != nil {
 			return err
 		}
-		pos, err = tx.MarkDeviceListChanged(ctx, userID)
-		return err
+		if pos, err = tx.MarkDeviceListChanged(ctx, userID); err != nil {
+			return err
+		}
+		return tx.QueueDeviceListUpdates(ctx, userID, []string{deviceID})
 	})
 	if err != nil {
 		return "", err

@@ -91,15 +91,63 @@ func (s *Service) Query(ctx context.Context, requester string, query map[string]
 			remote[server][user] = devices
 		}
 	}
+	cached, err := s.useCache(ctx, local, remote)
+	if err != nil {
+		return nil, err
+	}
 	res, err := s.queryLocal(ctx, requester, local, true)
 	if err != nil {
 		return nil, err
+	}
+	for _, u := range cached {
+		if res.DeviceKeys[u] == nil {
+			res.DeviceKeys[u] = map[string]json.RawMessage{}
+		}
 	}
 	res.Failures = map[string]Failure{}
 	if len(remote) > 0 {
 		s.queryRemote(ctx, requester, remote, timeout, res)
 	}
 	return res, nil
+}
+
+// useCache moves from remote to local the remote users whose cached device
+// list is complete and kept up to date (they share a room with one of our
+// users, so their server sends updates), and returns them; the others stay
+// to be asked of their servers, as Synapse does, and the lists of those
+// who share a room are fetched in the background for the next query.
+func (s *Service) useCache(ctx context.Context, local map[string][]string, remote map[string]map[string][]string) ([]string, error) {
+	var users []string
+	for _, q := range remote {
+		for u := range q {
+			users = append(users, u)
+		}
+	}
+	if len(users) == 0 {
+		return nil, nil
+	}
+	states, err := s.db.RemoteDeviceListStates(ctx, users, s.serverName)
+	if err != nil {
+		return nil, err
+	}
+	var cached []string
+	for server, q := range remote {
+		for u, devices := range q {
+			st := states[u]
+			switch {
+			case st.Cached && st.SharesRoom:
+				local[u] = devices
+				delete(q, u)
+				cached = append(cached, u)
+			case st.SharesRoom:
+				s.resyncs.request(u)
+			}
+		}
+		if len(q) == 0 {
+			delete(remote, server)
+		}
+	}
+	return cached, nil
 }
 
 // QueryLocal answers another server's /user/keys/query: the keys of the

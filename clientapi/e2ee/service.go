@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/myelin-chat/myelin/federation/fedclient"
@@ -21,7 +22,20 @@ type Config struct {
 	// Federation asks other servers for their users' keys; nil: remote
 	// users are reported as failures.
 	Federation *fedclient.Client
-	Logger     *slog.Logger
+	// EDUs is the federation sender (internal/server passes it in): this
+	// service stores its durable EDUs itself, in the transactions that
+	// make them, and then wakes the sender. nil: the EDUs wait until the
+	// sender next looks at those destinations.
+	EDUs   EDUSender
+	Logger *slog.Logger
+}
+
+// EDUSender is the federation sender as this service needs it
+// (federation/sender's Sender or Queue).
+type EDUSender interface {
+	// SendQueuedEDUs wakes the sender for destinations, whose durable
+	// EDUs the caller stored with storage.Tx.EnqueueEDU.
+	SendQueuedEDUs(ctx context.Context, destinations []string) error
 }
 
 // Service is the end-to-end encryption component.
@@ -30,7 +44,20 @@ type Service struct {
 	serverName string
 	bus        *bus.Bus
 	fed        *fedclient.Client
+	edus       EDUSender
 	logger     *slog.Logger
+
+	// Background work (Start, Close): local device list changes turned
+	// into EDUs, remote device lists fetched again.
+	devicesOut chan struct{}
+	resyncs    *resyncer
+	stop       chan struct{}
+	// bgCtx ends at Close: the background's requests to other servers.
+	bgCtx     context.Context
+	bgCancel  context.CancelFunc
+	wg        sync.WaitGroup
+	startOnce sync.Once
+	closeOnce sync.Once
 }
 
 // New builds the service.
@@ -42,8 +69,45 @@ func New(c Config) (*Service, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Service{db: c.DB, serverName: c.ServerName, bus: c.Bus, fed: c.Federation,
-		logger: logger.With("component", "e2ee")}, nil
+	s := &Service{db: c.DB, serverName: c.ServerName, bus: c.Bus, fed: c.Federation, edus: c.EDUs,
+		logger: logger.With("component", "e2ee"), devicesOut: make(chan struct{}, 1), stop: make(chan struct{})}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	s.resyncs = newResyncer(s)
+	return s, nil
+}
+
+// Start starts the background work: sending local users' device list
+// changes to other servers (those left from before included) and fetching
+// again the stale device lists of remote users.
+func (s *Service) Start() {
+	s.startOnce.Do(func() {
+		s.wg.Add(2)
+		go s.runDeviceListsOut()
+		go s.resyncs.runRetries()
+	})
+}
+
+// Close stops the background work and waits for it. What is left is
+// picked up at the next Start.
+func (s *Service) Close() {
+	s.closeOnce.Do(func() {
+		s.resyncs.close()
+		close(s.stop)
+		s.bgCancel()
+		s.wg.Wait()
+	})
+}
+
+// sendQueuedEDUs wakes the federation sender for destinations after a
+// commit that queued EDUs for them.
+func (s *Service) sendQueuedEDUs(ctx context.Context, destinations []string) {
+	if s.edus == nil || len(destinations) == 0 {
+		return
+	}
+	if err := s.edus.SendQueuedEDUs(context.WithoutCancel(ctx), destinations); err != nil {
+		// Stored: the sender finds them at its next wake-up or start.
+		s.logger.Warn("cannot wake the federation sender", "err", err)
+	}
 }
 
 // isLocal reports whether userID is a user of this server, and its
@@ -70,7 +134,13 @@ func (s *Service) notifyUsers(ctx context.Context, pos int64, userIDs []string) 
 // notifyDeviceListChange wakes the syncs of userID and of everyone in its
 // joined rooms: their device_lists.changed now names userID.
 func (s *Service) notifyDeviceListChange(ctx context.Context, userID string, pos int64) {
-	if s.bus == nil || pos == 0 {
+	if pos == 0 {
+		return
+	}
+	if _, local := s.isLocal(userID); local {
+		signal(s.devicesOut) // other servers hear of it too
+	}
+	if s.bus == nil {
 		return
 	}
 	// After the commit: the request's context may end, the wake-ups should
@@ -100,4 +170,12 @@ func (s *Service) publish(ctx context.Context, n bus.SyncNotification) {
 // at position pos) and wakes the syncs that must hear of it.
 func (s *Service) DeviceListChanged(ctx context.Context, userID string, pos int64) {
 	s.notifyDeviceListChange(ctx, userID, pos)
+}
+
+// signal wakes whoever waits on c, without blocking.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }

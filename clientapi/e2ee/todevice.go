@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strconv"
 
@@ -31,10 +32,10 @@ const AllDevices = "*"
 //
 // Messages for local devices are stored at one new stream position and
 // their users' syncs woken. Unknown local users and devices are skipped:
-// nothing would ever collect those messages. Messages for remote users are
-// stored per destination server in to_device_outbound, as the content of
-// the m.direct_to_device EDU that the federation sender will carry; it does
-// not pick them up yet.
+// nothing would ever collect those messages. Messages for remote users
+// become m.direct_to_device EDUs in the federation sender's durable queue,
+// stored in the same transaction, so they are sent exactly when they are
+// accepted, and once (federation_todevice.go receives them).
 func (s *Service) SendToDevice(ctx context.Context, sender, senderDevice, eventType, txnID string, messages map[string]map[string]json.RawMessage) error {
 	if eventType == "" || len(eventType) > maxEventTypeLength {
 		return httputil.InvalidParam("the event type must be 1 to 255 bytes long")
@@ -66,9 +67,10 @@ func (s *Service) SendToDevice(ctx context.Context, sender, senderDevice, eventT
 	var (
 		pos        int64
 		recipients []string
+		servers    []string // remote servers with EDUs queued
 	)
 	err := s.db.WithTx(ctx, func(tx *storage.Tx) error {
-		pos, recipients = 0, nil
+		pos, recipients, servers = 0, nil, nil
 		fresh, err := tx.ClaimToDeviceTxn(ctx, sender, senderDevice, txnID)
 		if err != nil || !fresh {
 			return err
@@ -97,15 +99,12 @@ func (s *Service) SendToDevice(ctx context.Context, sender, senderDevice, eventT
 			deliveries = append(deliveries, got...)
 		}
 		for server, msgs := range remote {
-			edu, err := json.Marshal(map[string]any{
-				"sender": sender, "type": eventType, "message_id": newMessageID(), "messages": msgs,
-			})
-			if err != nil {
-				return err
+			for _, edu := range toDeviceEDUs(sender, eventType, msgs) {
+				if err := tx.EnqueueEDU(ctx, []string{server}, eduDirectToDevice, "", edu); err != nil {
+					return err
+				}
 			}
-			if err := tx.QueueOutboundToDevice(ctx, server, edu); err != nil {
-				return err
-			}
+			servers = append(servers, server)
 		}
 		if len(deliveries) == 0 {
 			return nil
@@ -118,6 +117,7 @@ func (s *Service) SendToDevice(ctx context.Context, sender, senderDevice, eventT
 	if err != nil {
 		return err
 	}
+	s.sendQueuedEDUs(ctx, servers)
 	s.notifyUsers(ctx, pos, recipients)
 	return nil
 }
@@ -153,6 +153,56 @@ func compact(content json.RawMessage) []byte {
 		return c
 	}
 	return content
+}
+
+// eduDirectToDevice carries to-device messages between servers.
+const eduDirectToDevice = "m.direct_to_device"
+
+// softMaxEDUBytes is the size the messages of one m.direct_to_device EDU
+// are kept under, by splitting them among several EDUs (each with its own
+// message_id): many servers refuse large transactions, and one /sendToDevice
+// for a user with a hundred devices is already large. A single message
+// larger than this goes alone.
+const softMaxEDUBytes = 60000
+
+// toDeviceEDUs returns the contents of the m.direct_to_device EDUs that
+// carry msgs (user → device → content) of sender and eventType to one
+// server.
+func toDeviceEDUs(sender, eventType string, msgs map[string]map[string]json.RawMessage) [][]byte {
+	var (
+		out  [][]byte
+		part = map[string]map[string]json.RawMessage{}
+		size = 0
+	)
+	flush := func() {
+		if len(part) == 0 {
+			return
+		}
+		edu, err := json.Marshal(map[string]any{
+			"sender": sender, "type": eventType, "message_id": newMessageID(), "messages": part,
+		})
+		if err == nil { // a map of checked JSON objects always marshals
+			out = append(out, edu)
+		}
+		part, size = map[string]map[string]json.RawMessage{}, 0
+	}
+	for _, user := range slices.Sorted(maps.Keys(msgs)) {
+		devices := msgs[user]
+		for _, device := range slices.Sorted(maps.Keys(devices)) {
+			content := compact(devices[device])
+			n := len(user) + len(device) + len(content) + 8
+			if size > 0 && size+n > softMaxEDUBytes {
+				flush()
+			}
+			if part[user] == nil {
+				part[user] = map[string]json.RawMessage{}
+			}
+			part[user][device] = content
+			size += n
+		}
+	}
+	flush()
+	return out
 }
 
 // newMessageID returns a random message_id for an m.direct_to_device EDU.

@@ -100,8 +100,10 @@ func (s *Service) Upload(ctx context.Context, userID, deviceID string, req *Uplo
 				return err
 			}
 			if changed {
-				pos, err = tx.MarkDeviceListChanged(ctx, userID)
-				return err
+				if pos, err = tx.MarkDeviceListChanged(ctx, userID); err != nil {
+					return err
+				}
+				return tx.QueueDeviceListUpdates(ctx, userID, []string{deviceID})
 			}
 		}
 		return nil

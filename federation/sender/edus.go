@@ -67,6 +67,17 @@ func (s *Sender) QueueEDU(ctx context.Context, destinations []string, edu bus.ED
 	return nil
 }
 
+// SendQueuedEDUs wakes the workers of destinations, which have durable
+// EDUs that the caller stored itself, with storage.Tx.EnqueueEDU in a
+// transaction of its own (so that the EDUs are queued exactly when what
+// they carry is committed: a to-device message, a device list update).
+func (s *Sender) SendQueuedEDUs(_ context.Context, destinations []string) error {
+	for _, d := range s.others(destinations) {
+		s.kick(d, false)
+	}
+	return nil
+}
+
 // holdEDU adds an EDU to the in-memory queues of dests, replacing one of
 // the same type and key, and wakes their workers.
 func (s *Sender) holdEDU(dests []string, edu bus.EDU) {
@@ -213,6 +224,30 @@ func (q *Queue) QueueEDU(ctx context.Context, destinations []string, edu bus.EDU
 	if err := q.bus.Conn().Publish(q.bus.Subject(eduSubject), data); err != nil {
 		// A durable EDU is stored: the sender finds it at its next wake-up
 		// for that destination or its next start.
+		return fmt.Errorf("federation queue: %w", err)
+	}
+	return nil
+}
+
+// SendQueuedEDUs tells the sender that destinations have durable EDUs
+// the caller stored itself (see Sender.SendQueuedEDUs). Were the wake-up
+// lost, the sender would still find them at its next start or wake-up for
+// those destinations.
+func (q *Queue) SendQueuedEDUs(_ context.Context, destinations []string) error {
+	var dests []string
+	for _, d := range destinations {
+		if d != q.serverName && d != "" {
+			dests = append(dests, d)
+		}
+	}
+	if len(dests) == 0 {
+		return nil
+	}
+	data, err := json.Marshal(eduMessage{Destinations: dests})
+	if err != nil {
+		return fmt.Errorf("federation queue: %w", err)
+	}
+	if err := q.bus.Conn().Publish(q.bus.Subject(eduSubject), data); err != nil {
 		return fmt.Errorf("federation queue: %w", err)
 	}
 	return nil

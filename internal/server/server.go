@@ -57,6 +57,7 @@ type Server struct {
 	rs        *roomserver.Roomserver
 	sync      *syncapi.API
 	fedSender *sender.Sender
+	e2ee      *e2ee.Service
 	media     *mediaapi.API
 	push      *push.Service
 	metrics   *metrics.Registry
@@ -271,12 +272,16 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 
 	// End-to-end encryption keys, shared by the client and federation
 	// APIs: other servers query and claim our users' keys through it.
-	keysSvc, err := e2ee.New(e2ee.Config{
-		DB: s.db, ServerName: cfg.ServerName, Bus: s.bus, Federation: s.fedSigned, Logger: logger,
-	})
-	if err != nil {
+	if s.e2ee, err = e2ee.New(e2ee.Config{
+		DB: s.db, ServerName: cfg.ServerName, Bus: s.bus, Federation: s.fedSigned, EDUs: s.fedSender, Logger: logger,
+	}); err != nil {
 		return nil, err
 	}
+	keysSvc := s.e2ee
+	// Sends our users' device list changes to other servers, and fetches
+	// other servers' users' lists again when an update was missed.
+	keysSvc.Start()
+	undo = append(undo, keysSvc.Close)
 
 	// The notifier evaluates push rules on the room output and delivers
 	// to push gateways; it stops before the bus closes too.
@@ -309,6 +314,11 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	if err != nil {
 		return nil, err
 	}
+	// End-to-end encryption over federation: to-device messages, device
+	// list and cross-signing key updates of other servers' users.
+	fed.HandleEDU("m.direct_to_device", keysSvc.ReceiveToDevice)
+	fed.HandleEDU("m.device_list_update", keysSvc.ReceiveDeviceListUpdate)
+	fed.HandleEDU("m.signing_key_update", keysSvc.ReceiveSigningKeyUpdate)
 	clientRouter := httputil.NewRouter()
 	remote := handshake.New(handshake.Deps{Client: s.fedSigned, Roomserver: s.rs, Keys: s.keys, ServerName: cfg.ServerName, Logger: logger})
 	clientapi.New(clientapi.Deps{Config: cfg, DB: s.db, Auth: authn, Roomserver: s.rs, Federation: remote, E2EE: keysSvc, Bus: s.bus}).Register(clientRouter)
@@ -528,6 +538,8 @@ func (s *Server) release() error {
 		s.sync.Close()
 		s.media.Close()
 		s.rs.Close()
+		// Before the sender it wakes and the database it reads.
+		s.e2ee.Close()
 		// After the roomserver, whose last events they may still queue.
 		s.fedSender.Stop()
 		s.push.Stop()
