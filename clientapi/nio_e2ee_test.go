@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/servertest"
 )
 
@@ -18,16 +19,41 @@ import (
 // sections of /sync (testdata/nio_e2ee.py). CI sets MYELIN_REQUIRE_INTEROP=1,
 // which makes a missing library a failure rather than a skip.
 func TestMatrixNioEncryptedChat(t *testing.T) {
+	needNioOlm(t)
+	srv := servertest.Start(t, 1)[0]
+	runNioE2EE(t, srv.ClientURL)
+}
+
+// TestMatrixNioEncryptedChatAcrossServers is the same chat with its two
+// users on two servers: keys are queried and claimed over federation, the
+// room keys travel as m.direct_to_device EDUs, and each server follows the
+// other's user's device list through m.device_list_update EDUs.
+func TestMatrixNioEncryptedChatAcrossServers(t *testing.T) {
+	needNioOlm(t)
+	servers := servertest.Start(t, 2, servertest.WithConfig(func(_ int, cfg *config.Config) {
+		cfg.OpenRegistration = true
+	}))
+	runNioE2EE(t, servers[0].ClientURL, servers[1].ClientURL)
+}
+
+func needNioOlm(t *testing.T) {
+	t.Helper()
 	if err := exec.Command("/usr/bin/python3", "-c", "import nio, olm").Run(); err != nil {
 		if os.Getenv("MYELIN_REQUIRE_INTEROP") != "" {
 			t.Fatalf("python3-matrix-nio and python3-olm are required (MYELIN_REQUIRE_INTEROP is set): %v", err)
 		}
 		t.Skip("python3-matrix-nio or python3-olm not installed (apt-get install python3-matrix-nio python3-olm)")
 	}
-	srv := servertest.Start(t, 1)[0]
+}
+
+// runNioE2EE runs testdata/nio_e2ee.py against the base URLs (alice's,
+// then bob's if on another server).
+func runNioE2EE(t *testing.T, baseURLs ...string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/nio_e2ee.py", srv.ClientURL).CombinedOutput()
+	args := append([]string{"testdata/nio_e2ee.py"}, baseURLs...)
+	out, err := exec.CommandContext(ctx, "/usr/bin/python3", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("matrix-nio encrypted chat failed: %v\n%s", err, out)
 	}
