@@ -119,8 +119,8 @@ func TestOneTimeKeyConflict(t *testing.T) {
 }
 
 // TestDeleteDeviceKeys: deleting a device's keys takes everything of it and
-// marks the device list changed, once; a device without keys changes
-// nothing.
+// marks the device list changed, once, with an update for other servers;
+// a device without keys changes nothing.
 func TestDeleteDeviceKeys(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
@@ -157,8 +157,10 @@ func TestDeleteDeviceKeys(t *testing.T) {
 		if len(c.OneTimeKeys) != 0 || len(msgs) != 0 {
 			t.Fatalf("left behind: %+v, %d messages", c, len(msgs))
 		}
-		if id, _ := db.DeviceListStreamID(ctx, user); id != pos {
-			t.Fatalf("stream ID %d, want %d", id, pos)
+		// Other servers are told, with the update's own stream_id.
+		ups, _ := db.DeviceListUpdates(ctx, 10)
+		if id, _ := db.DeviceListStreamID(ctx, user); len(ups) != 1 || ups[0].DeviceID != "D1" || id != ups[0].StreamID || id <= pos {
+			t.Fatalf("stream ID %d, updates %+v", id, ups)
 		}
 	})
 }

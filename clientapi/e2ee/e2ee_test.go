@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/myelin-chat/myelin/internal/httputil"
@@ -139,5 +141,49 @@ func TestDeliveriesFor(t *testing.T) {
 		if byDevice[k] != v {
 			t.Fatalf("deliveries %v, want %v", byDevice, want)
 		}
+	}
+}
+
+// TestToDeviceEDUsSplit: messages for one server are split among EDUs of
+// about softMaxEDUBytes, each with its own message_id, without losing or
+// repeating a message; a small batch is one EDU.
+func TestToDeviceEDUsSplit(t *testing.T) {
+	big := json.RawMessage(`{"ciphertext":"` + strings.Repeat("x", 5000) + `"}`)
+	msgs := map[string]map[string]json.RawMessage{}
+	for u := range 5 {
+		user := fmt.Sprintf("@u%d:remote.example", u)
+		msgs[user] = map[string]json.RawMessage{}
+		for d := range 10 {
+			msgs[user][fmt.Sprintf("DEV%d", d)] = big
+		}
+	}
+	edus := toDeviceEDUs("@a:example.org", "m.room.encrypted", msgs)
+	if len(edus) < 4 {
+		t.Fatalf("%d EDUs for 250 kB", len(edus))
+	}
+	seen, ids := map[string]bool{}, map[string]bool{}
+	for _, raw := range edus {
+		if len(raw) > softMaxEDUBytes+6000 {
+			t.Fatalf("an EDU of %d bytes", len(raw))
+		}
+		var c directToDevice
+		if err := json.Unmarshal(raw, &c); err != nil || c.Sender != "@a:example.org" || c.Type != "m.room.encrypted" || ids[c.MessageID] {
+			t.Fatalf("EDU %.200s: %v", raw, err)
+		}
+		ids[c.MessageID] = true
+		for u, ds := range c.Messages {
+			for d := range ds {
+				if seen[u+d] {
+					t.Fatalf("%s %s twice", u, d)
+				}
+				seen[u+d] = true
+			}
+		}
+	}
+	if len(seen) != 50 {
+		t.Fatalf("%d messages sent, want 50", len(seen))
+	}
+	if n := len(toDeviceEDUs("@a:example.org", "m.x", map[string]map[string]json.RawMessage{"@b:r.example": {"*": json.RawMessage(`{}`)}})); n != 1 {
+		t.Fatalf("%d EDUs for one message", n)
 	}
 }

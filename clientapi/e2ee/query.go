@@ -130,7 +130,7 @@ func (s *Service) useCache(ctx context.Context, local map[string][]string, remot
 	if err != nil {
 		return nil, err
 	}
-	var cached []string
+	var cached, untracked []string
 	for server, q := range remote {
 		for u, devices := range q {
 			st := states[u]
@@ -141,10 +141,27 @@ func (s *Service) useCache(ctx context.Context, local map[string][]string, remot
 				cached = append(cached, u)
 			case st.SharesRoom:
 				s.resyncs.request(u)
+			case st.Cached:
+				// No longer sharing a room, so no longer told of changes:
+				// the list must be fetched again if they share one again.
+				untracked = append(untracked, u)
 			}
 		}
 		if len(q) == 0 {
 			delete(remote, server)
+		}
+	}
+	if len(untracked) > 0 {
+		err := s.db.WithTx(ctx, func(tx *storage.Tx) error {
+			for _, u := range untracked {
+				if err := tx.MarkRemoteDeviceListStale(ctx, u); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return cached, nil
