@@ -53,14 +53,26 @@ func (s *Service) ReceiveDeviceListUpdate(ctx context.Context, origin string, co
 		}
 		keys = canon
 	}
-	if tracked, err := s.db.SharesRoomWithServer(ctx, u.UserID, s.serverName); err != nil || !tracked {
-		return err // untracked: the list is fetched whole if it ever is
+	tracked, err := s.db.SharesRoomWithServer(ctx, u.UserID, s.serverName)
+	if err != nil {
+		return err
+	}
+	if !tracked {
+		// Not applied; but a list cached from before is no longer kept up
+		// to date (the update may also precede the join that makes the
+		// room shared): it is fetched again when next needed.
+		return s.db.WithTx(ctx, func(tx *storage.Tx) error {
+			if l, err := tx.RemoteDeviceList(ctx, u.UserID); err != nil || l == nil || l.Stale {
+				return err
+			}
+			return tx.MarkRemoteDeviceListStale(ctx, u.UserID)
+		})
 	}
 	var (
 		pos    int64
 		resync bool
 	)
-	err := s.db.WithTx(ctx, func(tx *storage.Tx) error {
+	err = s.db.WithTx(ctx, func(tx *storage.Tx) error {
 		pos, resync = 0, false
 		l, err := tx.RemoteDeviceList(ctx, u.UserID)
 		if err != nil {
