@@ -224,7 +224,8 @@ func TestDeviceListUpdatesAcrossServers(t *testing.T) {
 
 // An update that follows the last one applied is applied as it is; one
 // whose prev_id is unknown makes B fetch the whole list again from A
-// (GET /user/devices), which replaces what B cached.
+// (GET /user/devices), which replaces what B cached. Once no room is
+// shared, the cached list is stale.
 func TestDeviceListGapResyncs(t *testing.T) {
 	ro, _, bobToken := sharedRoom(t)
 	alice := newKeyHolderFromToken(t, ro.a, ro.token)
@@ -265,6 +266,11 @@ func TestDeviceListGapResyncs(t *testing.T) {
 	if got := cachedDevices(t, ro.b, bob.id); len(got) != 0 {
 		t.Fatalf("bob's devices on B (he uploaded no keys): %v", got)
 	}
+
+	// bob leaves: B no longer shares a room with alice, so A stops sending
+	// her updates, and B stops trusting what it cached.
+	ro.b.DoJSON(t, http.MethodPost, roomPath(ro.roomID, "/leave"), bobToken, map[string]any{}, nil)
+	eventually(t, "alice's list stale on B after bob left", func() bool { return remoteList(t, ro.b, alice.id).Stale })
 }
 
 func sorted(s ...string) []string { slices.Sort(s); return s }

@@ -275,3 +275,34 @@ func (tx *Tx) DeleteCrossSigningKey(ctx context.Context, userID, keyType string)
 	}
 	return nil
 }
+
+// MarkUnsharedRemoteDeviceListsStale marks stale the cached device lists
+// of the members of roomID (any membership) who no longer share a room
+// with a user of localServer: after a leave, a kick or a ban in the room,
+// their servers stop sending updates here, so the cache cannot be trusted
+// if they share a room again. It returns how many it marked.
+func (db *DB) MarkUnsharedRemoteDeviceListsStale(ctx context.Context, roomID, localServer string) (int64, error) {
+	var n int64
+	err := db.WithTx(ctx, func(tx *Tx) error {
+		res, err := tx.q.ExecContext(ctx, `
+			UPDATE e2ee_remote_device_lists SET stale = TRUE, updated_ts = $3
+			WHERE stale = FALSE AND user_id IN (
+				SELECT m.user_id FROM room_memberships m JOIN rooms r ON r.room_nid = m.room_nid
+				WHERE r.room_id = $1)
+			AND NOT EXISTS (
+				SELECT 1 FROM room_memberships theirs
+				JOIN room_memberships ours ON ours.room_nid = theirs.room_nid
+				WHERE theirs.user_id = e2ee_remote_device_lists.user_id AND theirs.membership = 'join'
+				  AND ours.membership = 'join' AND ours.user_id LIKE $2 ESCAPE '\')`,
+			roomID, "%:"+likeEscape(localServer), time.Now().UnixMilli())
+		if err != nil {
+			return fmt.Errorf("device lists no longer shared after a leave in %s: %w", roomID, err)
+		}
+		n, err = res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("device lists no longer shared after a leave in %s: %w", roomID, err)
+		}
+		return nil
+	})
+	return n, err
+}

@@ -51,6 +51,7 @@ type Service struct {
 	// into EDUs, remote device lists fetched again.
 	devicesOut chan struct{}
 	resyncs    *resyncer
+	members    *bus.Consumer
 	stop       chan struct{}
 	// bgCtx ends at Close: the background's requests to other servers.
 	bgCtx     context.Context
@@ -77,20 +78,29 @@ func New(c Config) (*Service, error) {
 }
 
 // Start starts the background work: sending local users' device list
-// changes to other servers (those left from before included) and fetching
-// again the stale device lists of remote users.
-func (s *Service) Start() {
+// changes to other servers (those left from before included), fetching
+// again the stale device lists of remote users, and following leaves in
+// the roomserver's output (membership.go).
+func (s *Service) Start(ctx context.Context) error {
+	var err error
 	s.startOnce.Do(func() {
+		if err = s.startMembershipConsumer(ctx); err != nil {
+			return
+		}
 		s.wg.Add(2)
 		go s.runDeviceListsOut()
 		go s.resyncs.runRetries()
 	})
+	return err
 }
 
 // Close stops the background work and waits for it. What is left is
 // picked up at the next Start.
 func (s *Service) Close() {
 	s.closeOnce.Do(func() {
+		if s.members != nil {
+			s.members.Stop()
+		}
 		s.resyncs.close()
 		close(s.stop)
 		s.bgCancel()

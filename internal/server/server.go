@@ -278,9 +278,12 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 		return nil, err
 	}
 	keysSvc := s.e2ee
-	// Sends our users' device list changes to other servers, and fetches
-	// other servers' users' lists again when an update was missed.
-	keysSvc.Start()
+	// Sends our users' device list changes to other servers, fetches
+	// other servers' users' lists again when an update was missed, and
+	// stops trusting those no longer shared.
+	if err := keysSvc.Start(ctx); err != nil {
+		return nil, err
+	}
 	undo = append(undo, keysSvc.Close)
 
 	// The notifier evaluates push rules on the room output and delivers
