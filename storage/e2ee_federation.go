@@ -306,3 +306,19 @@ func (db *DB) MarkUnsharedRemoteDeviceListsStale(ctx context.Context, roomID, lo
 	})
 	return n, err
 }
+
+// ForgetRemoteDeviceList drops everything cached of the remote user
+// userID's keys (not the signatures our users made of them): the list is
+// no longer followed.
+func (tx *Tx) ForgetRemoteDeviceList(ctx context.Context, userID string) error {
+	for _, q := range []string{
+		`DELETE FROM e2ee_remote_device_lists WHERE user_id = $1`,
+		`DELETE FROM e2ee_device_keys WHERE user_id = $1`,
+		`DELETE FROM e2ee_cross_signing_keys WHERE user_id = $1`,
+	} {
+		if _, err := tx.q.ExecContext(ctx, q, userID); err != nil {
+			return fmt.Errorf("forget the cached keys of %q: %w", userID, err)
+		}
+	}
+	return nil
+}

@@ -6,7 +6,8 @@ package e2ee
 // per user at a time (a request during a fetch makes it run once more
 // after, since it may have missed what the request was about), a few
 // users at once, and stale lists that could not be fetched are tried
-// again every minute while their user shares a room with ours.
+// again every minute while their user shares a room with ours; the list
+// of a user who no longer does is forgotten instead.
 
 import (
 	"context"
@@ -29,6 +30,9 @@ const (
 	resyncRetry = time.Minute
 	// resyncBatch bounds the stale lists tried again at once.
 	resyncBatch = 20
+	// maxPendingResyncs bounds the users waiting for a fetch (a query of
+	// every member of a large room names thousands).
+	maxPendingResyncs = 1000
 	// maxRemoteDevices bounds the devices cached for one user.
 	maxRemoteDevices = 10000
 )
@@ -59,6 +63,9 @@ func (r *resyncer) request(userID string) {
 	if _, ok := r.running[userID]; ok {
 		r.running[userID] = true
 		return
+	}
+	if len(r.running) >= maxPendingResyncs {
+		return // a later query or update asks again
 	}
 	if t, ok := r.failed[userID]; ok && time.Since(t) < resyncRetry {
 		return
@@ -161,8 +168,13 @@ func (s *Service) resync(userID string) error {
 	ctx, cancel := context.WithTimeout(s.bgCtx, resyncTimeout)
 	defer cancel()
 	tracked, err := s.db.SharesRoomWithServer(ctx, userID, s.serverName)
-	if err != nil || !tracked {
-		return err // stays stale: a query asks the server directly
+	if err != nil {
+		return err
+	}
+	if !tracked {
+		// No longer followed: nothing is kept, and a query asks the
+		// user's server.
+		return s.db.WithTx(ctx, func(tx *storage.Tx) error { return tx.ForgetRemoteDeviceList(ctx, userID) })
 	}
 	_, server, _ := splitUserID(userID)
 	if s.fed == nil {
