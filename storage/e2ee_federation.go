@@ -1,6 +1,6 @@
 package storage
 
-// Queries on device lists over federation (migrations/0015): local users'
+// Queries on device lists over federation (migrations/0016): local users'
 // device list changes waiting to become EDUs (e2ee_device_list_outbound,
 // with the stream_id chain in e2ee_device_list_changes.device_stream_id),
 // and the cache of remote users' device lists (e2ee_remote_device_lists,

@@ -2,7 +2,7 @@ package storage
 
 // Queries on send-to-device messages (migrations/0014_e2ee.sql):
 // to_device_messages waiting for local devices, to_device_txns for
-// idempotent sends, and to_device_inbound (migrations/0015) for
+// idempotent sends, and to_device_inbound (migrations/0016) for
 // m.direct_to_device EDUs received. Messages for remote users go to the
 // federation sender's queue (Tx.EnqueueEDU).
 
