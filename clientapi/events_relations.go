@@ -96,4 +96,3 @@ func (a *API) checkRelation(ctx context.Context, roomID, evType string, txn *roo
 	}
 	return nil
 }
-
