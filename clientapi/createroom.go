@@ -6,15 +6,18 @@ package clientapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 
 	"github.com/gorilla/mux"
+	"github.com/tidwall/gjson"
 
 	"github.com/myelin-chat/myelin/clientapi/auth"
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/roomserver"
 	rsauth "github.com/myelin-chat/myelin/roomserver/auth"
+	"github.com/myelin-chat/myelin/roomserver/pdu"
 	"github.com/myelin-chat/myelin/storage"
 )
 
@@ -66,10 +69,18 @@ func (a *API) createRoom(ctx context.Context, creator string, plan *createRoomPl
 			return "", err
 		}
 	}
-	initial := make([]roomserver.EventRequest, len(plan.Events))
-	for i, ev := range plan.Events {
+	// Invites of users of other servers need their servers' countersignature
+	// (the invite handshake): they are sent once the room exists.
+	var initial []roomserver.EventRequest
+	var remoteInvites []plannedEvent
+	for _, ev := range plan.Events {
+		if ev.Type == "m.room.member" && pdu.DomainOf(ev.StateKey) != a.cfg.ServerName &&
+			gjson.GetBytes(ev.Content, "membership").Str == "invite" {
+			remoteInvites = append(remoteInvites, ev)
+			continue
+		}
 		sk := ev.StateKey
-		initial[i] = roomserver.EventRequest{Type: ev.Type, StateKey: &sk, Sender: creator, Content: ev.Content}
+		initial = append(initial, roomserver.EventRequest{Type: ev.Type, StateKey: &sk, Sender: creator, Content: ev.Content})
 	}
 	roomID, _, err := a.rs.CreateRoom(ctx, roomserver.CreateRoomRequest{
 		Creator:         creator,
@@ -101,5 +112,25 @@ func (a *API) createRoom(ctx context.Context, creator string, plan *createRoomPl
 			return "", err
 		}
 	}
+	a.inviteRemoteMembers(ctx, roomID, creator, remoteInvites)
 	return roomID, nil
+}
+
+// inviteRemoteMembers sends a new room's invites of users of other
+// servers. The room exists whatever becomes of them, so a failure (the
+// server unreachable, or refusing) is logged, as Synapse does, and the
+// creator may invite again.
+func (a *API) inviteRemoteMembers(ctx context.Context, roomID, creator string, invites []plannedEvent) {
+	for _, ev := range invites {
+		err := errors.New("this server cannot invite users of other servers")
+		if a.federation != nil {
+			var content map[string]any
+			if err = json.Unmarshal(ev.Content, &content); err == nil {
+				_, err = a.federation.Invite(ctx, roomID, creator, ev.StateKey, content)
+			}
+		}
+		if err != nil {
+			httputil.Logger(ctx).WarnContext(ctx, "inviting a user of another server to a new room", "room_id", roomID, "user_id", ev.StateKey, "err", err)
+		}
+	}
 }

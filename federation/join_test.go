@@ -357,3 +357,27 @@ func TestMessagesBackfillsFromRemote(t *testing.T) {
 		}
 	}
 }
+
+// createRoom's invite list reaches users of other servers through the
+// invite handshake.
+func TestCreateRoomInvitesRemoteUser(t *testing.T) {
+	servers := servertest.Start(t, 2)
+	a, b := servers[0], servers[1]
+	_, aliceToken := a.RegisterUser(t, "alice")
+	bobID, bobToken := b.RegisterUser(t, "bob")
+	var created struct {
+		RoomID string `json:"room_id"`
+	}
+	a.DoJSON(t, http.MethodPost, "/_matrix/client/v3/createRoom", aliceToken,
+		map[string]any{"preset": "trusted_private_chat", "is_direct": true, "invite": []string{bobID}}, &created)
+	if m := membershipOn(t, a, created.RoomID, bobID); m != "invite" {
+		t.Fatalf("bob's membership on A is %q", m)
+	}
+	if _, ok := doSync(t, b, bobToken).Rooms.Invite[created.RoomID]; !ok {
+		t.Fatalf("bob's sync on B lacks the invite")
+	}
+	b.DoJSON(t, http.MethodPost, "/_matrix/client/v3/join/"+url.PathEscape(created.RoomID), bobToken, map[string]any{}, nil)
+	if m := membershipOn(t, a, created.RoomID, bobID); m != "join" {
+		t.Fatalf("bob's membership on A after joining is %q", m)
+	}
+}
