@@ -67,6 +67,8 @@ type API struct {
 	search *search.Index // nil: /search is not served here
 
 	draining atomic.Bool
+	parked   sync.WaitGroup // parked long-polls not yet answered
+	resumer  *resumer
 
 	stopOnce sync.Once
 	stop     func()
@@ -97,13 +99,22 @@ func New(d Deps) (*API, error) {
 	}
 	a.typing = newTypingTable(func(roomID string) { a.notifier.notify(0, roomID, nil) })
 	a.presence = newPresenceTracker(a)
+	a.resumer = newResumer(a)
+	// What New started, stopped again when it fails.
+	undo := func() {
+		a.presence.close()
+		a.resumer.close()
+		a.workers.close()
+	}
 	stopPush, err := a.followPushProgress(context.Background())
 	if err != nil {
+		undo()
 		return nil, err
 	}
 	stopSubs, err := a.subscribe(context.Background())
 	if err != nil {
 		stopPush()
+		undo()
 		return nil, err
 	}
 	stop := func() { stopSubs(); stopPush() }
@@ -112,6 +123,7 @@ func New(d Deps) (*API, error) {
 			DB: a.db, Bus: a.bus, Path: d.SearchIndexPath, Logger: a.logger,
 		}); err != nil {
 			stop()
+			undo()
 			return nil, err
 		}
 	}
@@ -126,9 +138,13 @@ func New(d Deps) (*API, error) {
 	return a, nil
 }
 
-// Close stops the bus subscriptions. Waiting syncs return at their timeout.
+// Close answers the parked long-polls and stops the bus subscriptions.
+// Syncs waiting in their handlers return at their timeout.
 func (a *API) Close() {
 	a.stopOnce.Do(func() {
+		a.Drain()
+		a.parked.Wait()
+		a.resumer.close()
 		a.stop()
 		a.presence.close()
 		a.workers.close()
@@ -162,9 +178,7 @@ func (a *API) Register(r *mux.Router) {
 	route := func(method, path string, h func(http.ResponseWriter, *http.Request, *auth.Device)) {
 		r.HandleFunc(v3+path, a.auth.Required(h)).Methods(method)
 	}
-	// /sync authenticates on a worker: the token lookup's deep database
-	// calls would otherwise grow the stack of every held long-poll.
-	r.HandleFunc(v3+"/sync", a.requiredOnWorker(a.getSync)).Methods(http.MethodGet)
+	r.HandleFunc(v3+"/sync", a.serveSync).Methods(http.MethodGet)
 
 	route(http.MethodPost, "/user/{userId}/filter", a.postFilter)
 	route(http.MethodGet, "/user/{userId}/filter/{filterId}", a.getFilter)

@@ -62,7 +62,7 @@ func (a *API) getFilter(w http.ResponseWriter, r *http.Request, d *auth.Device) 
 // an unknown ID.
 func (a *API) syncFilter(ctx context.Context, userID, param string) (*Filter, error) {
 	if param == "" {
-		return &Filter{}, nil
+		return &noFilter, nil
 	}
 	if strings.HasPrefix(param, "{") {
 		return ParseFilter([]byte(param))
@@ -94,6 +94,10 @@ func (a *API) syncFilter(ctx context.Context, userID, param string) (*Filter, er
 	a.filterCache.mu.Unlock()
 	return f, nil
 }
+
+// noFilter is the filter of a sync without one. Filters are never
+// modified once parsed, so all such syncs share it.
+var noFilter Filter
 
 // maxCachedFilters bounds the parsed filters kept in memory.
 const maxCachedFilters = 10000

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 type flightKey struct {
@@ -36,6 +37,7 @@ type flight struct {
 	err     error
 
 	encodeOnce sync.Once
+	encodedOK  atomic.Bool // body is set
 	body       []byte
 	encodeErr  error
 }
@@ -101,9 +103,17 @@ func (a *API) buildShared(ctx context.Context, req *syncRequest) (*flight, error
 }
 
 // encoded returns the response as JSON, encoded once for all who share it.
+// The encoding runs on a worker (its recursion is deep, see workers.go);
+// the requests that come after it take the body without the hop.
 func (a *API) encoded(ctx context.Context, f *flight) ([]byte, error) {
+	if f.encodedOK.Load() {
+		return f.body, nil
+	}
 	return onWorker(ctx, a.workers, func() ([]byte, error) {
-		f.encodeOnce.Do(func() { f.body, f.encodeErr = json.Marshal(f.resp) })
+		f.encodeOnce.Do(func() {
+			f.body, f.encodeErr = json.Marshal(f.resp)
+			f.encodedOK.Store(f.encodeErr == nil)
+		})
 		return f.body, f.encodeErr
 	})
 }

@@ -40,10 +40,12 @@ type userEntry struct {
 	rooms   map[string]struct{}
 }
 
-// waiter is one waiting /sync. ch is closed when something it may want to
-// return happens.
+// waiter is one waiting /sync. When something it may want to return
+// happens, wake is called (under the notifier's lock) or, without a wake
+// function, ch is closed.
 type waiter struct {
 	ch    chan struct{}
+	wake  func()
 	since int64 // the stream position the sync already covers
 	fired bool
 }
@@ -82,6 +84,18 @@ func (n *notifier) unregister(userID string, w *waiter) {
 		delete(u.waiters, w)
 	}
 	n.mu.Unlock()
+}
+
+// onWake sets the function that wakes w, instead of closing its channel;
+// false when w was already woken.
+func (n *notifier) onWake(w *waiter, wake func()) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if w.fired {
+		return false
+	}
+	w.wake = wake
+	return true
 }
 
 // advance raises the position w waits beyond, after its sync re-read the
@@ -225,8 +239,12 @@ func (u *userEntry) wake(pos int64) {
 	for w := range u.waiters {
 		if !w.fired && (pos == 0 || pos > w.since) {
 			w.fired = true
-			close(w.ch)
 			delete(u.waiters, w)
+			if w.wake != nil {
+				w.wake()
+			} else {
+				close(w.ch)
+			}
 		}
 	}
 }

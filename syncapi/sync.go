@@ -1,14 +1,9 @@
 package syncapi
 
-// GET /sync (client-server-api "Syncing"): parameters, and the long-poll.
-//
-// The long-poll registers a waiter with the notifier before reading the
-// database, so nothing committed after the read can be missed: the
-// commit's wake-up (from the bus) arrives after the registration and wakes
-// the waiter, which reads again. No loop polls the database.
+// GET /sync (client-server-api "Syncing"): the handler and the
+// parameters. The long-poll's steps are in longpoll.go.
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -35,6 +30,28 @@ type syncRequest struct {
 	filterParam      string // the filter parameter as given (shared builds)
 }
 
+// serveSync serves /sync. Over HTTP/1.1 the request is parked at once
+// (httputil.Park): everything else, from authentication to the answer,
+// happens off the request's goroutine (longpoll.go, resume.go), so a
+// request waiting for a worker, a build or news costs a few hundred bytes
+// rather than net/http's per-request goroutines and buffers. Thousands of
+// clients syncing at once (reconnecting after a restart, or woken by one
+// message) then never hold thousands of those.
+func (a *API) serveSync(w http.ResponseWriter, r *http.Request) {
+	if p, ok := httputil.Park(w, r); ok {
+		a.parked.Add(1)
+		// The request is kept until it is authenticated and parsed (its
+		// context ends now; start gives it another).
+		a.resumer.add(&longPoll{a: a, parked: p, httpReq: r})
+		return
+	}
+	// The token lookup runs on a worker: its deep database calls would
+	// otherwise grow the stack of the goroutine that waits.
+	a.requiredOnWorker(a.getSync)(w, r)
+}
+
+// getSync serves a /sync that could not be parked (HTTP/2), waiting in
+// its handler's goroutine.
 func (a *API) getSync(w http.ResponseWriter, r *http.Request, d *auth.Device) {
 	req, err := onWorker(r.Context(), a.workers, func() (*syncRequest, error) { return a.parseSyncRequest(r, d) })
 	if err != nil {
@@ -42,12 +59,16 @@ func (a *API) getSync(w http.ResponseWriter, r *http.Request, d *auth.Device) {
 		return
 	}
 	a.presence.syncing(d.UserID, req.setPresence)
-	resp, err := a.syncWait(r.Context(), req)
+	lp := a.newLongPoll(req)
+	f, wait, err := lp.build(r.Context())
+	if err == nil && wait {
+		f, err = lp.waitHere(r.Context())
+	}
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
 	}
-	body, err := a.encoded(r.Context(), resp)
+	body, err := a.encoded(r.Context(), f)
 	if err != nil {
 		httputil.WriteError(w, r, err)
 		return
@@ -114,64 +135,4 @@ func firstNonEmpty(a, b string) string {
 		return a
 	}
 	return b
-}
-
-// syncWait builds the response, and for an incremental sync with nothing
-// to tell waits (up to the timeout) for something to happen, then builds
-// it again.
-func (a *API) syncWait(ctx context.Context, req *syncRequest) (*flight, error) {
-	deadline := time.Now().Add(req.timeout)
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	covered := int64(0)
-	if req.since != nil {
-		covered = req.since.Pos
-	}
-	rereads := 0
-	for {
-		w := a.notifier.register(req.userID, covered)
-		f, err := a.buildShared(ctx, req)
-		if err != nil {
-			a.notifier.unregister(req.userID, w)
-			return nil, err
-		}
-		resp := f.resp
-		a.notifier.setRooms(req.userID, f.joined)
-		remaining := time.Until(deadline)
-		if !resp.empty || req.since == nil || req.fullState || remaining <= 0 || a.draining.Load() {
-			a.notifier.unregister(req.userID, w)
-			return f, nil
-		}
-		// From here the response is empty: the next one starts where it
-		// ends, so the typing and stream parts of the token advance.
-		a.notifier.advance(w, resp.pos)
-		if a.notifier.latest() > resp.pos && rereads < 3 {
-			rereads++
-			// Something was written after the read and notified before
-			// setRooms told the notifier about a room: look again.
-			a.notifier.unregister(req.userID, w)
-			covered = resp.pos
-			continue
-		}
-		if timer == nil {
-			timer = time.NewTimer(remaining)
-		} else {
-			timer.Reset(remaining)
-		}
-		select {
-		case <-w.ch:
-			covered = resp.pos
-			rereads = 0
-		case <-timer.C:
-			a.notifier.unregister(req.userID, w)
-			return f, nil
-		case <-ctx.Done():
-			a.notifier.unregister(req.userID, w)
-			return nil, ctx.Err()
-		}
-	}
 }

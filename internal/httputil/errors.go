@@ -157,26 +157,33 @@ func LimitExceeded(msg string, retryAfter time.Duration) *Error {
 // it is logged with the request ID and the client sees a 500 M_UNKNOWN
 // without the internal detail.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
-	var me *Error
-	switch {
-	case errors.As(err, &me):
-	case errors.Is(err, context.DeadlineExceeded):
-		Logger(r.Context()).WarnContext(r.Context(), "request deadline exceeded", "err", err)
-		me = NewError(http.StatusGatewayTimeout, CodeUnknown, "the request took too long")
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		// The client went away (or the server is stopping): nobody reads
-		// this answer, and it is no fault of the server.
-		Logger(r.Context()).DebugContext(r.Context(), "request cancelled", "err", err)
-		me = Unknown("the request was cancelled")
-	default:
-		Logger(r.Context()).ErrorContext(r.Context(), "internal error", "err", err)
-		me = Unknown("internal server error")
-	}
+	me := errorFor(r.Context(), err)
 	if me.RetryAfter > 0 {
 		secs := int64(math.Ceil(me.RetryAfter.Seconds()))
 		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	}
 	WriteJSON(w, r, me.Status, me)
+}
+
+// errorFor is the Matrix error a client sees for err (see WriteError),
+// logging what the server should know about it.
+func errorFor(ctx context.Context, err error) *Error {
+	var me *Error
+	switch {
+	case errors.As(err, &me):
+	case errors.Is(err, context.DeadlineExceeded):
+		Logger(ctx).WarnContext(ctx, "request deadline exceeded", "err", err)
+		me = NewError(http.StatusGatewayTimeout, CodeUnknown, "the request took too long")
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		// The client went away (or the server is stopping): nobody reads
+		// this answer, and it is no fault of the server.
+		Logger(ctx).DebugContext(ctx, "request cancelled", "err", err)
+		me = Unknown("the request was cancelled")
+	default:
+		Logger(ctx).ErrorContext(ctx, "internal error", "err", err)
+		me = Unknown("internal server error")
+	}
+	return me
 }
 
 // Logger returns the logger the request middleware put in ctx, or

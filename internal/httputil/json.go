@@ -19,18 +19,23 @@ const DefaultMaxBodyBytes = 65536
 // v is encoded before anything is written, so an unencodable value becomes a
 // clean 500 M_UNKNOWN instead of a half-written body.
 func WriteJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	status, body := encodeJSON(r.Context(), status, v)
+	WriteRawJSON(w, status, body)
+}
+
+// encodeJSON is v as a response body, or a 500 M_UNKNOWN when v cannot be
+// encoded.
+func encodeJSON(ctx context.Context, status int, v any) (int, []byte) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	// URLs and HTML-looking strings stay readable: the escaping protects
 	// nothing here, responses are never embedded in HTML.
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		Logger(r.Context()).ErrorContext(r.Context(), "cannot encode JSON response", "err", err)
-		status = http.StatusInternalServerError
-		buf.Reset()
-		buf.WriteString(`{"errcode":"M_UNKNOWN","error":"internal server error"}`)
+		Logger(ctx).ErrorContext(ctx, "cannot encode JSON response", "err", err)
+		return http.StatusInternalServerError, []byte(`{"errcode":"M_UNKNOWN","error":"internal server error"}`)
 	}
-	WriteRawJSON(w, status, buf.Bytes())
+	return status, buf.Bytes()
 }
 
 // WriteRawJSON answers with body, which must already be JSON (for responses

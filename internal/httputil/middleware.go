@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"time"
@@ -18,7 +19,7 @@ const RequestIDHeader = "X-Request-Id"
 type (
 	requestIDKey struct{}
 	loggerKey    struct{}
-	routeKey     struct{}
+	stateKey     struct{}
 )
 
 // RequestID returns the ID of the request ctx belongs to, or "".
@@ -54,6 +55,10 @@ type Options struct {
 	// MaxBodyBytes bounds request bodies (LimitBody); 0 means
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// HandBack, if set, lets handlers park requests (see Park): it takes
+	// a connection back into the HTTP server once a parked request is
+	// answered. nil means Park always declines.
+	HandBack func(net.Conn)
 }
 
 // DefaultTimeout is the request deadline when Options.Timeout is 0. It is
@@ -87,52 +92,90 @@ func Wrap(h http.Handler, o Options) http.Handler {
 	}
 	h = Recover(h)
 	h = accessLog(logger, o.Observe)(h)
-	return requestContext(logger)(h)
+	return requestContext(logger, o.HandBack)(h)
+}
+
+// requestState is what the middleware keeps about a request in its
+// context: the route template that CaptureRoute fills, what the access log
+// needs, and whether the handler parked the request.
+type requestState struct {
+	route    string
+	handBack func(net.Conn) // nil: Park declines
+	access   accessRecord
+	parked   bool
+}
+
+// accessRecord is what the access log says about a request, kept apart
+// from the request so that a parked request can be logged when it is
+// answered without keeping the whole *http.Request.
+type accessRecord struct {
+	logger                          *slog.Logger
+	observe                         Observer
+	start                           time.Time
+	method, path, remote, userAgent string
+}
+
+// log writes the access log line of a finished request and reports it.
+func (a *accessRecord) log(ctx context.Context, route string, status int, bytes int64) {
+	elapsed := time.Since(a.start)
+	// Only the path: the query string may hold an access_token.
+	a.logger.LogAttrs(ctx, slog.LevelInfo, "request",
+		slog.String("method", a.method),
+		slog.String("path", a.path),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Int64("bytes", bytes),
+		slog.Duration("elapsed", elapsed),
+		slog.String("remote", a.remote),
+		slog.String("user_agent", a.userAgent),
+	)
+	if a.observe != nil {
+		a.observe(route, a.method, status, elapsed)
+	}
+}
+
+func stateOf(ctx context.Context) *requestState {
+	st, _ := ctx.Value(stateKey{}).(*requestState)
+	return st
 }
 
 // requestContext gives the request an ID (also sent back in RequestIDHeader),
-// the logger, and a slot for the route template that CaptureRoute fills.
-func requestContext(logger *slog.Logger) func(http.Handler) http.Handler {
+// the logger, and the middleware's state for the request.
+func requestContext(logger *slog.Logger, handBack func(net.Conn)) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id := newRequestID()
 			w.Header().Set(RequestIDHeader, id)
 			ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 			ctx = context.WithValue(ctx, loggerKey{}, logger)
-			ctx = context.WithValue(ctx, routeKey{}, new(string))
+			ctx = context.WithValue(ctx, stateKey{}, &requestState{handBack: handBack})
 			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
 }
 
-// accessLog logs one line per request and reports it to observe.
+// accessLog logs one line per request and reports it to observe. A parked
+// request (Park) is logged when it is answered.
 func accessLog(logger *slog.Logger, observe Observer) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			start := time.Now()
+			rec := accessRecord{logger: logger, observe: observe, start: time.Now(),
+				method: r.Method, path: r.URL.Path, remote: r.RemoteAddr, userAgent: r.UserAgent()}
+			st := stateOf(r.Context())
+			if st != nil {
+				st.access = rec
+			}
 			sw := &statusWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
-			elapsed := time.Since(start)
+			if st != nil && st.parked {
+				return
+			}
 			status := sw.status
 			if status == 0 {
 				// The handler wrote nothing: net/http sends 200.
 				status = http.StatusOK
 			}
-			route := Route(r.Context())
-			// Only the path: the query string may hold an access_token.
-			logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
-				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
-				slog.String("route", route),
-				slog.Int("status", status),
-				slog.Int64("bytes", sw.bytes),
-				slog.Duration("elapsed", elapsed),
-				slog.String("remote", r.RemoteAddr),
-				slog.String("user_agent", r.UserAgent()),
-			)
-			if observe != nil {
-				observe(route, r.Method, status, elapsed)
-			}
+			rec.log(r.Context(), Route(r.Context()), status, sw.bytes)
 		})
 	}
 }

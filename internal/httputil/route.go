@@ -17,8 +17,8 @@ const UnmatchedRoute = "unmatched"
 // the raw path, keeps metric labels few. It is UnmatchedRoute before or
 // without a match.
 func Route(ctx context.Context) string {
-	if p, ok := ctx.Value(routeKey{}).(*string); ok && *p != "" {
-		return *p
+	if st := stateOf(ctx); st != nil && st.route != "" {
+		return st.route
 	}
 	return UnmatchedRoute
 }
@@ -27,10 +27,10 @@ func Route(ctx context.Context) string {
 // route's template where Route and the access log find it.
 func CaptureRoute(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p, ok := r.Context().Value(routeKey{}).(*string); ok {
+		if st := stateOf(r.Context()); st != nil {
 			if route := mux.CurrentRoute(r); route != nil {
 				if tpl, err := route.GetPathTemplate(); err == nil {
-					*p = tpl
+					st.route = tpl
 				}
 			}
 		}

@@ -69,6 +69,9 @@ type Server struct {
 
 	clientLn, fedLn   net.Listener
 	clientSrv, fedSrv *http.Server
+	// handBack feeds clientSrv the connections of answered parked
+	// requests (held /sync long-polls).
+	handBack *handBackListener
 
 	runOnce   sync.Once
 	closeOnce sync.Once
@@ -344,10 +347,11 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	fed.Register(fedRouter)
 	s.media.RegisterLegacyFederation(fedRouter)
 
-	s.clientSrv = s.newHTTPServer("client", clientRouter, true, o.requestTimeout, cfg.MaxRequestBodyBytes)
+	s.handBack = newHandBackListener()
+	s.clientSrv = s.newHTTPServer("client", clientRouter, true, o.requestTimeout, cfg.MaxRequestBodyBytes, s.handBack.handBack)
 	// Media uploads are mounted outside the general body limit, with the
 	// upload size limit and a deadline long enough for large files.
-	uploads := s.wrap("client", clientRouter, true, mediaapi.TransferTimeout, s.media.MaxUploadBodyBytes())
+	uploads := s.wrap("client", clientRouter, true, mediaapi.TransferTimeout, s.media.MaxUploadBodyBytes(), nil)
 	others := s.clientSrv.Handler
 	s.clientSrv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if mediaapi.IsUploadPath(r.Method, r.URL.Path) {
@@ -357,7 +361,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 		others.ServeHTTP(w, r)
 	})
 	// The federation router applies the per-route limits itself.
-	s.fedSrv = s.newHTTPServer("federation", fedRouter, false, o.requestTimeout, federation.MaxBodyBytes(cfg.MaxRequestBodyBytes))
+	s.fedSrv = s.newHTTPServer("federation", fedRouter, false, o.requestTimeout, federation.MaxBodyBytes(cfg.MaxRequestBodyBytes), nil)
 	s.fedSrv.TLSConfig = fedTLS
 
 	if s.clientLn = o.clientLn; s.clientLn == nil {
@@ -377,13 +381,13 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 
 // newHTTPServer wraps router in the common middleware and bounds the
 // connection's phases; the request deadline itself is the middleware's.
-func (s *Server) newHTTPServer(name string, router http.Handler, cors bool, timeout time.Duration, maxBody int64) *http.Server {
+func (s *Server) newHTTPServer(name string, router http.Handler, cors bool, timeout time.Duration, maxBody int64, handBack func(net.Conn)) *http.Server {
 	logger := s.logger.With("listener", name)
 	if timeout <= 0 {
 		timeout = httputil.DefaultTimeout
 	}
 	return &http.Server{
-		Handler:           s.wrap(name, router, cors, timeout, maxBody),
+		Handler:           s.wrap(name, router, cors, timeout, maxBody, handBack),
 		ReadHeaderTimeout: 10 * time.Second,
 		// A handler that ignores its context's deadline still cannot keep
 		// writing to a client forever.
@@ -395,7 +399,7 @@ func (s *Server) newHTTPServer(name string, router http.Handler, cors bool, time
 }
 
 // wrap puts router behind the common middleware (httputil.Wrap).
-func (s *Server) wrap(name string, router http.Handler, cors bool, timeout time.Duration, maxBody int64) http.Handler {
+func (s *Server) wrap(name string, router http.Handler, cors bool, timeout time.Duration, maxBody int64, handBack func(net.Conn)) http.Handler {
 	if timeout <= 0 {
 		timeout = httputil.DefaultTimeout
 	}
@@ -405,6 +409,7 @@ func (s *Server) wrap(name string, router http.Handler, cors bool, timeout time.
 		CORS:         cors,
 		Timeout:      timeout,
 		MaxBodyBytes: maxBody,
+		HandBack:     handBack,
 	})
 }
 
@@ -480,14 +485,18 @@ func (s *Server) Run(ctx context.Context) error {
 		return errors.New("server: Run called twice")
 	}
 
-	serveErr := make(chan error, 2)
+	defer startMemoryTrimmer(s.logger)()
+
+	serveErr := make(chan error, 3)
+	s.handBack.addr = s.clientLn.Addr()
 	go func() { serveErr <- s.clientSrv.Serve(s.clientLn) }()
+	go func() { serveErr <- s.clientSrv.Serve(s.handBack) }()
 	go func() { serveErr <- s.fedSrv.ServeTLS(s.fedLn, "", "") }()
 	s.logger.Info("serving", "server_name", s.cfg.ServerName,
 		"client", s.clientLn.Addr().String(), "federation", s.fedLn.Addr().String())
 
 	var runErr error
-	pending := 2
+	pending := 3
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
