@@ -61,6 +61,7 @@ func run(args []string) error {
 	mediaMiB := fs.Int("media-mib", 10, "media: size of each uploaded file in MiB")
 	mediaRounds := fs.Int("media-rounds", 10, "media: files uploaded and downloaded")
 	mediaPhotos := fs.Int("media-photos", 3, "media: 12-megapixel photos thumbnailed")
+	settle := fs.Duration("settle", 5*time.Second, "with -pid: how long the server is left idle, its clients disconnected, before its settled resident memory is read")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -140,7 +141,12 @@ func run(args []string) error {
 	}
 	report["scenarios"] = results
 	if *pid > 0 {
+		// At once, with the last scenario's clients just gone; then
+		// after the server has had time to notice and collect.
 		report["server_rss_end_kb"] = rssKB(*pid)
+		transport.CloseIdleConnections()
+		time.Sleep(*settle)
+		report["server_rss_settled_kb"] = rssKB(*pid)
 	}
 	data, err := json.MarshalIndent(report, "", "  ")
 	if err != nil {

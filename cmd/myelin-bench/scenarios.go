@@ -465,6 +465,7 @@ func (b *bench) heldConnections(ctx context.Context, conns, users, pid int) (fig
 	time.Sleep(2 * time.Second) // every long-poll is now parked in the server
 	during := rssKB(pid)
 	body := "held"
+	cpu0 := cpuMS(pid)
 	t0 := time.Now()
 	if _, err := b.c.send(ctx, us[0], roomID, body); err != nil {
 		return nil, err
@@ -475,12 +476,41 @@ func (b *bench) heldConnections(ctx context.Context, conns, users, pid int) (fig
 	}
 	f := figures{"connections": conns, "users": users, "all_received_ms": ms(t.Sub(t0))}
 	if pid > 0 {
+		// The CPU the server spent until every poll had the message: on
+		// a shared machine, steadier than the time it took.
+		f["server_cpu_ms_until_all_received"] = cpuMS(pid) - cpu0
 		f["server_rss_before_kb"] = before
 		f["server_rss_held_kb"] = during
 		f["kb_per_connection"] = float64(during-before) / float64(conns)
 	}
 	return f, nil
 }
+
+// cpuMS reads the CPU time (user and system) a local process has used, in
+// milliseconds, or 0 when pid is 0 or unreadable.
+func cpuMS(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name (which may hold spaces) in
+	// parentheses; utime and stime are the 14th and 15th of the line.
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return (utime + stime) * 1000 / clockTicks
+}
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat's times:
+// 100 on every Linux platform Go supports.
+const clockTicks = 100
 
 // rssKB reads VmRSS of a local process, or 0 when pid is 0 or unreadable.
 func rssKB(pid int) int64 {
