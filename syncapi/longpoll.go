@@ -47,9 +47,19 @@ type longPoll struct {
 	httpReq  *http.Request // until authenticated and parsed (start)
 	fresh    bool          // started, not built yet
 	timer    *time.Timer
+	watching bool         // the connection is watched for a hangup
 	state    atomic.Int32 // pollParked while it waits
-	timedOut bool         // resumed by its timer rather than a wake-up
+	resumed  resumeCause  // why it was resumed, when it waited
 }
+
+// resumeCause is what ended a parked long-poll's wait.
+type resumeCause uint8
+
+const (
+	resumedByWake resumeCause = iota
+	resumedByTimeout
+	resumedByHangUp // the client went away
+)
 
 const (
 	pollRunning int32 = iota
@@ -181,40 +191,70 @@ func (lp *longPoll) waitHere(ctx context.Context) (*flight, error) {
 	}
 }
 
-// sleep waits for the wake-up or the timer, whichever comes first. From
-// the moment the state is pollParked, either may resume the long-poll on
-// another goroutine, so sleep touches nothing of lp that the resumption
-// uses after that.
+// sleep waits for the wake-up, the timer or the client's hangup,
+// whichever comes first. From the moment the state is pollParked, any of
+// them may resume the long-poll on another goroutine, so what the
+// resumption uses is set before, and each source that fired while the
+// state was not yet parked is looked at again after.
 func (lp *longPoll) sleep() {
-	w := lp.w
-	lp.state.Store(pollParked)
+	w, p := lp.w, lp.parked
+	if !lp.watching {
+		// From the first wait on: the answer usually comes at once.
+		lp.watching = true
+		p.OnHangUp(lp.hangUp)
+	}
 	if lp.timer == nil {
 		lp.timer = time.AfterFunc(time.Until(lp.deadline), lp.timerFired)
 	} else {
 		lp.timer.Reset(time.Until(lp.deadline))
 	}
+	lp.state.Store(pollParked)
+	if !time.Now().Before(lp.deadline) {
+		lp.timerFired()
+	}
 	if !lp.a.notifier.onWake(w, lp.wakeUp) {
 		lp.wakeUp() // woken before the callback was set
+	}
+	if p.Gone() {
+		lp.hangUp()
+	}
+}
+
+// resume queues a waiting long-poll for the resumer, unless something
+// else already has.
+func (lp *longPoll) resume(cause resumeCause) {
+	if lp.state.CompareAndSwap(pollParked, pollRunning) {
+		lp.resumed = cause
+		lp.a.resumer.add(lp)
 	}
 }
 
 // wakeUp is the waiter's wake-up callback; it runs under the notifier's
 // lock.
-func (lp *longPoll) wakeUp() {
-	if lp.state.CompareAndSwap(pollParked, pollRunning) {
-		lp.timedOut = false
-		lp.a.resumer.add(lp)
-	}
-}
+func (lp *longPoll) wakeUp() { lp.resume(resumedByWake) }
 
 // timerFired runs when the deadline passes. (A timer that fires after a
 // wake-up, when the long-poll has parked again, still means the deadline
 // has passed.)
-func (lp *longPoll) timerFired() {
-	if lp.state.CompareAndSwap(pollParked, pollRunning) {
-		lp.timedOut = true
-		lp.a.resumer.add(lp)
+func (lp *longPoll) timerFired() { lp.resume(resumedByTimeout) }
+
+// hangUp is the parked request's hangup callback: the client is gone. A
+// long-poll that is running when it comes notices it when it would wait
+// again (sleep).
+func (lp *longPoll) hangUp() { lp.resume(resumedByHangUp) }
+
+// abandon ends a long-poll whose client went away.
+func (lp *longPoll) abandon() {
+	if lp.w != nil {
+		lp.unregister()
 	}
+	if lp.timer != nil {
+		lp.timer.Stop()
+	}
+	p := lp.parked
+	lp.parked = nil
+	defer lp.a.parked.Done()
+	p.Abandon()
 }
 
 // answer ends a parked long-poll.

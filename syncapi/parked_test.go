@@ -6,11 +6,14 @@ package syncapi_test
 // that stay usable after a parked answer.
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,5 +139,45 @@ func TestParkedSyncsWokenTogether(t *testing.T) {
 		if !slices.Contains(ids, ev) {
 			t.Errorf("long-poll %d (%s, %v) got timeline %v without %s", i, polls[i].u.id, polls[i].query, ids, ev)
 		}
+	}
+}
+
+// TestParkedSyncDroppedWhenClientLeaves: a long-poll whose client closes
+// the connection is dropped at once (logged with status 499), not kept
+// until its timeout.
+func TestParkedSyncDroppedWhenClientLeaves(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("hangups of parked requests are noticed on Linux only")
+	}
+	s := servertest.Start(t, 1)[0]
+	alice := newUser(t, s, "alice")
+	since := alice.sync(t, url.Values{"set_presence": {"offline"}}).Get("next_batch").Str
+	ctx, cancel := context.WithCancel(t.Context())
+	req, err := http.NewRequestWithContext(ctx, "GET", s.ClientURL+v3+"/sync?timeout=30000&set_presence=offline&since="+url.QueryEscape(since), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+alice.token)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := s.Client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	cancel() // closes the connection
+	<-done
+	const dropped = `myelin_http_requests_total{code="499",method="GET",route="/_matrix/client/v3/sync"} 1`
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, metrics := s.Do(t, "GET", "/metrics", "", nil)
+		if strings.Contains(string(metrics), dropped) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in the metrics", dropped)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -130,19 +130,22 @@ func (a *API) startPolls(lps []*longPoll) {
 }
 
 // resumeGroup runs long-polls with one flight key: the timed-out ones are
-// answered; the others (arrived or woken) are built once, then answered
-// or parked again.
+// answered, those whose clients left are dropped, and the others (arrived
+// or woken) are built once, then answered or parked again.
 func (a *API) resumeGroup(g []*longPoll) {
 	ctx, cancel := groupContext(g)
 	defer cancel()
 	woken := g[:0]
 	for _, lp := range g {
 		switch {
-		case lp.timedOut:
-			a.settle(ctx, lp, func() { lp.answer(ctx, lp.timeout(), nil) })
-			continue
 		case lp.fresh:
 			lp.fresh = false
+		case lp.resumed == resumedByTimeout:
+			a.settle(ctx, lp, func() { lp.answer(ctx, lp.timeout(), nil) })
+			continue
+		case lp.resumed == resumedByHangUp:
+			a.settle(ctx, lp, lp.abandon)
+			continue
 		default:
 			lp.timer.Stop()
 			lp.woke()

@@ -38,13 +38,16 @@ type syncRequest struct {
 // clients syncing at once (reconnecting after a restart, or woken by one
 // message) then never hold thousands of those.
 func (a *API) serveSync(w http.ResponseWriter, r *http.Request) {
+	// Counted before the connection leaves net/http: a graceful shutdown
+	// waits for the server's requests, then for the parked ones (Close).
+	a.parked.Add(1)
 	if p, ok := httputil.Park(w, r); ok {
-		a.parked.Add(1)
 		// The request is kept until it is authenticated and parsed (its
 		// context ends now; start gives it another).
 		a.resumer.add(&longPoll{a: a, parked: p, httpReq: r})
 		return
 	}
+	a.parked.Done()
 	// The token lookup runs on a worker: its deep database calls would
 	// otherwise grow the stack of the goroutine that waits.
 	a.requiredOnWorker(a.getSync)(w, r)

@@ -13,8 +13,10 @@ package httputil
 // are emitted, and the connection goes back to the HTTP server (through
 // Options.HandBack) for the client's next request.
 //
-// A parked request does not notice its client going away until it is
-// answered: it stays parked until its own timeout, holding its socket.
+// On Linux a parked request notices its client going away (one epoll
+// set watches every parked connection, see hangup_linux.go): its owner is
+// told (OnHangUp) and ends it with Abandon. Elsewhere it stays parked
+// until it is answered.
 
 import (
 	"context"
@@ -23,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -31,8 +34,8 @@ import (
 const parkedWriteTimeout = 30 * time.Second
 
 // Parked is a request whose handler has returned without answering; its
-// connection waits, with no goroutine, for Respond or RespondError, which
-// must be called exactly once.
+// connection waits, with no goroutine, for Respond, RespondError or
+// Abandon, one of which must be called once.
 type Parked struct {
 	conn      net.Conn
 	pending   []byte // request bytes the client sent after this request
@@ -44,7 +47,17 @@ type Parked struct {
 	access    accessRecord
 	handBack  func(net.Conn)
 	answered  atomic.Bool
+
+	fd       int32 // the socket, when watched for a hangup
+	watched  bool
+	mu       sync.Mutex
+	gone     bool // the client closed the connection
+	onHangUp func()
 }
+
+// clientClosedRequest is the status logged for a request whose client
+// went away before the answer (nginx's 499).
+const clientClosedRequest = 499
 
 // Park takes r's connection from net/http so the handler can return while
 // the request waits. It declines (false) when the server has no HandBack,
@@ -88,6 +101,60 @@ func Park(w http.ResponseWriter, r *http.Request) (*Parked, bool) {
 	return p, true
 }
 
+// OnHangUp starts watching the connection: f is called, once, if the
+// client closes it before the answer (at once if it already has). f runs
+// on the watcher's goroutine and must not block. Watching costs a couple
+// of system calls, so a request that is answered at once need not.
+func (p *Parked) OnHangUp(f func()) {
+	p.mu.Lock()
+	p.onHangUp = f
+	gone := p.gone
+	p.mu.Unlock()
+	if gone {
+		f()
+		return
+	}
+	if !p.watched {
+		p.watched = watcher.watch(p)
+	}
+}
+
+func (p *Parked) hungUp() {
+	p.mu.Lock()
+	p.gone = true
+	f := p.onHangUp
+	p.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// Gone reports whether the client is known to have closed the connection.
+func (p *Parked) Gone() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gone
+}
+
+// Abandon ends a request whose client went away, without an answer.
+func (p *Parked) Abandon() {
+	if p.answered.Swap(true) {
+		return
+	}
+	p.release()
+	p.conn.Close()
+	p.access.log(p.ctx, p.route, clientClosedRequest, 0)
+}
+
+// release stops watching the connection; it comes before the connection
+// is written, closed or handed back.
+func (p *Parked) release() {
+	if p.watched {
+		watcher.unwatch(p)
+		p.watched = false
+	}
+}
+
 // Context carries the parked request's ID and logger; it is never
 // cancelled. Deadline is the request's deadline.
 func (p *Parked) Context() context.Context { return p.ctx }
@@ -115,7 +182,12 @@ func (p *Parked) RespondError(err error) {
 
 func (p *Parked) finish(status int, extraHeader, body []byte) {
 	if p.answered.Swap(true) {
-		Logger(p.ctx).ErrorContext(p.ctx, "parked request answered twice")
+		return // abandoned meanwhile, or a bug: an answer is written once
+	}
+	p.release()
+	if p.Gone() {
+		p.conn.Close()
+		p.access.log(p.ctx, p.route, clientClosedRequest, 0)
 		return
 	}
 	head := make([]byte, 0, 160+len(p.header)+len(extraHeader))

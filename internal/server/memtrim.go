@@ -24,12 +24,12 @@ import (
 )
 
 const (
-	trimSample = 200 * time.Millisecond
+	trimSample = 100 * time.Millisecond
 	// trimAfterAllocating: a trim is considered once the program has
 	// allocated this much since the last one.
-	trimAfterAllocating = 64 << 20
+	trimAfterAllocating = 16 << 20
 	// trimQuietBytes: allocating less than this in a trimSample is quiet.
-	trimQuietBytes = 256 << 10
+	trimQuietBytes = 128 << 10
 	// trimQuietSamples: quiet for this many samples in a row.
 	trimQuietSamples = 2
 	// trimCostFactor spaces trims at least this many times their own
