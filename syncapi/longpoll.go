@@ -103,7 +103,9 @@ func (lp *longPoll) start(ctx context.Context) error {
 // commit's wake-up (from the bus) arrives after the registration and wakes
 // the waiter. No loop polls the database.
 func (lp *longPoll) register() {
-	lp.w = lp.a.notifier.register(lp.req.userID, lp.covered)
+	// A parked long-poll is woken through onWake (sleep); one waiting in
+	// its goroutine selects on the waiter's channel.
+	lp.w = lp.a.notifier.register(lp.req.userID, lp.covered, lp.parked == nil)
 }
 
 // unregister removes the waiter (woken or not).

@@ -41,8 +41,8 @@ type userEntry struct {
 }
 
 // waiter is one waiting /sync. When something it may want to return
-// happens, wake is called (under the notifier's lock) or, without a wake
-// function, ch is closed.
+// happens, fired is set and wake is called (under the notifier's lock) or,
+// without a wake function, ch is closed.
 type waiter struct {
 	ch    chan struct{}
 	wake  func()
@@ -68,9 +68,13 @@ func (n *notifier) user(userID string) *userEntry {
 
 // register adds a waiter for userID, whose sync covers stream positions up
 // to since. Register before reading the database, so that nothing written
-// after the read can be missed.
-func (n *notifier) register(userID string, since int64) *waiter {
-	w := &waiter{ch: make(chan struct{}), since: since}
+// after the read can be missed. A waiter that will be woken through onWake
+// needs no channel (withChan false).
+func (n *notifier) register(userID string, since int64, withChan bool) *waiter {
+	w := &waiter{since: since}
+	if withChan {
+		w.ch = make(chan struct{})
+	}
 	n.mu.Lock()
 	n.user(userID).waiters[w] = struct{}{}
 	n.mu.Unlock()
@@ -240,9 +244,10 @@ func (u *userEntry) wake(pos int64) {
 		if !w.fired && (pos == 0 || pos > w.since) {
 			w.fired = true
 			delete(u.waiters, w)
-			if w.wake != nil {
+			switch {
+			case w.wake != nil:
 				w.wake()
-			} else {
+			case w.ch != nil:
 				close(w.ch)
 			}
 		}

@@ -18,8 +18,8 @@ func fired(w *waiter) bool {
 
 func TestNotifier(t *testing.T) {
 	n := newNotifier()
-	a := n.register("@a:x", 10)
-	b := n.register("@b:x", 10)
+	a := n.register("@a:x", 10, true)
+	b := n.register("@b:x", 10, true)
 	n.setRooms("@a:x", []string{"!r:x"})
 	n.setRooms("@b:x", []string{"!other:x"})
 
@@ -41,13 +41,13 @@ func TestNotifier(t *testing.T) {
 
 	// Memberships from the output stream move users between rooms.
 	n.membership("!new:x", "@a:x", "join")
-	a = n.register("@a:x", 20)
+	a = n.register("@a:x", 20, true)
 	n.notify(21, "!new:x", nil)
 	if !fired(a) {
 		t.Fatal("join from the stream not applied")
 	}
 	n.membership("!new:x", "@a:x", "leave")
-	a = n.register("@a:x", 30)
+	a = n.register("@a:x", 30, true)
 	n.notify(31, "!new:x", nil)
 	if fired(a) {
 		t.Fatal("leave from the stream not applied")
@@ -57,10 +57,33 @@ func TestNotifier(t *testing.T) {
 		t.Fatal("typing wake-up missed")
 	}
 	n.unregister("@a:x", a)
-	b = n.register("@b:x", 40)
+	b = n.register("@b:x", 40, true)
 	n.wakeAll()
 	if !fired(b) {
 		t.Fatal("wakeAll missed a waiter")
+	}
+}
+
+// TestNotifierOnWake: a parked long-poll's waiter has no channel and is
+// woken through its callback, set after registration; one woken before
+// the callback is set says so.
+func TestNotifierOnWake(t *testing.T) {
+	n := newNotifier()
+	n.setRooms("@a:x", []string{"!r:x"})
+	a := n.register("@a:x", 10, false)
+	woken := 0
+	if !n.onWake(a, func() { woken++ }) {
+		t.Fatal("onWake on a waiter not yet woken returned false")
+	}
+	n.notify(11, "!r:x", nil)
+	n.notify(12, "!r:x", nil)
+	if woken != 1 || n.waiting() != 0 {
+		t.Fatalf("woken %d times, %d waiting", woken, n.waiting())
+	}
+	b := n.register("@a:x", 20, false)
+	n.notify(21, "!r:x", nil) // before the callback: nothing to call
+	if n.onWake(b, func() { t.Fatal("called for a waiter woken before") }) {
+		t.Fatal("onWake on a woken waiter returned true")
 	}
 }
 
@@ -171,7 +194,7 @@ func TestVisibility(t *testing.T) {
 
 func TestNotifySoonMerges(t *testing.T) {
 	n := newNotifier()
-	a := n.register("@a:x", 0)
+	a := n.register("@a:x", 0, true)
 	n.setRooms("@a:x", []string{"!r:x"})
 	start := time.Now()
 	for i := range 50 {

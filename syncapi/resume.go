@@ -117,7 +117,10 @@ func (a *API) startPolls(lps []*longPoll) {
 	// answered after it.
 	_ = a.workers.do(context.Background(), func() {
 		for i, lp := range lps {
-			errs[i] = lp.start(ctx)
+			// The request's own context: its logs carry its ID.
+			rctx, cancel := context.WithDeadline(lp.parked.Context(), lp.parked.Deadline())
+			errs[i] = lp.start(rctx)
+			cancel()
 		}
 	})
 	for i, lp := range lps {

@@ -41,7 +41,7 @@ type Parked struct {
 	pending   []byte // request bytes the client sent after this request
 	header    []byte // response header lines set before parking
 	keepAlive bool
-	ctx       context.Context
+	requestID string
 	deadline  time.Time // the request's deadline (zero: none)
 	route     string
 	access    accessRecord
@@ -90,10 +90,7 @@ func Park(w http.ResponseWriter, r *http.Request) (*Parked, bool) {
 		p.pending = append([]byte(nil), b...)
 	}
 	p.deadline, _ = r.Context().Deadline()
-	// A context with the request's ID and logger but nothing of the
-	// request itself, and not cancelled when the handler returns.
-	ctx := context.WithValue(context.Background(), requestIDKey{}, RequestID(r.Context()))
-	p.ctx = context.WithValue(ctx, loggerKey{}, Logger(r.Context()))
+	p.requestID = RequestID(r.Context())
 	// The server set deadlines for the request it was serving; the wait
 	// has its own.
 	_ = conn.SetDeadline(time.Time{})
@@ -143,7 +140,7 @@ func (p *Parked) Abandon() {
 	}
 	p.release()
 	p.conn.Close()
-	p.access.log(p.ctx, p.route, clientClosedRequest, 0)
+	p.access.log(p.Context(), p.route, clientClosedRequest, 0)
 }
 
 // release stops watching the connection; it comes before the connection
@@ -155,9 +152,13 @@ func (p *Parked) release() {
 	}
 }
 
-// Context carries the parked request's ID and logger; it is never
-// cancelled. Deadline is the request's deadline.
-func (p *Parked) Context() context.Context { return p.ctx }
+// Context carries the parked request's ID and logger, but nothing of the
+// request itself, and is never cancelled. (It is made on demand: a parked
+// request keeps as little as it can.)
+func (p *Parked) Context() context.Context {
+	ctx := context.WithValue(context.Background(), requestIDKey{}, p.requestID)
+	return context.WithValue(ctx, loggerKey{}, p.access.logger)
+}
 
 // Deadline is when the request's deadline passes (zero: it has none).
 func (p *Parked) Deadline() time.Time { return p.deadline }
@@ -169,14 +170,15 @@ func (p *Parked) Respond(status int, body []byte) {
 
 // RespondError answers the parked request with err as WriteError would.
 func (p *Parked) RespondError(err error) {
-	me := errorFor(p.ctx, err)
+	ctx := p.Context()
+	me := errorFor(ctx, err)
 	var extra []byte
 	if me.RetryAfter > 0 {
 		extra = append(extra, "Retry-After: "...)
 		extra = strconv.AppendInt(extra, int64(math.Ceil(me.RetryAfter.Seconds())), 10)
 		extra = append(extra, "\r\n"...)
 	}
-	status, body := encodeJSON(p.ctx, me.Status, me)
+	status, body := encodeJSON(ctx, me.Status, me)
 	p.finish(status, extra, body)
 }
 
@@ -185,9 +187,10 @@ func (p *Parked) finish(status int, extraHeader, body []byte) {
 		return // abandoned meanwhile, or a bug: an answer is written once
 	}
 	p.release()
+	ctx := p.Context()
 	if p.Gone() {
 		p.conn.Close()
-		p.access.log(p.ctx, p.route, clientClosedRequest, 0)
+		p.access.log(ctx, p.route, clientClosedRequest, 0)
 		return
 	}
 	head := make([]byte, 0, 160+len(p.header)+len(extraHeader))
@@ -211,9 +214,9 @@ func (p *Parked) finish(status int, extraHeader, body []byte) {
 	bufs := net.Buffers{head, body}
 	n, err := bufs.WriteTo(p.conn)
 	if err != nil {
-		Logger(p.ctx).LogAttrs(p.ctx, slog.LevelDebug, "cannot answer a parked request", slog.Any("err", err))
+		Logger(ctx).LogAttrs(ctx, slog.LevelDebug, "cannot answer a parked request", slog.Any("err", err))
 	}
-	p.access.log(p.ctx, p.route, status, max(0, n-int64(len(head))))
+	p.access.log(ctx, p.route, status, max(0, n-int64(len(head))))
 
 	conn := p.conn
 	p.conn = nil
