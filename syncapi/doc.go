@@ -2,7 +2,7 @@
 // carries, and room history. It implements, from the client-server spec:
 //
 //   - "Syncing": GET /sync, initial and incremental, long-polling (sync.go,
-//     syncrooms.go); sync tokens are documented in the synctoken subpackage;
+//     longpoll.go, resume.go, syncbuild.go, syncroom.go); sync tokens are documented in the synctoken subpackage;
 //   - "Filtering": POST/GET /user/{userId}/filter and inline filters
 //     (filter.go, filterapi.go), lazy-loading room members;
 //   - "Getting events for a room": GET /rooms/{roomId}/messages
@@ -25,8 +25,10 @@
 // write in any process wakes the waiters of every process within
 // milliseconds, without polling the database.
 //
-// What keeps /sync cheap: the reads run on a small worker pool
-// (workers.go), identical concurrent requests share one build (flight.go),
+// What keeps /sync cheap: over HTTP/1.1 a request is parked as it arrives
+// and waits without a goroutine or net/http's buffers (longpoll.go,
+// resume.go), the reads run on a small worker pool (workers.go), identical
+// concurrent requests share one build (flight.go, and grouped resumption),
 // one query says which streams changed since the token so the others are
 // skipped, a user's memberships and ignored users are cached while that
 // query says they are current (usercache.go), lazy-loaded members already

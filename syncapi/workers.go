@@ -1,7 +1,9 @@
 package syncapi
 
 // A small pool of goroutines does the database reads and the encoding of
-// /sync responses, so that the goroutines of held long-polls stay small.
+// /sync responses (and authenticates and parses parked /sync requests), so
+// that the goroutines that wait stay small: those of long-polls that could
+// not be parked (HTTP/2), and those of the resumer waiting for a build.
 //
 // A goroutine's stack grows to fit the deepest call it makes and shrinks
 // only slowly afterwards; the SQLite driver's calls are deep. If each of
