@@ -61,7 +61,7 @@ func run(args []string) error {
 	mediaMiB := fs.Int("media-mib", 10, "media: size of each uploaded file in MiB")
 	mediaRounds := fs.Int("media-rounds", 10, "media: files uploaded and downloaded")
 	mediaPhotos := fs.Int("media-photos", 3, "media: 12-megapixel photos thumbnailed")
-	settle := fs.Duration("settle", 5*time.Second, "with -pid: how long the server is left idle, its clients disconnected, before its settled resident memory is read")
+	settle := fs.Duration("settle", 5*time.Second, "with -pid: how long the server is left idle before the held scenario's first memory reading, and after the run (its clients disconnected) before the settled one")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func run(args []string) error {
 		case "fed_throughput":
 			f, err = b.fedThroughput(ctx, b2, *fedSenders, *fedMessages)
 		case "held":
-			f, err = b.heldConnections(ctx, *held, *heldUsers, *pid)
+			f, err = b.heldConnections(ctx, *held, *heldUsers, *pid, *settle)
 		case "media":
 			f, err = b.mediaThroughput(ctx, *mediaMiB, *mediaRounds, *mediaPhotos)
 		default:

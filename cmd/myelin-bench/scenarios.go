@@ -449,7 +449,10 @@ func (b *bench) joinCost(ctx context.Context, members int) (figures, error) {
 // heldConnections: conns long-polling /sync connections (spread over a
 // smaller number of users) all wait; one message must reach every one.
 // With the server's PID the resident memory per held connection is reported.
-func (b *bench) heldConnections(ctx context.Context, conns, users, pid int) (figures, error) {
+// The server is left idle for settle before the "before" reading, so that
+// the memory of the scenarios before (which a server may give back when it
+// goes idle) is not counted against the held connections, nor for them.
+func (b *bench) heldConnections(ctx context.Context, conns, users, pid int, settle time.Duration) (figures, error) {
 	us, err := b.users(ctx, users)
 	if err != nil {
 		return nil, err
@@ -457,6 +460,9 @@ func (b *bench) heldConnections(ctx context.Context, conns, users, pid int) (fig
 	roomID, err := b.roomWith(ctx, us)
 	if err != nil {
 		return nil, err
+	}
+	if pid > 0 {
+		time.Sleep(settle)
 	}
 	before := rssKB(pid)
 	lp := b.startLongPollers(ctx, us, conns)
