@@ -74,7 +74,9 @@ type Index struct {
 	pos     int64         // every event up to here is indexed
 	changed chan struct{} // closed and replaced when pos moves
 
-	wake   chan struct{}
+	wake chan struct{}
+	// urgent asks the indexer not to let a burst gather: a search waits.
+	urgent chan struct{}
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
@@ -96,7 +98,7 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 		return nil, err
 	}
 	ix := &Index{db: cfg.DB, bus: cfg.Bus, idx: idx, logger: logger,
-		changed: make(chan struct{}), wake: make(chan struct{}, 1)}
+		changed: make(chan struct{}), wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1)}
 	if raw, err := idx.GetInternal(posKey); err == nil && len(raw) > 0 {
 		if ix.pos, err = strconv.ParseInt(string(raw), 10, 64); err != nil {
 			idx.Close()
@@ -222,6 +224,10 @@ func (ix *Index) WaitFor(ctx context.Context, pos int64) error {
 		}
 		ix.poke()
 		select {
+		case ix.urgent <- struct{}{}:
+		default:
+		}
+		select {
 		case <-changed:
 		case <-ctx.Done():
 			return ctx.Err()
@@ -261,10 +267,12 @@ func (ix *Index) indexLoop(ctx context.Context) {
 			// Let a burst gather first: one batch of many events costs
 			// the index far less than many batches of a few, and taking
 			// them one by one halved the rate the server could accept
-			// messages at. Search may lag the timeline by this much.
+			// messages at. Search may lag the timeline by this much,
+			// except for a search waiting for what was just sent.
 			select {
 			case <-ctx.Done():
 				return
+			case <-ix.urgent:
 			case <-time.After(indexGather):
 			}
 		case <-tick.C:
