@@ -79,7 +79,7 @@ func (a *API) postPassword(w http.ResponseWriter, r *http.Request, d *auth.Devic
 			if err != nil {
 				return err
 			}
-			keysPos, err = tx.DeleteDeviceKeys(r.Context(), d.UserID, deleted)
+			keysPos, err = tx.ForgetDevices(r.Context(), d.UserID, deleted)
 			return err
 		}
 		return nil
@@ -136,7 +136,7 @@ func (a *API) deactivate(ctx context.Context, localpart string, erase bool, pass
 		for i, dev := range devices {
 			ids[i] = dev.DeviceID
 		}
-		if keysPos, err = tx.DeleteDeviceKeys(ctx, userID, ids); err != nil {
+		if keysPos, err = tx.ForgetDevices(ctx, userID, ids); err != nil {
 			return err
 		}
 		return auth.FinishUIA(ctx, tx, passed)

@@ -179,7 +179,7 @@ func (a *API) deleteDevices(w http.ResponseWriter, r *http.Request, d *auth.Devi
 		if err != nil {
 			return err
 		}
-		if keysPos, err = tx.DeleteDeviceKeys(r.Context(), d.UserID, deleted); err != nil {
+		if keysPos, err = tx.ForgetDevices(r.Context(), d.UserID, deleted); err != nil {
 			return err
 		}
 		return auth.FinishUIA(r.Context(), tx, passed)

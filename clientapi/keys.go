@@ -213,7 +213,7 @@ func (a *API) postSignaturesUpload(w http.ResponseWriter, r *http.Request, d *au
 }
 
 // deviceKeysGone tells e2ee that deleting devices changed userID's device
-// list at pos (storage.DeleteDeviceKeys), so that the syncs of who shares
+// list at pos (storage.ForgetDevices), so that the syncs of who shares
 // a room with them hear of it.
 func (a *API) deviceKeysGone(ctx context.Context, userID string, pos int64) {
 	if a.e2ee != nil && pos > 0 {

@@ -122,7 +122,7 @@ func (a *API) postLogout(w http.ResponseWriter, r *http.Request, d *auth.Device)
 		if err != nil {
 			return err
 		}
-		keysPos, err = tx.DeleteDeviceKeys(r.Context(), d.UserID, deleted)
+		keysPos, err = tx.ForgetDevices(r.Context(), d.UserID, deleted)
 		return err
 	})
 	if err != nil {
@@ -142,7 +142,7 @@ func (a *API) postLogoutAll(w http.ResponseWriter, r *http.Request, d *auth.Devi
 		if err != nil {
 			return err
 		}
-		keysPos, err = tx.DeleteDeviceKeys(r.Context(), d.UserID, deleted)
+		keysPos, err = tx.ForgetDevices(r.Context(), d.UserID, deleted)
 		return err
 	})
 	if err != nil {

@@ -287,3 +287,28 @@ func TestNotificationsAPI(t *testing.T) {
 	bob.fails(t, http.StatusBadRequest, "M_INVALID_PARAM", "GET", v3+"/notifications?from=abc", nil)
 	bob.fails(t, http.StatusBadRequest, "M_INVALID_PARAM", "GET", v3+"/notifications?limit=-1", nil)
 }
+
+// A device's pushers go with it: logging out stops its pushes, and the
+// user's other devices keep theirs.
+func TestPushersGoWithTheirDevice(t *testing.T) {
+	s := servertest.Start(t, 1)[0]
+	_, phoneToken := s.RegisterUser(t, "alice")
+	laptopToken, _ := s.Login(t, "alice")
+	set := func(token, pushkey string) {
+		s.DoJSON(t, "POST", v3+"/pushers/set", token, map[string]any{"kind": "http", "app_id": "org.example.app", "pushkey": pushkey,
+			"app_display_name": "App", "device_display_name": pushkey, "lang": "en",
+			"data": map[string]any{"url": "https://push.example.org/_matrix/push/v1/notify"}}, nil)
+	}
+	set(phoneToken, "phone")
+	set(laptopToken, "laptop")
+	s.DoJSON(t, "POST", v3+"/logout", phoneToken, map[string]any{}, nil)
+	var got struct {
+		Pushers []struct {
+			Pushkey string `json:"pushkey"`
+		} `json:"pushers"`
+	}
+	s.DoJSON(t, "GET", v3+"/pushers", laptopToken, nil, &got)
+	if len(got.Pushers) != 1 || got.Pushers[0].Pushkey != "laptop" {
+		t.Fatalf("pushers after the phone logged out: %+v, want only the laptop's", got.Pushers)
+	}
+}

@@ -489,14 +489,15 @@ func (db *DB) KeySignaturesOfUsers(ctx context.Context, targetUserIDs []string) 
 	return out, nil
 }
 
-// DeleteDeviceKeys forgets everything end-to-end encryption kept for the
-// deleted devices deviceIDs of userID: identity, one-time and fallback keys,
-// signatures of them, waiting to-device messages and transaction IDs, and
-// the dehydrated device record. When any of them had identity keys, the
+// ForgetDevices forgets everything kept for the deleted devices deviceIDs
+// of userID: identity, one-time and fallback keys, signatures of them,
+// waiting to-device messages and transaction IDs, the dehydrated device
+// record, and the pushers the devices set (as Synapse removes a device's
+// pushers with it: a logged-out phone must not keep getting pushes). When any of them had identity keys, the
 // user's device list changes: the position of that change is returned (0
 // when nothing visible changed), for waking the syncs of who shares a room,
 // and the deletions are queued for other servers (QueueDeviceListUpdates).
-func (tx *Tx) DeleteDeviceKeys(ctx context.Context, userID string, deviceIDs []string) (int64, error) {
+func (tx *Tx) ForgetDevices(ctx context.Context, userID string, deviceIDs []string) (int64, error) {
 	var hadKeys []string
 	for _, id := range deviceIDs {
 		res, err := tx.q.ExecContext(ctx, `DELETE FROM e2ee_device_keys WHERE user_id = $1 AND device_id = $2`, userID, id)
@@ -515,6 +516,7 @@ func (tx *Tx) DeleteDeviceKeys(ctx context.Context, userID string, deviceIDs []s
 			`DELETE FROM to_device_messages WHERE user_id = $1 AND device_id = $2`,
 			`DELETE FROM to_device_txns WHERE user_id = $1 AND device_id = $2`,
 			`DELETE FROM e2ee_dehydrated_devices WHERE user_id = $1 AND device_id = $2`,
+			`DELETE FROM pushers WHERE user_id = $1 AND device_id = $2`,
 		} {
 			if _, err := tx.q.ExecContext(ctx, q, userID, id); err != nil {
 				return 0, fmt.Errorf("delete the keys of %q %q: %w", userID, id, err)

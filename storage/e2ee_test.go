@@ -118,10 +118,10 @@ func TestOneTimeKeyConflict(t *testing.T) {
 	})
 }
 
-// TestDeleteDeviceKeys: deleting a device's keys takes everything of it and
+// TestForgetDevices: deleting a device's keys takes everything of it and
 // marks the device list changed, once, with an update for other servers;
 // a device without keys changes nothing.
-func TestDeleteDeviceKeys(t *testing.T) {
+func TestForgetDevices(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
 		const user = "@alice:example.org"
@@ -140,10 +140,10 @@ func TestDeleteDeviceKeys(t *testing.T) {
 		var pos, none int64
 		err = db.WithTx(ctx, func(tx *storage.Tx) error {
 			var err error
-			if none, err = tx.DeleteDeviceKeys(ctx, user, []string{"D2"}); err != nil {
+			if none, err = tx.ForgetDevices(ctx, user, []string{"D2"}); err != nil {
 				return err
 			}
-			pos, err = tx.DeleteDeviceKeys(ctx, user, []string{"D1"})
+			pos, err = tx.ForgetDevices(ctx, user, []string{"D1"})
 			return err
 		})
 		if err != nil || none != 0 || pos == 0 {

@@ -94,7 +94,7 @@ func (s *Service) PutDehydratedDevice(ctx context.Context, userID string, req *D
 			if _, err := tx.DeleteDevices(ctx, lp, []string{old.DeviceID}); err != nil {
 				return err
 			}
-			if _, err := tx.DeleteDeviceKeys(ctx, userID, []string{old.DeviceID}); err != nil {
+			if _, err := tx.ForgetDevices(ctx, userID, []string{old.DeviceID}); err != nil {
 				return err
 			}
 		}
@@ -154,7 +154,7 @@ func (s *Service) DeleteDehydratedDevice(ctx context.Context, userID string) (st
 		if _, err := tx.DeleteDevices(ctx, lp, []string{d.DeviceID}); err != nil {
 			return err
 		}
-		pos, err = tx.DeleteDeviceKeys(ctx, userID, []string{d.DeviceID})
+		pos, err = tx.ForgetDevices(ctx, userID, []string{d.DeviceID})
 		return err
 	})
 	if err != nil {

@@ -176,7 +176,7 @@ func (s *Service) publish(ctx context.Context, n bus.SyncNotification) {
 }
 
 // DeviceListChanged records a change of userID's device list made outside
-// this package (a device deleted with its keys, by storage.DeleteDeviceKeys
+// this package (a device deleted with its keys, by storage.ForgetDevices
 // at position pos) and wakes the syncs that must hear of it.
 func (s *Service) DeviceListChanged(ctx context.Context, userID string, pos int64) {
 	s.notifyDeviceListChange(ctx, userID, pos)
