@@ -84,25 +84,9 @@ func (rs *Roomserver) ImportJoin(ctx context.Context, join *pdu.Event, state, au
 	events, stateIDs := rs.checkAllSignatures(ctx, roomID, ver, state, authChain)
 
 	outs, err := rs.submit(ctx, roomID, func(ctx context.Context, w *writer) ([]Output, error) {
-		rc, err := w.room(ctx, roomID)
-		if errors.Is(err, ErrRoomNotFound) {
-			nid, err := w.tx.InsertRoom(ctx, roomID, ver.ID)
-			if err != nil {
-				return nil, err
-			}
-			rc = &roomCtx{room: &storage.Room{NID: nid, RoomID: roomID, Version: ver.ID}, ver: ver}
-			w.rooms[roomID] = rc
-			w.touch(roomID, rc, false)
-		} else if err != nil {
+		rc, err := w.roomBroughtBy(ctx, join)
+		if err != nil {
 			return nil, err
-		}
-		if rc.ver != ver {
-			return nil, &BadRequestError{Reason: fmt.Sprintf("room %s has version %s here, the join %s", roomID, rc.ver.ID, ver.ID)}
-		}
-		if known, err := w.tx.EventsByID(ctx, []string{join.EventID()}); err != nil {
-			return nil, err
-		} else if len(known) > 0 {
-			return nil, ErrDuplicate
 		}
 		stored, err := w.storeOutliers(ctx, rc, events)
 		if err != nil {
@@ -144,6 +128,35 @@ func (rs *Roomserver) ImportJoin(ctx context.Context, join *pdu.Event, state, au
 		return nil, err
 	}
 	return &outs[0], nil
+}
+
+// roomBroughtBy returns the room of an event that brings a room to this
+// server (a join's answer, an out-of-band membership), creating it without
+// state when it is not held: ErrDuplicate when the event is stored
+// already, a *BadRequestError when the room is held with another version.
+func (w *writer) roomBroughtBy(ctx context.Context, ev *pdu.Event) (*roomCtx, error) {
+	roomID, ver := ev.RoomID(), ev.Version()
+	rc, err := w.room(ctx, roomID)
+	if errors.Is(err, ErrRoomNotFound) {
+		nid, err := w.tx.InsertRoom(ctx, roomID, ver.ID)
+		if err != nil {
+			return nil, err
+		}
+		rc = &roomCtx{room: &storage.Room{NID: nid, RoomID: roomID, Version: ver.ID}, ver: ver}
+		w.rooms[roomID] = rc
+		w.touch(roomID, rc, false)
+	} else if err != nil {
+		return nil, err
+	}
+	if rc.ver != ver {
+		return nil, &BadRequestError{Reason: fmt.Sprintf("room %s has version %s here, event %s version %s", roomID, rc.ver.ID, ev.EventID(), ver.ID)}
+	}
+	if known, err := w.tx.EventsByID(ctx, []string{ev.EventID()}); err != nil {
+		return nil, err
+	} else if len(known) > 0 {
+		return nil, ErrDuplicate
+	}
+	return rc, nil
 }
 
 // ErrDuplicate: the event is stored already.
@@ -356,7 +369,7 @@ func (rs *Roomserver) StoreOutOfBand(ctx context.Context, ev *pdu.Event, roomSta
 	if err != nil {
 		return nil, &BadRequestError{Reason: err.Error()}
 	}
-	roomID, ver := good.RoomID(), good.Version()
+	roomID := good.RoomID()
 	stored := good.JSON()
 	if key := good.Membership() + "_room_state"; good.Membership() == "invite" || good.Membership() == "knock" {
 		if roomState == nil {
@@ -371,25 +384,9 @@ func (rs *Roomserver) StoreOutOfBand(ctx context.Context, ev *pdu.Event, roomSta
 		}
 	}
 	outs, err := rs.submit(ctx, roomID, func(ctx context.Context, w *writer) ([]Output, error) {
-		rc, err := w.room(ctx, roomID)
-		if errors.Is(err, ErrRoomNotFound) {
-			nid, err := w.tx.InsertRoom(ctx, roomID, ver.ID)
-			if err != nil {
-				return nil, err
-			}
-			rc = &roomCtx{room: &storage.Room{NID: nid, RoomID: roomID, Version: ver.ID}, ver: ver}
-			w.rooms[roomID] = rc
-			w.touch(roomID, rc, false)
-		} else if err != nil {
+		rc, err := w.roomBroughtBy(ctx, good)
+		if err != nil {
 			return nil, err
-		}
-		if rc.ver != ver {
-			return nil, &BadRequestError{Reason: fmt.Sprintf("room %s has version %s here, the event %s", roomID, rc.ver.ID, ver.ID)}
-		}
-		if known, err := w.tx.EventsByID(ctx, []string{good.EventID()}); err != nil {
-			return nil, err
-		} else if len(known) > 0 {
-			return nil, ErrDuplicate
 		}
 		nids, err := w.tx.StateKeyNIDs(ctx, []storage.StateKey{storage.StateKey(good.StateTuple())}, true)
 		if err != nil {
