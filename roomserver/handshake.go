@@ -396,19 +396,21 @@ func (rs *Roomserver) StoreOutOfBand(ctx context.Context, ev *pdu.Event, roomSta
 		if err != nil {
 			return nil, err
 		}
-		nid, err := w.tx.InsertEvent(ctx, &storage.EventRecord{
-			EventID: good.EventID(), RoomNID: rc.room.NID, Type: good.Type(), Sender: good.Sender(),
-			StateKeyNID: nids[storage.StateKey(good.StateTuple())], Depth: good.Depth(),
+		rec := &storage.EventRecord{
+			EventID: good.EventID(), RoomNID: rc.room.NID, RoomID: roomID, Type: good.Type(), Sender: good.Sender(),
+			StateKeyNID: nids[storage.StateKey(good.StateTuple())], StateKey: good.StateKey(), Depth: good.Depth(),
 			OriginServerTS: good.OriginServerTS(), Membership: good.Membership(), Outlier: true,
 			StreamPos: pos, JSON: stored,
-		})
+		}
+		nid, err := w.tx.InsertEvent(ctx, rec)
 		if err != nil {
 			return nil, err
 		}
+		rec.NID = nid
 		if err := w.tx.SetMembership(ctx, rc.room.NID, *good.StateKey(), good.Membership(), nid); err != nil {
 			return nil, err
 		}
-		return []Output{{Event: good, StreamPos: pos}}, nil
+		return []Output{{Event: good, StreamPos: pos, record: rec}}, nil
 	})
 	if err != nil {
 		return nil, err

@@ -128,8 +128,14 @@ func (rs *Roomserver) runBatch(batch []*job) {
 	defer cancel()
 	published := rs.pub.publishedPos()
 	results := make([]jobResult, len(live))
+	var observed func(committed bool)
 	err := rs.db.WithTx(ctx, func(tx *storage.Tx) error {
 		clear(results)
+		if observed != nil {
+			// A retried attempt: the last one rolled back.
+			observed(false)
+			observed = nil
+		}
 		// Room locks in a fixed order: two processes locking the same
 		// rooms cannot deadlock.
 		for _, r := range rooms {
@@ -162,8 +168,16 @@ func (rs *Roomserver) runBatch(batch []*job) {
 				return err
 			}
 		}
-		return w.flush(ctx)
+		if err := w.flush(ctx); err != nil {
+			return err
+		}
+		var oerr error
+		observed, oerr = rs.observe(ctx, tx, results)
+		return oerr
 	})
+	if observed != nil {
+		observed(err == nil)
+	}
 	if err != nil {
 		rs.cache.clear()
 		rs.logger.Error("room input transaction failed", "jobs", len(live), "err", err)
@@ -187,4 +201,24 @@ func (rs *Roomserver) runBatch(batch []*job) {
 	for i, j := range live {
 		j.done <- results[i]
 	}
+}
+
+// observe hands the Observer the events the batch's jobs added to the
+// stream, in stream order.
+func (rs *Roomserver) observe(ctx context.Context, tx *storage.Tx, results []jobResult) (func(bool), error) {
+	if rs.observer == nil {
+		return nil, nil
+	}
+	var recs []*storage.EventRecord
+	for _, r := range results {
+		for _, o := range r.outs {
+			if o.record != nil && o.StreamPos > 0 {
+				recs = append(recs, o.record)
+			}
+		}
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	return rs.observer.ObserveEvents(ctx, tx, recs)
 }

@@ -26,6 +26,24 @@ type Deps struct {
 	// Nil until federation provides one: received events from other servers
 	// then fail their signature check.
 	ServerKeys ServerKeys
+	// Observer, when set, is given every event a batch adds to the stream
+	// inside the batch's transaction.
+	Observer Observer
+}
+
+// Observer writes what must commit together with new room events: the
+// push notifier's notifications, so that an event and its unread counts
+// become visible at once (push module: "The updated notification count
+// from a new event MUST appear in the same /sync response as the event
+// itself"). ObserveEvents is called once per batch, inside its
+// transaction, with the events that took stream positions, in stream
+// order; its writes commit or roll back with them, and an error fails the
+// batch. done is then called with the outcome (false: rolled back, so
+// anything the observer cached from these events is void). It runs on the
+// committer, which every room write of the process waits for: it must be
+// quick.
+type Observer interface {
+	ObserveEvents(ctx context.Context, tx *storage.Tx, events []*storage.EventRecord) (done func(committed bool), err error)
 }
 
 // ServerKeys gives the public key of another server's signing key, for
@@ -103,6 +121,8 @@ type Output struct {
 	// replay: the event was stored before (a retried transaction ID) and
 	// is not published again.
 	replay bool
+	// record is the row stored, for the Observer (nil for a replay).
+	record *storage.EventRecord
 }
 
 // Roomserver is the room component. It is safe for concurrent use.
@@ -113,6 +133,7 @@ type Roomserver struct {
 	keys       *keys.Ring
 	logger     *slog.Logger
 	serverKeys ServerKeys
+	observer   Observer
 
 	queue     chan *job
 	stop      chan struct{}
@@ -144,6 +165,7 @@ func New(d Deps) (*Roomserver, error) {
 		keys:       d.Keys,
 		logger:     logger.With("component", "roomserver"),
 		serverKeys: d.ServerKeys,
+		observer:   d.Observer,
 		queue:      make(chan *job, queueSize),
 		stop:       make(chan struct{}),
 	}

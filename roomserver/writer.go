@@ -350,7 +350,8 @@ func (w *writer) persist(ctx context.Context, rc *roomCtx, ev *pdu.Event, o pers
 			return nil, err
 		}
 	}
-	return &Output{Event: ev, StreamPos: pos}, nil
+	rec.RoomID, rec.NID, rec.StateKey, rec.StateAfterNID = ev.RoomID(), nid, ev.StateKey(), after
+	return &Output{Event: ev, StreamPos: pos, record: rec}, nil
 }
 
 // applyCurrentChanges writes changes (state key NID → event NID, 0 for

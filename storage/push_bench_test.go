@@ -26,7 +26,7 @@ func BenchmarkRecordPush10000(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				pos++
-				if _, err := db.RecordPush(ctx, storage.PushEvent{RoomID: "!big:example.org", EventID: fmt.Sprintf("$e%d", pos),
+				if _, err := recordPush(ctx, db, storage.PushEvent{RoomID: "!big:example.org", EventID: fmt.Sprintf("$e%d", pos),
 					EventPos: pos, ThreadID: storage.MainThread, TS: 1, Notify: notify}); err != nil {
 					b.Fatal(err)
 				}

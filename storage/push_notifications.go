@@ -1,9 +1,10 @@
 package storage
 
-// Queries on push_notifications and push_progress
-// (migrations/0015_push.sql): the notifications the push rules made, their
-// read state, and how far the notifier has got. The notifier (syncapi/push)
-// writes them, /sync reads the unread counts, /notifications lists them.
+// Queries on push_notifications (migrations/0015_push.sql): the
+// notifications the push rules made and their read state. The push
+// notifier (syncapi/push) writes them in the roomserver's transaction,
+// receipts mark them read, /sync reads the unread counts, /notifications
+// lists them.
 
 import (
 	"context"
@@ -57,116 +58,50 @@ type PushEvent struct {
 
 // PushRecorded is what RecordPushes did with one event.
 type PushRecorded struct {
-	// Changed: notifications were made or read.
-	Changed bool
 	// Pushers are the pushers with new pushes queued.
 	Pushers []int64
-	// SenderRead: the local sender's unread count went down.
-	SenderRead bool
 }
 
-// RecordPushes stores, in one transaction, events' notifications (unread
-// unless the user's receipts already cover the event: a client may read
-// faster than the notifier works), marks each local sender's earlier
-// notifications of the thread read, queues the pushes for the newly
-// notified users' pushers (and a count update for a sender's), and moves
-// push_progress to the last event. Events are in stream order. A
-// redelivered event changes nothing twice. It reports, per event, what
-// changed, and whether it wrote at all (when it did not, the caller stores
-// the progress later).
+// RecordPushes stores new room events' notifications, marks each local
+// sender's earlier notifications of the thread read (sending counts as
+// reading), and queues the pushes for the notified users' pushers (and a
+// count update for a sender's). Events are in stream order. The
+// roomserver's push observer calls it in the transaction that stores the
+// events, so no receipt can be at or after them yet: the notifications are
+// unread. It reports, per event, the pushers with pushes queued.
 //
-// The rows take the event's stream position, not a new one: taking one
-// would lock the stream counter, which every writer of the server needs,
-// for as long as the rows of a big room take to write; /sync waits for the
-// notifier to reach the events it returns instead (syncapi/unread.go).
-func (db *DB) RecordPushes(ctx context.Context, pes []PushEvent) (out []PushRecorded, wrote bool, err error) {
-	if len(pes) == 0 {
-		return nil, false, nil
+// The rows take the event's stream position, which incremental /sync
+// follows to find rooms whose counts changed.
+func (tx *Tx) RecordPushes(ctx context.Context, pes []PushEvent) ([]PushRecorded, error) {
+	out := make([]PushRecorded, len(pes))
+	// Receipts write under the same locks, so a receipt's marking read
+	// either sees these rows or comes after them. (A receipt takes one
+	// room's lock, so taking several here, in any order, cannot deadlock
+	// with it.)
+	rooms := make([]string, 0, len(pes))
+	for _, pe := range pes {
+		rooms = append(rooms, pe.RoomID)
 	}
-	if !slices.ContainsFunc(pes, func(pe PushEvent) bool { return len(pe.Notify) > 0 }) {
-		// No notifications: only senders' reads, and most messages a user
-		// sends find nothing of theirs unread. (Only the notifier makes
-		// unread rows, so none can appear meanwhile.)
-		needed := false
-		for _, pe := range pes {
-			if pe.LocalSender == "" {
-				continue
-			}
-			var n int
-			err := db.read.QueryRowContext(ctx, `
-				SELECT COUNT(*) FROM push_notifications
-				WHERE user_id = $1 AND room_id = $2 AND thread_id = $3 AND NOT is_read AND event_pos < $4`,
-				pe.LocalSender, pe.RoomID, pe.ThreadID, pe.EventPos).Scan(&n)
-			if err != nil {
-				return nil, false, fmt.Errorf("record notifications: %w", err)
-			}
-			if n > 0 {
-				needed = true
-				break
-			}
-		}
-		if !needed {
-			return make([]PushRecorded, len(pes)), false, nil
+	slices.Sort(rooms)
+	for _, r := range slices.Compact(rooms) {
+		if err := tx.dialect.lockRoom(ctx, tx.tx, "push "+r); err != nil {
+			return nil, fmt.Errorf("record notifications: %w", err)
 		}
 	}
-	err = db.WithTx(ctx, func(tx *Tx) error {
-		out = make([]PushRecorded, len(pes))
-		// Receipts write under the same locks, so a receipt for one of
-		// these events is either seen here or sees the rows written here.
-		// (A receipt takes one room's lock, so taking several here, in
-		// any order, cannot deadlock with it.)
-		rooms := make([]string, 0, len(pes))
-		for _, pe := range pes {
-			rooms = append(rooms, pe.RoomID)
+	for i, pe := range pes {
+		if err := tx.recordPush(ctx, pe, &out[i]); err != nil {
+			return nil, fmt.Errorf("record notifications: %w", err)
 		}
-		slices.Sort(rooms)
-		for _, r := range slices.Compact(rooms) {
-			if err := tx.dialect.lockRoom(ctx, tx.tx, "push "+r); err != nil {
-				return err
-			}
-		}
-		for i, pe := range pes {
-			if err := tx.recordPush(ctx, pe, &out[i]); err != nil {
-				return err
-			}
-		}
-		return tx.setPushProgress(ctx, pes[len(pes)-1].EventPos)
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("record notifications: %w", err)
 	}
-	return out, true, nil
-}
-
-// RecordPush is RecordPushes for one event.
-func (db *DB) RecordPush(ctx context.Context, pe PushEvent) (PushRecorded, error) {
-	out, _, err := db.RecordPushes(ctx, []PushEvent{pe})
-	if err != nil {
-		return PushRecorded{}, err
-	}
-	return out[0], nil
+	return out, nil
 }
 
 func (tx *Tx) recordPush(ctx context.Context, pe PushEvent, out *PushRecorded) error {
 	if len(pe.Notify) > 0 {
-		read, err := tx.readersOf(ctx, pe.RoomID, pe.ThreadID, pe.EventPos)
-		if err != nil {
+		if err := tx.insertNotifications(ctx, pe); err != nil {
 			return err
 		}
-		inserted, err := tx.insertNotifications(ctx, pe, read)
-		if err != nil {
-			return err
-		}
-		// Pushes for the rows this call made: a redelivered event
-		// queues nothing twice.
-		var push []PushNotify
-		for _, n := range pe.Notify {
-			if inserted[n.UserID] && !read[n.UserID] {
-				push = append(push, n)
-			}
-		}
-		out.Changed = len(inserted) > 0
-		ids, err := tx.queuePushes(ctx, pe.RoomID, pe.EventID, pe.TS, push)
+		ids, err := tx.queuePushes(ctx, pe.RoomID, pe.EventID, pe.TS, pe.Notify)
 		if err != nil {
 			return err
 		}
@@ -181,7 +116,6 @@ func (tx *Tx) recordPush(ctx context.Context, pe PushEvent, out *PushRecorded) e
 			return fmt.Errorf("mark %s's notifications read: %w", pe.LocalSender, err)
 		}
 		if n, _ := res.RowsAffected(); n > 0 {
-			out.SenderRead, out.Changed = true, true
 			ids, err := tx.queueCountPushes(ctx, pe.LocalSender, pe.TS)
 			if err != nil {
 				return err
@@ -190,27 +124,6 @@ func (tx *Tx) recordPush(ctx context.Context, pe PushEvent, out *PushRecorded) e
 		}
 	}
 	return nil
-}
-
-// readersOf returns the users whose read receipts (public or private,
-// unthreaded or of threadID) are at the event at pos or after it.
-func (tx *Tx) readersOf(ctx context.Context, roomID, threadID string, pos int64) (map[string]bool, error) {
-	rows, err := tx.q.QueryContext(ctx, `
-		SELECT user_id FROM receipts
-		WHERE room_id = $1 AND event_pos >= $2 AND receipt_type IN ('m.read', 'm.read.private')
-			AND thread_id IN ('', $3)`, roomID, pos, threadID)
-	if err != nil {
-		return nil, fmt.Errorf("receipts at %d in %s: %w", pos, roomID, err)
-	}
-	users, err := scanStringRows(rows)
-	if err != nil {
-		return nil, fmt.Errorf("receipts at %d in %s: %w", pos, roomID, err)
-	}
-	out := make(map[string]bool, len(users))
-	for _, u := range users {
-		out[u] = true
-	}
-	return out, nil
 }
 
 // notificationRowsPerInsert is the rows of one multi-row INSERT (10
@@ -226,38 +139,29 @@ func notificationRowsPerInsert(d Dialect) int {
 	return 10
 }
 
-// insertNotifications inserts the event's notifications and returns the
-// users whose rows it made (not those already there).
-func (tx *Tx) insertNotifications(ctx context.Context, pe PushEvent, read map[string]bool) (map[string]bool, error) {
-	inserted := make(map[string]bool, len(pe.Notify))
+// insertNotifications inserts the event's notifications, unread.
+func (tx *Tx) insertNotifications(ctx context.Context, pe PushEvent) error {
 	for part := range chunks(pe.Notify, notificationRowsPerInsert(tx.dialect)) {
 		var q strings.Builder
 		q.WriteString(`INSERT INTO push_notifications
 			(user_id, event_pos, room_id, event_id, thread_id, actions, highlight, ts, is_read, stream_pos) VALUES `)
-		args := make([]any, 0, len(part)*10)
+		args := make([]any, 0, len(part)*9)
 		for i, n := range part {
 			if i > 0 {
 				q.WriteString(", ")
 			}
-			q.WriteString("(" + inList(len(args)+1, 10) + ")")
-			args = append(args, n.UserID, pe.EventPos, pe.RoomID, pe.EventID, pe.ThreadID, string(n.Actions),
-				n.Highlight, pe.TS, read[n.UserID], pe.EventPos)
+			// is_read is a literal: fewer parameters to bind (see
+			// notificationRowsPerInsert).
+			p := len(args) + 1
+			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, FALSE, $%d)", p, p+1, p+2, p+3, p+4, p+5, p+6, p+7, p+1)
+			args = append(args, n.UserID, pe.EventPos, pe.RoomID, pe.EventID, pe.ThreadID, string(n.Actions), n.Highlight, pe.TS)
 		}
-		q.WriteString(` ON CONFLICT (user_id, event_pos) DO NOTHING RETURNING user_id`)
 		// Full chunks share one text, which the statement cache keeps.
-		rows, err := tx.q.QueryContext(ctx, q.String(), args...)
-		if err != nil {
-			return nil, fmt.Errorf("insert notifications: %w", err)
-		}
-		users, err := scanStringRows(rows)
-		if err != nil {
-			return nil, fmt.Errorf("insert notifications: %w", err)
-		}
-		for _, u := range users {
-			inserted[u] = true
+		if _, err := tx.q.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("insert notifications: %w", err)
 		}
 	}
-	return inserted, nil
+	return nil
 }
 
 // MarkNotificationsRead marks userID's notifications in roomID up to the
@@ -289,29 +193,6 @@ func (tx *Tx) MarkNotificationsRead(ctx context.Context, userID, roomID, threadI
 		return false, err
 	}
 	return true, nil
-}
-
-func (tx *Tx) setPushProgress(ctx context.Context, pos int64) error {
-	if _, err := tx.q.ExecContext(ctx, `UPDATE push_progress SET pos = $1 WHERE id = 1 AND pos < $1`, pos); err != nil {
-		return fmt.Errorf("push progress: %w", err)
-	}
-	return nil
-}
-
-// SetPushProgress records that every room event up to pos has been
-// evaluated (the notifier calls it for events that notified no one,
-// from time to time, rather than once per event).
-func (db *DB) SetPushProgress(ctx context.Context, pos int64) error {
-	return db.WithTx(ctx, func(tx *Tx) error { return tx.setPushProgress(ctx, pos) })
-}
-
-// PushProgress returns the position of the last room event evaluated.
-func (db *DB) PushProgress(ctx context.Context) (int64, error) {
-	var pos int64
-	if err := db.read.QueryRowContext(ctx, `SELECT pos FROM push_progress WHERE id = 1`).Scan(&pos); err != nil {
-		return 0, fmt.Errorf("push progress: %w", err)
-	}
-	return pos, nil
 }
 
 // UnreadCount is the unread notifications of one thread of one room.

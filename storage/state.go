@@ -260,15 +260,24 @@ type Member struct {
 // RoomMembers returns the room's members whose current membership is one
 // of memberships (any when none is given), ordered by user ID.
 func (db *DB) RoomMembers(ctx context.Context, roomNID int64, memberships ...string) ([]Member, error) {
+	return roomMembers(ctx, db.read, roomNID, memberships)
+}
+
+// RoomMembers is DB.RoomMembers within tx.
+func (tx *Tx) RoomMembers(ctx context.Context, roomNID int64, memberships ...string) ([]Member, error) {
+	return roomMembers(ctx, tx.q, roomNID, memberships)
+}
+
+func roomMembers(ctx context.Context, q queryer, roomNID int64, memberships []string) ([]Member, error) {
 	args := []any{roomNID}
-	q := `SELECT user_id, membership, event_nid FROM room_memberships WHERE room_nid = $1`
+	query := `SELECT user_id, membership, event_nid FROM room_memberships WHERE room_nid = $1`
 	if len(memberships) > 0 {
-		q += ` AND membership IN (` + inList(2, len(memberships)) + `)`
+		query += ` AND membership IN (` + inList(2, len(memberships)) + `)`
 		for _, m := range memberships {
 			args = append(args, m)
 		}
 	}
-	rows, err := db.read.QueryContext(ctx, q+` ORDER BY user_id`, args...)
+	rows, err := q.QueryContext(ctx, query+` ORDER BY user_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("room members: %w", err)
 	}

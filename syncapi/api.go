@@ -60,9 +60,6 @@ type API struct {
 	workers     *workerPool
 	flights     flights
 	filterCache filterCache
-	// pushProgress holds room event wake-ups until the notifier has
-	// counted the event (unread.go).
-	pushProgress pushProgress
 
 	search *search.Index // nil: /search is not served here
 
@@ -106,18 +103,11 @@ func New(d Deps) (*API, error) {
 		a.resumer.close()
 		a.workers.close()
 	}
-	stopPush, err := a.followPushProgress(context.Background())
+	stop, err := a.subscribe(context.Background())
 	if err != nil {
 		undo()
 		return nil, err
 	}
-	stopSubs, err := a.subscribe(context.Background())
-	if err != nil {
-		stopPush()
-		undo()
-		return nil, err
-	}
-	stop := func() { stopSubs(); stopPush() }
 	if d.SearchIndexPath != "" {
 		if a.search, err = search.Open(context.Background(), search.Config{
 			DB: a.db, Bus: a.bus, Path: d.SearchIndexPath, Logger: a.logger,

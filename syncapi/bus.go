@@ -159,5 +159,5 @@ func (a *API) onOutput(data []byte) {
 	}
 	// Woken once the notifier has counted the event, so that the event
 	// and its unread count come in one response (unread.go).
-	a.pushProgress.after(ev.StreamPos, func() { a.notifier.notify(ev.StreamPos, ev.RoomID, users) })
+	a.notifier.notify(ev.StreamPos, ev.RoomID, users)
 }

@@ -241,6 +241,21 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 		return nil, err
 	}
 
+	// The notifier evaluates push rules on each new room event inside
+	// the roomserver's transaction (so unread counts commit with their
+	// event) and delivers to push gateways; it stops before the bus
+	// closes, after the roomserver.
+	if s.push, err = push.New(push.Config{
+		DB: s.db, Bus: s.bus, ServerName: cfg.ServerName, Logger: logger, HTTPClient: newPushClient(cfg, logger),
+		MinBackoff: o.pushMinBackoff, MaxBackoff: o.pushMaxBackoff,
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.push.Start(ctx); err != nil {
+		return nil, err
+	}
+	undo = append(undo, s.push.Stop)
+
 	if s.rs, err = roomserver.New(roomserver.Deps{
 		DB:         s.db,
 		Bus:        s.bus,
@@ -248,6 +263,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 		Keys:       s.keys,
 		Logger:     logger,
 		ServerKeys: s.serverKeys,
+		Observer:   s.push,
 	}); err != nil {
 		return nil, err
 	}
@@ -289,18 +305,6 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	}
 	undo = append(undo, keysSvc.Close)
 
-	// The notifier evaluates push rules on the room output and delivers
-	// to push gateways; it stops before the bus closes too.
-	if s.push, err = push.New(push.Config{
-		DB: s.db, Bus: s.bus, ServerName: cfg.ServerName, Logger: logger, HTTPClient: newPushClient(cfg, logger),
-		MinBackoff: o.pushMinBackoff, MaxBackoff: o.pushMaxBackoff,
-	}); err != nil {
-		return nil, err
-	}
-	if err := s.push.Start(ctx); err != nil {
-		return nil, err
-	}
-	undo = append(undo, s.push.Stop)
 
 	fed, err := federation.New(federation.Deps{
 		Config:      cfg,

@@ -14,7 +14,6 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/pushrules"
-	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/storage"
 )
 
@@ -29,19 +28,7 @@ const (
 	DefaultRequestTimeout = 30 * time.Second
 	// DefaultMaxConcurrent bounds the requests in flight at once.
 	DefaultMaxConcurrent = 16
-	// durableName is the bus consumer's name, which keeps its position.
-	durableName = "push"
 )
-
-// ProgressSubject is the core NATS subject (without the namespace) on
-// which the notifier announces, after each room event, that every event up
-// to that stream position has been evaluated. /sync waits on it.
-const ProgressSubject = "push.progress"
-
-// Progress is the message of ProgressSubject.
-type Progress struct {
-	Pos int64 `json:"pos"`
-}
 
 // Config is what a Service is built from.
 type Config struct {
@@ -74,20 +61,13 @@ type Service struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 
-	mu       sync.Mutex
-	started  bool
-	stopped  bool
-	consumer *bus.Consumer
-	subs     []*nats.Subscription
-	workers  map[int64]*worker
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	subs    []*nats.Subscription
+	workers map[int64]*worker
 	// sweepPending: a sweep of the queue is scheduled (debounced).
 	sweepPending bool
-
-	// Progress not yet stored (events that notified no one), under
-	// progressMu.
-	progressMu     sync.Mutex
-	progress       int64
-	progressStored int64
 }
 
 // worker is one pusher's running worker, under Service.mu.
@@ -139,8 +119,9 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Start subscribes to rule changes and receipts, resumes the queued
-// pushes and starts consuming the roomserver's output stream.
+// Start subscribes to rule changes and receipts and resumes the queued
+// pushes. (The notifier itself runs in the roomserver's transactions,
+// through ObserveEvents, from the roomserver's start.)
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	if s.started {
@@ -149,12 +130,6 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.started = true
 	s.mu.Unlock()
-
-	pos, err := s.cfg.DB.PushProgress(ctx)
-	if err != nil {
-		return fmt.Errorf("push: %w", err)
-	}
-	s.progress, s.progressStored = pos, pos
 
 	nc := s.cfg.Bus.Conn()
 	sub, err := nc.Subscribe(s.cfg.Bus.Subject(bus.SyncNotifySubject), s.onSyncNotify)
@@ -172,28 +147,13 @@ func (s *Service) Start(ctx context.Context) error {
 		s.Stop()
 		return fmt.Errorf("push: %w", err)
 	}
-	// A handler failure (the database away) is retried for a long time:
-	// a message given up on is notifications no one gets.
-	c, err := s.cfg.Bus.ConsumeBatches(context.Background(), bus.ConsumerConfig{
-		Stream:         roomserver.OutputStream,
-		Durable:        durableName,
-		FilterSubjects: []string{roomserver.OutputSubject},
-		MaxDeliver:     1000,
-	}, outputBatch, s.handle)
-	if err != nil {
-		s.Stop()
-		return fmt.Errorf("push: %w", err)
-	}
-	s.mu.Lock()
-	s.consumer = c
-	s.mu.Unlock()
 	s.wg.Add(1)
 	go s.housekeeping()
 	return nil
 }
 
-// Stop stops consuming and stores the progress, then stops the workers
-// after the requests in flight end. What is queued stays queued.
+// Stop stops the workers after the requests in flight end. What is queued
+// stays queued.
 func (s *Service) Stop() {
 	s.mu.Lock()
 	if s.stopped {
@@ -201,16 +161,12 @@ func (s *Service) Stop() {
 		return
 	}
 	s.stopped = true
-	c, subs := s.consumer, s.subs
+	subs := s.subs
 	close(s.stop)
 	s.mu.Unlock()
 	for _, sub := range subs {
 		_ = sub.Unsubscribe()
 	}
-	if c != nil {
-		c.Stop()
-	}
-	s.saveProgress(true)
 	s.wg.Wait()
 }
 
@@ -231,21 +187,16 @@ func (s *Service) onSyncNotify(m *nats.Msg) {
 	}
 }
 
-// housekeeping stores the progress every second and looks at the whole
-// queue every minute, which catches pushes queued by another process
-// whose wake-up was lost.
+// housekeeping looks at the whole queue every minute, which catches pushes
+// queued by another process whose wake-up was lost.
 func (s *Service) housekeeping() {
 	defer s.wg.Done()
-	save := time.NewTicker(time.Second)
-	defer save.Stop()
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-save.C:
-			s.saveProgress(false)
 		case <-sweep.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			if err := s.sweep(ctx); err != nil {
@@ -291,45 +242,4 @@ func (s *Service) sweep(ctx context.Context) error {
 		s.kick(id)
 	}
 	return nil
-}
-
-// advance records that every event up to pos has been evaluated: it tells
-// the /sync processes now, and stores it within a second.
-func (s *Service) advance(pos int64) {
-	s.progressMu.Lock()
-	s.progress = max(s.progress, pos)
-	s.progressMu.Unlock()
-	data, _ := json.Marshal(Progress{Pos: pos})
-	if err := s.cfg.Bus.Conn().Publish(s.cfg.Bus.Subject(ProgressSubject), data); err != nil {
-		s.log.Warn("cannot publish the push progress", "err", err)
-	}
-}
-
-// stored records that the progress up to pos was stored (with
-// notifications).
-func (s *Service) stored(pos int64) {
-	s.progressMu.Lock()
-	s.progressStored = max(s.progressStored, pos)
-	s.progressMu.Unlock()
-}
-
-// saveProgress stores the progress if it moved since it was last stored.
-func (s *Service) saveProgress(final bool) {
-	s.progressMu.Lock()
-	pos, stored := s.progress, s.progressStored
-	s.progressMu.Unlock()
-	if pos <= stored {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.cfg.DB.SetPushProgress(ctx, pos); err != nil {
-		if final {
-			s.log.Warn("cannot store the push progress", "err", err)
-		}
-		return
-	}
-	s.progressMu.Lock()
-	s.progressStored = max(s.progressStored, pos)
-	s.progressMu.Unlock()
 }

@@ -56,14 +56,14 @@ func newRoomCache(s *Service) *roomCache {
 
 // get returns the room to evaluate rec in, or nil for a room this server
 // has no state of (an invite from another server's room).
-func (c *roomCache) get(ctx context.Context, rec *storage.EventRecord) (*roomInfo, error) {
+func (c *roomCache) get(ctx context.Context, tx *storage.Tx, rec *storage.EventRecord) (*roomInfo, error) {
 	c.mu.Lock()
 	ri := c.rooms[rec.RoomID]
 	c.mu.Unlock()
 	if ri != nil && rec.StateBeforeNID != 0 && ri.at() >= rec.StateBeforeNID {
 		return ri, nil
 	}
-	room, err := c.s.cfg.DB.Room(ctx, rec.RoomID)
+	room, err := tx.Room(ctx, rec.RoomID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	}
@@ -76,7 +76,7 @@ func (c *roomCache) get(ctx context.Context, rec *storage.EventRecord) (*roomInf
 	if ri != nil && ri.at() == room.StateNID {
 		return ri, nil
 	}
-	if ri, err = c.load(ctx, room); err != nil {
+	if ri, err = c.load(ctx, tx, room); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -89,9 +89,8 @@ func (c *roomCache) get(ctx context.Context, rec *storage.EventRecord) (*roomInf
 }
 
 // load reads the room as of its current state.
-func (c *roomCache) load(ctx context.Context, room *storage.Room) (*roomInfo, error) {
-	db := c.s.cfg.DB
-	members, err := db.RoomMembers(ctx, room.NID, "join")
+func (c *roomCache) load(ctx context.Context, tx *storage.Tx, room *storage.Room) (*roomInfo, error) {
+	members, err := tx.RoomMembers(ctx, room.NID, "join")
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +102,7 @@ func (c *roomCache) load(ctx context.Context, room *storage.Room) (*roomInfo, er
 		}
 	}
 	slices.Sort(ri.local)
-	state, err := db.CurrentStateEvents(ctx, room.NID, []storage.StateKey{{Type: "m.room.create"}, {Type: "m.room.power_levels"}})
+	state, err := tx.CurrentStateEvents(ctx, room.NID, []storage.StateKey{{Type: "m.room.create"}, {Type: "m.room.power_levels"}})
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +181,13 @@ func (c *roomCache) apply(ri *roomInfo, rec *storage.EventRecord) {
 	}
 }
 
+// clear forgets every room.
+func (c *roomCache) clear() {
+	c.mu.Lock()
+	clear(c.rooms)
+	c.mu.Unlock()
+}
+
 // at is the snapshot the entry is the room as of.
 func (ri *roomInfo) at() int64 {
 	ri.mu.Lock()
@@ -204,12 +210,12 @@ func (ri *roomInfo) isLocalMember(userID string) bool {
 }
 
 // context is the pushrules view of the room for an event from sender.
-func (ri *roomInfo) context(ctx context.Context, s *Service, sender string) *pushrules.RoomContext {
+func (ri *roomInfo) context(ctx context.Context, s *Service, tx *storage.Tx, sender string) *pushrules.RoomContext {
 	ri.mu.Lock()
 	defer ri.mu.Unlock()
 	rc := &pushrules.RoomContext{
 		MemberCount: int64(len(ri.joined)),
-		DisplayName: func(userID string) string { return ri.displayName(ctx, s, userID) },
+		DisplayName: func(userID string) string { return ri.displayName(ctx, s, tx, userID) },
 	}
 	if ri.power != nil {
 		power := ri.power
@@ -221,14 +227,14 @@ func (ri *roomInfo) context(ctx context.Context, s *Service, sender string) *pus
 
 // displayName returns a local member's display name in the room ("" when
 // none or unreadable: the condition then does not match).
-func (ri *roomInfo) displayName(ctx context.Context, s *Service, userID string) string {
+func (ri *roomInfo) displayName(ctx context.Context, s *Service, tx *storage.Tx, userID string) string {
 	ri.mu.Lock()
 	name, ok := ri.names[userID]
 	ri.mu.Unlock()
 	if ok {
 		return name
 	}
-	evs, err := s.cfg.DB.CurrentStateEvents(ctx, ri.roomNID, []storage.StateKey{{Type: "m.room.member", StateKey: userID}})
+	evs, err := tx.CurrentStateEvents(ctx, ri.roomNID, []storage.StateKey{{Type: "m.room.member", StateKey: userID}})
 	if err != nil {
 		s.log.Warn("cannot read a member's display name", "user_id", userID, "err", err)
 		return ""

@@ -30,13 +30,17 @@ import (
 const us = "us.test"
 
 type stack struct {
-	t   *testing.T
-	db  *storage.DB
-	bus *bus.Bus
-	rs  *roomserver.Roomserver
+	t     *testing.T
+	db    *storage.DB
+	bus   *bus.Bus
+	rs    *roomserver.Roomserver
+	svc   *Service
+	close func()
 }
 
-func newStack(t *testing.T, db *storage.DB) *stack {
+// newStack starts what a process runs: the bus, the Service (its
+// gateway requests through client) and the roomserver it observes.
+func newStack(t *testing.T, db *storage.DB, client *http.Client) *stack {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -49,27 +53,28 @@ func newStack(t *testing.T, db *storage.DB) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Close() })
-	rs, err := roomserver.New(roomserver.Deps{DB: db, Bus: b, ServerName: us, Keys: ring, Logger: logger})
+	svc, err := New(Config{DB: db, Bus: b, ServerName: us, Logger: logger,
+		HTTPClient: client, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(rs.Close)
-	return &stack{t: t, db: db, bus: b, rs: rs}
-}
-
-func (st *stack) service(client *http.Client) *Service {
-	st.t.Helper()
-	s, err := New(Config{DB: st.db, Bus: st.bus, ServerName: us, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		HTTPClient: client, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := roomserver.New(roomserver.Deps{DB: db, Bus: b, ServerName: us, Keys: ring, Logger: logger, Observer: svc})
 	if err != nil {
-		st.t.Fatal(err)
+		t.Fatal(err)
 	}
-	if err := s.Start(context.Background()); err != nil {
-		st.t.Fatal(err)
-	}
-	st.t.Cleanup(s.Stop)
-	return s
+	var once sync.Once
+	st := &stack{t: t, db: db, bus: b, rs: rs, svc: svc, close: func() {
+		once.Do(func() {
+			rs.Close()
+			svc.Stop()
+			b.Close()
+		})
+	}}
+	t.Cleanup(st.close)
+	return st
 }
 
 func (st *stack) event(sender, typ string, stateKey *string, content any) roomserver.EventRequest {
@@ -144,34 +149,23 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// Events sent while the notifier is stopped are evaluated when it starts
-// again, each once.
-func TestNotifierResumesAfterRestart(t *testing.T) {
+// An event's notifications commit with it: they are there when Send
+// returns, for everyone but the sender.
+func TestNotificationsCommitWithEvent(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
-		st := newStack(t, db)
+		st := newStack(t, db, nil)
 		alice, bob, carol := "@alice:"+us, "@bob:"+us, "@carol:"+us
 		roomID := st.room(alice, bob, carol)
-		s := st.service(nil)
 		m1 := st.message(roomID, alice, "one")
-		waitFor(t, "the first notification", func() bool { return len(st.notified(bob)) == 1 })
-		s.Stop()
-
-		m2 := st.message(roomID, alice, "two")
-		m3 := st.message(roomID, alice, "three")
-		time.Sleep(100 * time.Millisecond)
-		if n := len(st.notified(bob)); n != 1 {
-			t.Fatalf("notified while stopped: %d", n)
+		if got := st.notified(bob); len(got) != 1 || got[0] != m1 {
+			t.Fatalf("bob's notifications when the send returned: %v", got)
 		}
-		st.service(nil)
-		waitFor(t, "the backlog", func() bool { return len(st.notified(bob)) == 3 })
-		if got := st.notified(bob); got[0] != m3 || got[1] != m2 || got[2] != m1 {
-			t.Errorf("bob's notifications: %v", got)
-		}
-		if got := st.notified(carol); len(got) != 3 {
+		m2 := st.message(roomID, bob, "two")
+		if got := st.notified(carol); len(got) != 2 || got[0] != m2 || got[1] != m1 {
 			t.Errorf("carol's notifications: %v", got)
 		}
-		if pos, err := db.PushProgress(context.Background()); err != nil || pos == 0 {
-			t.Errorf("progress %d, %v", pos, err)
+		if got := st.notified(alice); len(got) != 1 || got[0] != m2 {
+			t.Errorf("alice's notifications: %v", got)
 		}
 	})
 }
@@ -180,7 +174,7 @@ func TestNotifierResumesAfterRestart(t *testing.T) {
 func TestPushQueueSurvivesRestart(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
-		st := newStack(t, db)
+		st := newStack(t, db, nil)
 		var (
 			mu     sync.Mutex
 			status = http.StatusServiceUnavailable
@@ -209,7 +203,8 @@ func TestPushQueueSurvivesRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		client := NewGatewayClient(nil, true)
-		s := st.service(client)
+		st.close()
+		st = newStack(t, db, client)
 		m1 := st.message(roomID, alice, "one")
 		m2 := st.message(roomID, alice, "two")
 		ps, _ := db.Pushers(ctx, bob)
@@ -218,11 +213,11 @@ func TestPushQueueSurvivesRestart(t *testing.T) {
 			q, _ := db.QueuedPushes(ctx, ps[0].ID, 10)
 			return err == nil && p.Failures > 0 && len(q) == 2
 		})
-		s.Stop()
+		st.close()
 		mu.Lock()
 		status = http.StatusOK
 		mu.Unlock()
-		st.service(client)
+		newStack(t, db, client)
 		waitFor(t, "delivery after the restart", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
@@ -280,10 +275,9 @@ func TestBackoff(t *testing.T) {
 func TestNotifierFollowsMembership(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
 		ctx := context.Background()
-		st := newStack(t, db)
+		st := newStack(t, db, nil)
 		alice, bob, carol := "@alice:"+us, "@bob:"+us, "@carol:"+us
 		roomID := st.room(alice)
-		st.service(nil)
 		notification := func(user, eventID string) *storage.Notification {
 			ns, err := db.Notifications(ctx, user, 0, 100, false)
 			if err != nil {
@@ -302,24 +296,13 @@ func TestNotifierFollowsMembership(t *testing.T) {
 		leave := func(u string) {
 			st.send(roomID, st.event(u, "m.room.member", &u, map[string]any{"membership": "leave"}))
 		}
-		waitEvaluated := func(eventID string) {
-			t.Helper()
-			waitFor(t, "the notifier to reach "+eventID, func() bool {
-				pos, _ := db.PushProgress(ctx)
-				recs, _ := db.EventsByID(ctx, []string{eventID})
-				return len(recs) == 1 && pos >= recs[0].StreamPos
-			})
-		}
-
 		join(bob)
 		m1 := st.message(roomID, alice, "two of us")
-		waitEvaluated(m1)
 		if n := notification(bob, m1); n == nil || !strings.Contains(string(n.Actions), "sound") {
 			t.Fatalf("bob in a room of two: %+v", n)
 		}
 		join(carol)
 		m2 := st.message(roomID, alice, "three of us")
-		waitEvaluated(m2)
 		if n := notification(bob, m2); n == nil || strings.Contains(string(n.Actions), "sound") {
 			t.Fatalf("bob in a room of three: %+v", n)
 		}
@@ -328,7 +311,6 @@ func TestNotifierFollowsMembership(t *testing.T) {
 		}
 		leave(bob)
 		m3 := st.message(roomID, alice, "bob left")
-		waitEvaluated(m3)
 		if notification(bob, m3) != nil {
 			t.Fatal("bob, who left, was notified")
 		}

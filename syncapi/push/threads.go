@@ -16,7 +16,7 @@ import (
 
 const maxThreadHops = 3
 
-func (s *Service) threadOf(ctx context.Context, rec *storage.EventRecord) (string, error) {
+func threadOf(ctx context.Context, tx *storage.Tx, rec *storage.EventRecord) (string, error) {
 	json := rec.JSON
 	for range maxThreadHops {
 		rel := gjson.GetBytes(json, `content.m\.relates_to`)
@@ -31,7 +31,7 @@ func (s *Service) threadOf(ctx context.Context, rec *storage.EventRecord) (strin
 			// m.in_reply_to alone is not a relation.
 			return storage.MainThread, nil
 		}
-		recs, err := s.cfg.DB.EventsByID(ctx, []string{parent.Str})
+		recs, err := tx.EventsByID(ctx, []string{parent.Str})
 		if err != nil {
 			return "", err
 		}
