@@ -4,7 +4,9 @@ package federation
 // PUT /_matrix/federation/v1/send/{txnId}. Each PDU goes through the
 // roomserver's input path for received events (roomserver.InputReceived:
 // signatures, content hash, auth, soft failure); gaps before an event are
-// filled from the origin with /get_missing_events. A room's PDUs are
+// filled from the origin with /get_missing_events, and past what that
+// fills the state before an event comes from the origin's /state
+// (roomserver.InputWithState). A room's PDUs are
 // handled in order, rooms in parallel. EDUs go to their handlers (edu.go)
 // meanwhile, one after the other in their order.
 
@@ -24,6 +26,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/tidwall/gjson"
 
+	"github.com/myelin-chat/myelin/federation/fedclient"
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/roomserver"
 	"github.com/myelin-chat/myelin/roomserver/pdu"
@@ -45,11 +48,17 @@ const (
 	roomWorkers = 4
 	// missingRounds bounds the /get_missing_events requests for one event;
 	// each asks for missingLimit events (the most Synapse and Myelin
-	// answer), so a gap of up to 200 events is filled. A longer one (a
-	// long outage) needs the state at the event (/state_ids), which is
-	// not done yet: the event is then dropped as missing events.
+	// answer: 20), so the last 200 events of a gap are fetched. Past that (a
+	// long outage), the oldest fetched events, or the event itself, are
+	// taken in with the state before them from the origin (/state), at
+	// most stateFetches of them; the rest of the gap stays for backfill.
 	missingRounds = 10
 	missingLimit  = MaxMissingEvents
+	stateFetches  = 3
+	// maxStateResponse and stateTimeout bound a /state answer: a big
+	// room's state with its auth chain, as big as a send_join's.
+	maxStateResponse = 512 << 20
+	stateTimeout     = 5 * time.Minute
 	// txnCacheSize bounds the answered transactions remembered per process.
 	txnCacheSize = 1000
 	// txnDeadline bounds the handling of one transaction. It does not end
@@ -266,6 +275,12 @@ func (a *API) handleRoom(ctx context.Context, origin string, rp *roomPDUs) (map[
 				return nil, err
 			}
 			res = again[0]
+			if _, still := errors.AsType[*roomserver.MissingEventsError](res.Dropped); still {
+				// Nothing fetched joins it to what we hold.
+				if res, err = a.inputWithRemoteState(ctx, origin, rp.roomID, ver, events[i], res); err != nil {
+					return nil, err
+				}
+			}
 		}
 		results[res.EventID] = resultOf(res)
 	}
@@ -348,14 +363,67 @@ func (a *API) fetchMissing(ctx context.Context, origin, roomID string, ver *pdu.
 	for _, e := range fetched {
 		got = append(got, e)
 	}
-	slices.SortStableFunc(got, func(x, y *pdu.Event) int {
-		if x.Depth() != y.Depth() {
-			return int(x.Depth() - y.Depth())
+	slices.SortStableFunc(got, oldestFirst)
+	// The gap goes on past what was fetched: its oldest events come in
+	// with the state before them from the origin, the rest after them.
+	frontier, err := a.unheldFrontier(ctx, fetched)
+	if err != nil {
+		return err
+	}
+
+	if len(frontier) > 0 && len(frontier) <= stateFetches {
+		for _, id := range frontier {
+			res, err := a.inputWithRemoteState(ctx, origin, roomID, ver, fetched[id], roomserver.InputResult{EventID: id})
+			if err != nil {
+				return err
+			}
+			if res.Dropped != nil {
+				break // the events after it are missing events too
+			}
 		}
-		return strings.Compare(x.EventID(), y.EventID())
-	})
-	_, err := a.rs.InputReceived(ctx, roomID, got)
+		got = slices.DeleteFunc(got, func(e *pdu.Event) bool { return slices.Contains(frontier, e.EventID()) })
+	}
+	_, err = a.rs.InputReceived(ctx, roomID, got)
 	return err
+}
+
+// oldestFirst orders events by depth, then event ID.
+func oldestFirst(x, y *pdu.Event) int {
+	if x.Depth() != y.Depth() {
+		return int(x.Depth() - y.Depth())
+	}
+	return strings.Compare(x.EventID(), y.EventID())
+}
+
+// inputWithRemoteState asks the origin for the state before ev (GET
+// /state?event_id=, with its auth chain) and inputs ev with it
+// (roomserver.InputWithState). When the origin cannot answer, the result
+// is failed, what the caller had. The error is a fault of this server.
+func (a *API) inputWithRemoteState(ctx context.Context, origin, roomID string, ver *pdu.RoomVersion, ev *pdu.Event, failed roomserver.InputResult) (roomserver.InputResult, error) {
+	path := "/_matrix/federation/v1/state/" + url.PathEscape(roomID) + "?event_id=" + url.QueryEscape(ev.EventID())
+	answer, err := a.client.Do(ctx, fedclient.Request{Method: http.MethodGet, Destination: origin, Path: path,
+		Timeout: stateTimeout, MaxResponseBytes: maxStateResponse})
+	var resp struct {
+		PDUs      []json.RawMessage `json:"pdus"`
+		AuthChain []json.RawMessage `json:"auth_chain"`
+	}
+	if err == nil {
+		err = json.Unmarshal(answer.Body, &resp)
+	}
+	if err != nil {
+		httputil.Logger(ctx).InfoContext(ctx, "cannot get the state before an event past a gap", "origin", origin, "room", roomID, "event_id", ev.EventID(), "err", err)
+		return failed, nil
+	}
+	parse := func(raws []json.RawMessage) []*pdu.Event {
+		out := make([]*pdu.Event, 0, len(raws))
+		for _, raw := range raws {
+			if e, err := pdu.ParseEvent(raw, ver); err == nil {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	return a.rs.InputWithState(ctx, roomID, ev, parse(resp.PDUs), parse(resp.AuthChain))
 }
 
 // unheldFrontier returns the fetched events that have a prev event that

@@ -80,7 +80,7 @@ func (rs *Roomserver) InputReceived(ctx context.Context, roomID string, events [
 			if ev == nil {
 				continue
 			}
-			r, err := w.inputReceived(ctx, roomID, ev)
+			r, err := w.inputReceived(ctx, roomID, ev, 0)
 			if err != nil {
 				return nil, err
 			}
@@ -163,8 +163,11 @@ func (rs *Roomserver) verifyOne(ctx context.Context, ev *pdu.Event, server strin
 }
 
 // inputReceived runs stages 2 to 5 for one received event, inside the
-// batch. Only database failures are returned as errors.
-func (w *writer) inputReceived(ctx context.Context, roomID string, ev *pdu.Event) (InputResult, error) {
+// batch. givenState, when not 0, is the snapshot of the state before the
+// event, which this server cannot work out from prev events it lacks
+// (InputWithState); else the prev events must be held. Only database
+// failures are returned as errors.
+func (w *writer) inputReceived(ctx context.Context, roomID string, ev *pdu.Event, givenState int64) (InputResult, error) {
 	var res InputResult
 	rc, err := w.room(ctx, roomID)
 	if err != nil {
@@ -196,14 +199,16 @@ func (w *writer) inputReceived(ctx context.Context, roomID string, ev *pdu.Event
 		res.Dropped = &MissingEventsError{IDs: missing}
 		return res, nil
 	}
-	// Stage 3 needs the prev events with their state.
-	prevRecs, err := w.tx.EventsByID(ctx, ev.PrevEventIDs())
-	if err != nil {
-		return res, err
-	}
-	if missing := missingIDs(ev.PrevEventIDs(), prevRecs, true); len(missing) > 0 {
-		res.Dropped = &MissingEventsError{IDs: missing}
-		return res, nil
+	// Stage 3 needs the prev events with their state, unless given it.
+	var prevRecs []*storage.EventRecord
+	if givenState == 0 {
+		if prevRecs, err = w.tx.EventsByID(ctx, ev.PrevEventIDs()); err != nil {
+			return res, err
+		}
+		if missing := missingIDs(ev.PrevEventIDs(), prevRecs, true); len(missing) > 0 {
+			res.Dropped = &MissingEventsError{IDs: missing}
+			return res, nil
+		}
 	}
 
 	authEvents := make([]*pdu.Event, 0, len(authRecs))
@@ -229,9 +234,11 @@ func (w *writer) inputReceived(ctx context.Context, roomID string, ev *pdu.Event
 	}
 
 	// Stage 3: the state before the event.
-	before, err := w.stateBefore(ctx, rc, prevRecs)
-	if err != nil {
-		return res, err
+	before := givenState
+	if before == 0 {
+		if before, err = w.stateBefore(ctx, rc, prevRecs); err != nil {
+			return res, err
+		}
 	}
 	if rejectedAuth != nil {
 		res.Rejected = rejectedAuth
@@ -258,16 +265,28 @@ func (w *writer) inputReceived(ctx context.Context, roomID string, ev *pdu.Event
 		return res, err
 	}
 
-	// Stage 4: soft failure against the current state.
+	// Stage 4: soft failure against the current state. An event of
+	// another branch of the room may need that branch's state (a member
+	// who joined there, or on the far side of a gap): as Synapse, the
+	// current state it is held to is then that of the room with its
+	// branch merged, the resolution of the forward extremities' states
+	// and the state before it. (Checked only when the current state alone
+	// fails it: a resolution costs more.)
 	if !extendsCurrent {
 		current, err := w.currentState(ctx, rc, keys)
 		if err != nil {
 			return res, err
 		}
 		if err := auth.Check(ev, current.lookup); err != nil {
-			res.SoftFailed = true
-			_, err := w.persist(ctx, rc, ev, persistOpts{stateBefore: before, softFailed: true})
-			return res, err
+			merged, merr := w.mergedState(ctx, rc, before, keys)
+			if merr != nil {
+				return res, merr
+			}
+			if err := auth.Check(ev, merged.lookup); err != nil {
+				res.SoftFailed = true
+				_, err := w.persist(ctx, rc, ev, persistOpts{stateBefore: before, softFailed: true})
+				return res, err
+			}
 		}
 	}
 
@@ -292,6 +311,43 @@ func (w *writer) inputReceived(ctx context.Context, roomID string, ev *pdu.Event
 		}
 	}
 	return res, nil
+}
+
+// mergedState returns, at keys, the state of the room were a branch whose
+// state is the snapshot branch merged into it: the resolution of the
+// states after the forward extremities and branch.
+func (w *writer) mergedState(ctx context.Context, rc *roomCtx, branch int64, keys []pdu.StateKey) (stateEvents, error) {
+	nids := make([]int64, len(rc.extremities))
+	for i, x := range rc.extremities {
+		nids[i] = x.EventNID
+	}
+	recs, err := w.tx.EventsByNID(ctx, nids)
+	if err != nil {
+		return nil, err
+	}
+	snaps := []int64{branch}
+	for _, r := range recs {
+		snaps = append(snaps, r.StateAfterNID)
+	}
+	resolved, err := w.resolveSnapshots(ctx, rc, snaps)
+	if err != nil {
+		return nil, err
+	}
+	keyNIDs, err := w.tx.StateKeyNIDs(ctx, toStorageKeys(keys), false)
+	if err != nil {
+		return nil, err
+	}
+	var evNIDs []int64
+	for _, k := range keyNIDs {
+		if e := resolved[k]; e != 0 {
+			evNIDs = append(evNIDs, e)
+		}
+	}
+	evs, err := w.tx.EventsByNID(ctx, evNIDs)
+	if err != nil {
+		return nil, err
+	}
+	return parseState(evs)
 }
 
 // authKeys are the state keys the auth rules read for ev.
