@@ -242,11 +242,16 @@ func (db *DB) UnreadTotal(ctx context.Context, userID string) (int, error) {
 }
 
 // NotificationRoomsChanged returns the rooms where userID's notifications
-// changed (new, or read) at stream positions in (since, upto].
+// changed (new, or read) at stream positions in (since, upto]: the new
+// ones by their event's position, the read ones by their read's
+// (migrations/0018).
 func (db *DB) NotificationRoomsChanged(ctx context.Context, userID string, since, upto int64) ([]string, error) {
 	rows, err := db.read.QueryContext(ctx, `
-		SELECT DISTINCT room_id FROM push_notifications
-		WHERE user_id = $1 AND stream_pos > $2 AND stream_pos <= $3`, userID, since, upto)
+		SELECT room_id FROM push_notifications
+		WHERE user_id = $1 AND event_pos > $2 AND event_pos <= $3
+		UNION
+		SELECT room_id FROM push_notifications
+		WHERE user_id = $1 AND is_read AND stream_pos > $2 AND stream_pos <= $3`, userID, since, upto)
 	if err != nil {
 		return nil, fmt.Errorf("notification changes of %s: %w", userID, err)
 	}
