@@ -120,10 +120,12 @@ func BenchmarkSearch(b *testing.B) {
 		{"rank-rare-word", benchWord(3000), false},
 		{"rank-two-words", benchWord(10) + " " + benchWord(200), false},
 		{"rank-phrase", `"` + benchWord(0) + " " + benchWord(1) + `"`, false},
+		{"recent-phrase", `"` + benchWord(0) + " " + benchWord(1) + `"`, true},
 		// Search as you type: the last word is also a prefix (of four
 		// letters or more). "wbac" starts 50 of the vocabulary's words,
 		// "wba", the most common word, 1,000.
 		{"rank-prefix-3", "wba", false},
+		{"recent-prefix-3", "wba", true},
 		{"rank-prefix-4", "wbac", false},
 		{"recent-prefix-4", "wbac", true},
 		{"rank-word-and-prefix", benchWord(200) + " wbac", false},

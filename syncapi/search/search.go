@@ -87,26 +87,30 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 	// The rooms and the other conditions are a filter: unscored, and
 	// consulted only for the documents the text matches, rather than
 	// walked in step with the text (the rooms of a user hold many more
-	// documents than most words).
-	filters := []query.Query{roomsQuery(q.Rooms)}
+	// documents than most words). A word much more common than the rooms'
+	// documents is restricted to them before it is read (restrict.go).
+	visible := &visibleText{text: text, rooms: q.Rooms}
+	var conditions []query.Query
 	if q.Senders != nil {
-		filters = append(filters, termsQuery(fieldSender, q.Senders))
+		conditions = append(conditions, termsQuery(fieldSender, q.Senders))
 	}
 	if q.Types != nil {
-		filters = append(filters, termsQuery(fieldType, q.Types))
+		conditions = append(conditions, termsQuery(fieldType, q.Types))
 	}
 	if q.ContainsURL != nil {
 		b := bleve.NewBoolFieldQuery(*q.ContainsURL)
 		b.SetField(fieldURL)
-		filters = append(filters, b)
+		conditions = append(conditions, b)
+	}
+	switch len(conditions) {
+	case 0:
+	case 1:
+		visible.conditions = conditions[0]
+	default:
+		visible.conditions = bleve.NewConjunctionQuery(conditions...)
 	}
 	bq := bleve.NewBooleanQuery()
-	bq.AddMust(text)
-	if len(filters) == 1 {
-		bq.AddFilter(filters[0])
-	} else {
-		bq.AddFilter(bleve.NewConjunctionQuery(filters...))
-	}
+	bq.AddMust(visible)
 	if len(q.NotSenders) > 0 {
 		bq.AddMustNot(termsQuery(fieldSender, q.NotSenders))
 	}
@@ -253,10 +257,7 @@ func (ix *Index) termQuery(t Term, keys []string) query.Query {
 	for _, k := range keys {
 		field := keyFields[k]
 		if t.Phrase || len(tokens) > 1 {
-			mp := bleve.NewMatchPhraseQuery(t.Text)
-			mp.SetField(field)
-			mp.Analyzer = en.AnalyzerName
-			alts = append(alts, mp)
+			alts = append(alts, newPhraseQuery(tokens, field))
 			continue
 		}
 		m := bleve.NewMatchQuery(t.Text)
@@ -289,24 +290,13 @@ func roomsQuery(rooms []Room) query.Query {
 	var whole []string
 	var parts []query.Query
 	for _, r := range rooms {
-		if len(r.Visible) == 0 {
-			continue
-		}
-		if len(r.Visible) == 1 && r.Visible[0] == storage.AllPositions[0] {
+		switch {
+		case len(r.Visible) == 0:
+		case wholeRoom(r):
 			whole = append(whole, r.RoomID)
-			continue
+		default:
+			parts = append(parts, roomQuery(r))
 		}
-		var ranges []query.Query
-		for _, pr := range r.Visible {
-			ranges = append(ranges, posRange(pr))
-		}
-		room := bleve.NewTermQuery(r.RoomID)
-		room.SetField(fieldRoom)
-		var vis query.Query = ranges[0]
-		if len(ranges) > 1 {
-			vis = bleve.NewDisjunctionQuery(ranges...)
-		}
-		parts = append(parts, bleve.NewConjunctionQuery(room, vis))
 	}
 	if len(whole) > 0 {
 		parts = append(parts, termsQuery(fieldRoom, whole))
@@ -318,6 +308,32 @@ func roomsQuery(rooms []Room) query.Query {
 		return parts[0]
 	}
 	return bleve.NewDisjunctionQuery(parts...)
+}
+
+// wholeRoom reports whether the searcher may see every event of r.
+func wholeRoom(r Room) bool {
+	return len(r.Visible) == 1 && r.Visible[0] == storage.AllPositions[0]
+}
+
+// roomQuery matches the events of r at the positions visible in it.
+func roomQuery(r Room) query.Query {
+	room := bleve.NewTermQuery(r.RoomID)
+	room.SetField(fieldRoom)
+	if wholeRoom(r) {
+		return room
+	}
+	if len(r.Visible) == 0 {
+		return bleve.NewMatchNoneQuery()
+	}
+	var ranges []query.Query
+	for _, pr := range r.Visible {
+		ranges = append(ranges, posRange(pr))
+	}
+	var vis query.Query = ranges[0]
+	if len(ranges) > 1 {
+		vis = bleve.NewDisjunctionQuery(ranges...)
+	}
+	return bleve.NewConjunctionQuery(room, vis)
 }
 
 // posRange matches positions in r (After exclusive, Upto inclusive).
