@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/myelin-chat/myelin/roomserver/pdu"
-	"github.com/myelin-chat/myelin/storage"
 )
 
 // InputWithState puts a received event whose prev events this server
@@ -45,23 +44,13 @@ func (rs *Roomserver) InputWithState(ctx context.Context, roomID string, ev *pdu
 			res.Dropped = &BadRequestError{Reason: fmt.Sprintf("event %s has room version %s, the room %s", ev.EventID(), ev.Version().ID, rc.ver.ID)}
 			return nil, nil
 		}
-		stored, err := w.storeOutliers(ctx, rc, events)
+		snap, err := w.importState(ctx, rc, events, stateIDs)
 		if err != nil {
 			return nil, err
 		}
-		snapState := storage.StateMap{}
-		for _, id := range stateIDs {
-			if s, ok := stored[id]; ok && !s.rejected && s.stateKeyNID != 0 {
-				snapState[s.stateKeyNID] = s.nid
-			}
-		}
-		if len(snapState) == 0 {
+		if snap == 0 {
 			res.Dropped = &BadRequestError{Reason: "the state given for event " + ev.EventID() + " is empty"}
 			return nil, nil
-		}
-		snap, err := w.tx.NewSnapshot(ctx, rc.room.NID, 0, snapState)
-		if err != nil {
-			return nil, err
 		}
 		r, err := w.inputReceived(ctx, roomID, good, snap)
 		if err != nil {

@@ -88,22 +88,12 @@ func (rs *Roomserver) ImportJoin(ctx context.Context, join *pdu.Event, state, au
 		if err != nil {
 			return nil, err
 		}
-		stored, err := w.storeOutliers(ctx, rc, events)
+		snap, err := w.importState(ctx, rc, events, stateIDs)
 		if err != nil {
 			return nil, err
 		}
-		snapState := storage.StateMap{}
-		for _, id := range stateIDs {
-			if s, ok := stored[id]; ok && !s.rejected && s.stateKeyNID != 0 {
-				snapState[s.stateKeyNID] = s.nid
-			}
-		}
-		if len(snapState) == 0 {
+		if snap == 0 {
 			return nil, &BadRequestError{Reason: "the room state is empty"}
-		}
-		snap, err := w.tx.NewSnapshot(ctx, rc.room.NID, 0, snapState)
-		if err != nil {
-			return nil, err
 		}
 		if err := w.checkAgainstOwnAuthEvents(ctx, roomID, join); err != nil {
 			return nil, &BadRequestError{Reason: "the join fails its auth events: " + err.Error()}
@@ -212,6 +202,26 @@ func (rs *Roomserver) checkAllSignatures(ctx context.Context, roomID string, ver
 		}
 	}
 	return good, stateIDs
+}
+
+// importState stores events (a state and its auth chain another server
+// gave) as outliers (storeOutliers) and returns a new snapshot of the
+// state: those of stateIDs stored and not rejected. 0 when none is.
+func (w *writer) importState(ctx context.Context, rc *roomCtx, events []*pdu.Event, stateIDs []string) (int64, error) {
+	stored, err := w.storeOutliers(ctx, rc, events)
+	if err != nil {
+		return 0, err
+	}
+	state := storage.StateMap{}
+	for _, id := range stateIDs {
+		if s, ok := stored[id]; ok && !s.rejected && s.stateKeyNID != 0 {
+			state[s.stateKeyNID] = s.nid
+		}
+	}
+	if len(state) == 0 {
+		return 0, nil
+	}
+	return w.tx.NewSnapshot(ctx, rc.room.NID, 0, state)
 }
 
 // storedOutlier is where storeOutliers put an event.
