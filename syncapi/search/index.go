@@ -30,7 +30,7 @@ var (
 
 // schemaVersion names the mapping and the document shape; an index written
 // with another is rebuilt.
-const schemaVersion = "3"
+const schemaVersion = "4"
 
 // catchUpBatch is how many events one index batch (and one database read)
 // takes.
@@ -69,6 +69,8 @@ type Index struct {
 	bus    *bus.Bus
 	idx    bleve.Index
 	logger *slog.Logger
+	// positions serves the recent order (recent.go).
+	positions positionCache
 
 	mu      sync.Mutex
 	pos     int64         // every event up to here is indexed
@@ -356,12 +358,23 @@ func (ix *Index) indexEvents(ctx context.Context, evs []*storage.EventRecord, up
 	return nil
 }
 
-// posTerm is the index term of a stream position: 19 digits, so that the
-// order of terms is the order of positions.
+// posTerm is the index term of a stream position: 16 hexadecimal digits
+// of the position with its sign bit flipped, so that the order of terms is
+// the order of positions, the negative positions of backfilled events
+// (older history) included.
 func posTerm(pos int64) string {
-	const width = 19
-	s := strconv.FormatInt(max(pos, 0), 10)
-	return strings.Repeat("0", max(width-len(s), 0)) + s
+	const width = 16
+	s := strconv.FormatUint(uint64(pos)^signBit, 16)
+	return strings.Repeat("0", width-len(s)) + s
+}
+
+// signBit is the sign bit of an int64.
+const signBit = 1 << 63
+
+// parsePosTerm is the position of a posTerm.
+func parsePosTerm(term []byte) (int64, bool) {
+	u, err := strconv.ParseUint(string(term), 16, 64)
+	return int64(u ^ signBit), err == nil
 }
 
 // documentOf returns the document of an event, or nil when the event has

@@ -122,6 +122,11 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 	// Rank pages by offset: sorting by score alone needs no doc values, and
 	// the recent order pages after the last position, which new events
 	// (always newer) cannot shift.
+	if q.Recent && recentFromCache {
+		if res, ok, err := ix.searchRecent(ctx, bq, q); ok || err != nil {
+			return res, err
+		}
+	}
 	req := bleve.NewSearchRequestOptions(bq, q.Limit+1, 0, false)
 	if q.Recent {
 		req.SortByCustom(blevesearch.SortOrder{&blevesearch.SortField{Field: fieldPos, Type: blevesearch.SortFieldAsString, Desc: true}})
