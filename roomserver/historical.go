@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/myelin-chat/myelin/roomserver/pdu"
 	"github.com/myelin-chat/myelin/storage"
@@ -112,8 +113,16 @@ func (rs *Roomserver) InputHistorical(ctx context.Context, roomID string, events
 			return nil, err
 		}
 		// The history's own events are auth events of each other: store
-		// them parents first, then give the accepted ones positions.
-		stored, err := w.storeOutliers(ctx, rc, history)
+		// them parents first, then give the accepted ones positions. The
+		// auth events held already (the room's state since the join, the
+		// chain just stored) go with them: storeOutliers checks an event
+		// only against auth events among those it is given, and would
+		// reject one whose auth events are all held but not in the batch.
+		held, err := w.heldAuthEvents(ctx, rc, history)
+		if err != nil {
+			return nil, err
+		}
+		stored, err := w.storeOutliers(ctx, rc, append(held, history...))
 		if err != nil {
 			return nil, err
 		}
@@ -148,4 +157,33 @@ func (rs *Roomserver) InputHistorical(ctx context.Context, roomID string, events
 		return 0, fmt.Errorf("backfill of %s: %w", roomID, err)
 	}
 	return added, nil
+}
+
+// heldAuthEvents returns the stored auth events of events that are not
+// among them.
+func (w *writer) heldAuthEvents(ctx context.Context, rc *roomCtx, events []*pdu.Event) ([]*pdu.Event, error) {
+	named := make(map[string]bool, len(events))
+	for _, ev := range events {
+		named[ev.EventID()] = true
+	}
+	var ids []string
+	add := func(id string) {
+		if !named[id] {
+			named[id] = true
+			ids = append(ids, id)
+		}
+	}
+	for _, ev := range events {
+		for _, id := range ev.AuthEventIDs() {
+			add(id)
+		}
+		if rc.ver.CreateEventIsRoomID {
+			add("$" + strings.TrimPrefix(rc.room.RoomID, "!")) // the create event, an auth event of all
+		}
+	}
+	recs, err := w.tx.EventsByID(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	return parseRecords(recs)
 }

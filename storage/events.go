@@ -431,6 +431,14 @@ func (db *DB) EventsAfterPos(ctx context.Context, pos int64, limit int) ([]*Even
 		WHERE e.stream_pos > $1 ORDER BY e.stream_pos`+limitClause(limit), pos)
 }
 
+// EventsBeforePos returns up to limit timeline events of every room with
+// stream_pos < pos, newest first: history received late (backfill), which
+// takes positions below every other, handed out downwards.
+func (db *DB) EventsBeforePos(ctx context.Context, pos int64, limit int) ([]*EventRecord, error) {
+	return queryEvents(ctx, db.read, `
+		WHERE e.stream_pos < $1 ORDER BY e.stream_pos DESC`+limitClause(limit), pos)
+}
+
 func limitClause(limit int) string {
 	if limit <= 0 {
 		return ""

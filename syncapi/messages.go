@@ -228,6 +228,9 @@ func (a *API) messages(ctx context.Context, rr *roomReader, d *auth.Device, from
 			if n == 0 {
 				break
 			}
+			if a.search != nil {
+				a.search.Wake() // backfilled history is not published
+			}
 			round-- // the fetched events are read in a new round
 		}
 	}

@@ -14,6 +14,7 @@ package syncapi
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"slices"
 	"time"
@@ -410,7 +411,8 @@ func (a *API) searchContext(ctx context.Context, d *auth.Device, p *searchPlan, 
 	}
 	var before, after []*storage.EventRecord
 	if p.before > 0 {
-		if before, err = a.db.SyncRoomPage(ctx, ev.RoomNID, ev.StreamPos-1, 0, p.before, true); err != nil {
+		// Down to the backfilled history, below 0.
+		if before, err = a.db.SyncRoomPage(ctx, ev.RoomNID, ev.StreamPos-1, math.MinInt64, p.before, true); err != nil {
 			return nil, err
 		}
 	}
@@ -437,7 +439,7 @@ func (a *API) searchContext(ctx context.Context, d *auth.Device, p *searchPlan, 
 	}
 	before, after = keep(before), keep(after)
 	sc := &searchContext{
-		Start: synctoken.Pagination(max(start, 0)), End: synctoken.Pagination(end),
+		Start: synctoken.Pagination(start), End: synctoken.Pagination(end),
 		EventsBefore: opts.FormatAll(before), EventsAfter: opts.FormatAll(after),
 	}
 	if p.withProfiles {

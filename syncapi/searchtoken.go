@@ -48,7 +48,8 @@ func parseSearchToken(s string) (searchToken, error) {
 	if err := json.Unmarshal(raw, &t); err != nil {
 		return searchToken{}, bad
 	}
-	if t.Order != "rank" && t.Order != "recent" || t.Pos < 0 || t.Offset < 0 {
+	// Pos may be below 0: backfilled history's positions are.
+	if t.Order != "rank" && t.Order != "recent" || t.Offset < 0 {
 		return searchToken{}, bad
 	}
 	switch t.GroupKey {

@@ -6,6 +6,7 @@ func TestSearchTokenRoundTrip(t *testing.T) {
 	for _, tok := range []searchToken{
 		{Order: "rank", Offset: 42},
 		{Order: "recent", Pos: 7, GroupKey: "room_id", GroupValue: "!r:example.org"},
+		{Order: "recent", Pos: -12}, // backfilled history
 		{Order: "rank", Offset: 3, GroupKey: "sender", GroupValue: "@u:example.org"},
 	} {
 		got, err := parseSearchToken(tok.String())
@@ -14,7 +15,7 @@ func TestSearchTokenRoundTrip(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "nonsense", "e30", searchToken{Order: "best"}.String(),
-		searchToken{Order: "recent", Pos: -1}.String(), searchToken{Order: "rank", Offset: -2}.String(), searchToken{Order: "rank", GroupKey: "type", GroupValue: "x"}.String(),
+		searchToken{Order: "rank", Offset: -2}.String(), searchToken{Order: "rank", GroupKey: "type", GroupValue: "x"}.String(),
 		searchToken{Order: "rank", GroupKey: "sender"}.String()} {
 		if _, err := parseSearchToken(bad); err == nil {
 			t.Errorf("%q parsed", bad)

@@ -25,6 +25,7 @@ import (
 // Keys of the values the index keeps beside its documents.
 var (
 	posKey    = []byte("myelin.pos")    // decimal stream position indexed up to
+	lowKey    = []byte("myelin.low")    // decimal stream position indexed down to
 	schemaKey = []byte("myelin.schema") // schemaVersion
 )
 
@@ -75,6 +76,9 @@ type Index struct {
 	mu      sync.Mutex
 	pos     int64         // every event up to here is indexed
 	changed chan struct{} // closed and replaced when pos moves
+	// low: every event from here up to 0 is indexed (backfilled history,
+	// below 0). Only the indexing goroutine uses it.
+	low int64
 
 	wake chan struct{}
 	// urgent asks the indexer not to let a burst gather: a search waits.
@@ -101,10 +105,15 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 	}
 	ix := &Index{db: cfg.DB, bus: cfg.Bus, idx: idx, logger: logger,
 		changed: make(chan struct{}), wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1)}
-	if raw, err := idx.GetInternal(posKey); err == nil && len(raw) > 0 {
-		if ix.pos, err = strconv.ParseInt(string(raw), 10, 64); err != nil {
-			idx.Close()
-			return nil, fmt.Errorf("search: index %s: bad position %q", cfg.Path, raw)
+	for _, cursor := range []struct {
+		key []byte
+		pos *int64
+	}{{posKey, &ix.pos}, {lowKey, &ix.low}} {
+		if raw, err := idx.GetInternal(cursor.key); err == nil && len(raw) > 0 {
+			if *cursor.pos, err = strconv.ParseInt(string(raw), 10, 64); err != nil {
+				idx.Close()
+				return nil, fmt.Errorf("search: index %s: bad position %q", cfg.Path, raw)
+			}
 		}
 	}
 	if ix.pos == 0 {
@@ -237,6 +246,11 @@ func (ix *Index) WaitFor(ctx context.Context, pos int64) error {
 	}
 }
 
+// Wake asks the indexer to look for events to index now, for history
+// stored without being published (backfill), which it would otherwise
+// find within a few seconds.
+func (ix *Index) Wake() { ix.poke() }
+
 func (ix *Index) poke() {
 	select {
 	case ix.wake <- struct{}{}:
@@ -282,8 +296,17 @@ func (ix *Index) indexLoop(ctx context.Context) {
 	}
 }
 
-// catchUp indexes every event after the indexed position.
+// catchUp indexes every event after the indexed position, and the history
+// received late below the position indexed down to.
 func (ix *Index) catchUp(ctx context.Context) error {
+	if err := ix.catchUpNew(ctx); err != nil {
+		return err
+	}
+	return ix.catchUpHistory(ctx)
+}
+
+// catchUpNew indexes every event after the indexed position.
+func (ix *Index) catchUpNew(ctx context.Context) error {
 	for ctx.Err() == nil {
 		// Positions commit in order, so once the events up to top are read,
 		// every event up to top is indexed (positions without an event
@@ -306,9 +329,14 @@ func (ix *Index) catchUp(ctx context.Context) error {
 		if upto <= from {
 			return nil
 		}
-		if err := ix.indexEvents(ctx, evs, upto); err != nil {
+		if err := ix.indexEvents(ctx, evs, posKey, upto); err != nil {
 			return err
 		}
+		ix.mu.Lock()
+		ix.pos = upto
+		close(ix.changed)
+		ix.changed = make(chan struct{})
+		ix.mu.Unlock()
 		if len(evs) < catchUpBatch {
 			return nil
 		}
@@ -316,8 +344,33 @@ func (ix *Index) catchUp(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// indexEvents writes evs and the new position in one batch.
-func (ix *Index) indexEvents(ctx context.Context, evs []*storage.EventRecord, upto int64) error {
+// catchUpHistory indexes the events below the position indexed down to:
+// history fetched from other servers (backfill), which the roomserver
+// stores at positions below every other, handed out downwards as it comes,
+// and does not publish (the indexer finds it when woken: by Wake, by new
+// events, or every few seconds). Read downwards, every event from the lowest
+// read up to 0 is then indexed, as positions above it are for new events.
+func (ix *Index) catchUpHistory(ctx context.Context) error {
+	for ctx.Err() == nil {
+		evs, err := ix.db.EventsBeforePos(ctx, min(ix.low, 0), catchUpBatch)
+		if err != nil || len(evs) == 0 {
+			return err
+		}
+		low := evs[len(evs)-1].StreamPos
+		if err := ix.indexEvents(ctx, evs, lowKey, low); err != nil {
+			return err
+		}
+		ix.low = low
+		if len(evs) < catchUpBatch {
+			return nil
+		}
+	}
+	return ctx.Err()
+}
+
+// indexEvents writes evs and a cursor's new position (posKey or lowKey)
+// in one batch.
+func (ix *Index) indexEvents(ctx context.Context, evs []*storage.EventRecord, cursor []byte, pos int64) error {
 	b := ix.idx.NewBatch()
 	var redacted []string
 	for _, ev := range evs {
@@ -346,15 +399,10 @@ func (ix *Index) indexEvents(ctx context.Context, evs []*storage.EventRecord, up
 			}
 		}
 	}
-	b.SetInternal(posKey, []byte(strconv.FormatInt(upto, 10)))
+	b.SetInternal(cursor, []byte(strconv.FormatInt(pos, 10)))
 	if err := ix.idx.Batch(b); err != nil {
 		return fmt.Errorf("search: write a batch: %w", err)
 	}
-	ix.mu.Lock()
-	ix.pos = upto
-	close(ix.changed)
-	ix.changed = make(chan struct{})
-	ix.mu.Unlock()
 	return nil
 }
 

@@ -23,11 +23,12 @@ const us = "us.test"
 
 // stack is a database, a bus and a roomserver to write rooms with.
 type stack struct {
-	t   *testing.T
-	db  *storage.DB
-	bus *bus.Bus
-	rs  *roomserver.Roomserver
-	dir string
+	t    *testing.T
+	db   *storage.DB
+	bus  *bus.Bus
+	rs   *roomserver.Roomserver
+	ring *keys.Ring
+	dir  string
 }
 
 func newStack(t *testing.T, db *storage.DB) *stack {
@@ -49,7 +50,7 @@ func newStack(t *testing.T, db *storage.DB) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(rs.Close)
-	return &stack{t: t, db: db, bus: b, rs: rs, dir: dir}
+	return &stack{t: t, db: db, bus: b, rs: rs, ring: ring, dir: dir}
 }
 
 func (st *stack) open() *Index {

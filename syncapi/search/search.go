@@ -341,15 +341,16 @@ func roomQuery(r Room) query.Query {
 	return bleve.NewConjunctionQuery(room, vis)
 }
 
-// posRange matches positions in r (After exclusive, Upto inclusive).
-// Positions are below 2^53, so float64 holds them exactly.
+// posRange matches positions in r (After exclusive, Upto inclusive), the
+// negative ones of backfilled history too. Positions are within ±2^53, so
+// float64 holds them exactly.
 func posRange(r storage.PosRange) query.Query {
 	var lo, hi *float64
-	if r.After > math.MinInt64 && r.After >= 0 {
+	if r.After > math.MinInt64 {
 		lo = new(float64(r.After))
 	}
 	if r.Upto < math.MaxInt64 {
-		hi = new(float64(max(r.Upto, 0)))
+		hi = new(float64(r.Upto))
 	}
 	incl, excl := true, false
 	q := bleve.NewNumericRangeInclusiveQuery(lo, hi, &excl, &incl)
