@@ -16,7 +16,14 @@
 // a crash loses nothing (the batch and its position are written
 // together), nothing is indexed twice, and a missing index directory is
 // rebuilt from the database at start. Searches run meanwhile see what is
-// indexed so far.
+// indexed so far. History fetched from other servers (backfill) is stored
+// below position 0, handed out downwards, and not published: a second
+// stored position, indexed down to, follows it the same way.
+//
+// The recent order looks the position of each hit up in arrays read once
+// per index segment (recent.go); a very common word is restricted to the
+// searcher's rooms before it is read (restrict.go); phrases are checked by
+// a searcher of ours (phrase.go).
 //
 // Who may see what is the caller's: a Query lists the rooms to search and,
 // for each, the stream positions of the events the searcher may see

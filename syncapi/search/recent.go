@@ -100,6 +100,7 @@ func (c *positionCache) of(snap *scorch.IndexSnapshot) (_ *snapshotPositions, ok
 		e := entries[k]
 		e.once.Do(func() { e.pos, e.err = readPositions(seg) })
 		if e.err != nil {
+			c.forget(s.Id(), e) // read again by the next search
 			return nil, false, e.err
 		}
 		if e.pos == nil {
@@ -110,6 +111,15 @@ func (c *positionCache) of(snap *scorch.IndexSnapshot) (_ *snapshotPositions, ok
 		offset += seg.Count() // as scorch numbers them: deleted documents too
 	}
 	return out, true, nil
+}
+
+// forget drops the positions of segment id if they are e.
+func (c *positionCache) forget(id uint64, e *segmentPositions) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.segments[id] == e {
+		delete(c.segments, id)
+	}
 }
 
 // readPositions reads the position of every document of seg from its doc
