@@ -276,6 +276,9 @@ func (ix *Index) indexLoop(ctx context.Context) {
 			continue
 		}
 		failures = 0
+		// Read the positions of new segments now rather than in the next
+		// search in the recent order (140 ms over 1,000,000 events).
+		ix.readPositions()
 		select {
 		case <-ctx.Done():
 			return
