@@ -127,7 +127,6 @@ func TestPushNotifications(t *testing.T) {
 			t.Errorf("counts of @a after sending: %v", got)
 		}
 
-
 		// /notifications: newest first, paginated, highlights only.
 		all, err := db.Notifications(ctx, "@hi:x", 0, 10, false)
 		if err != nil || len(all) != 3 || all[0].EventID != "$4" || all[0].Read || all[2].EventID != "$1" || all[2].Read {

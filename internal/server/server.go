@@ -305,7 +305,6 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	}
 	undo = append(undo, keysSvc.Close)
 
-
 	fed, err := federation.New(federation.Deps{
 		Config:      cfg,
 		Keys:        s.keys,
