@@ -5,6 +5,7 @@ package syncapi
 // them, and tokens to page further with /messages.
 
 import (
+	"math"
 	"net/http"
 
 	"github.com/myelin-chat/myelin/clientapi/auth"
@@ -75,7 +76,8 @@ func (a *API) getContext(w http.ResponseWriter, r *http.Request, d *auth.Device)
 	afterLimit := limit - beforeLimit
 	var before, after []*storage.EventRecord
 	if beforeLimit > 0 {
-		if before, err = a.db.SyncRoomPage(ctx, rr.roomNID, ev.StreamPos-1, 0, beforeLimit, true); err != nil {
+		// Backfilled history has negative positions: no lower bound.
+		if before, err = a.db.SyncRoomPage(ctx, rr.roomNID, ev.StreamPos-1, math.MinInt64, beforeLimit, true); err != nil {
 			httputil.WriteError(w, r, err)
 			return
 		}
@@ -121,7 +123,7 @@ func (a *API) getContext(w http.ResponseWriter, r *http.Request, d *auth.Device)
 	}
 	sortByPos(state)
 	resp := contextResponse{
-		Start:        synctoken.Pagination(max(start, 0)),
+		Start:        synctoken.Pagination(start),
 		End:          synctoken.Pagination(end),
 		Event:        opts.Format(ev),
 		EventsBefore: []jsonRaw{},

@@ -3,6 +3,7 @@ package syncapi_test
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -66,6 +67,16 @@ func TestSearchBackfilledHistory(t *testing.T) {
 			}
 			if before := second.Get("results.0.context.events_before.0.event_id").Str; before != older.EventID() {
 				t.Fatalf("context of the old walrus: %s, want %s before it", second.Get("results.0.context").Raw, older.EventID())
+			}
+			// /context reaches back into it too, and its start token
+			// pages on from there.
+			c := alice.ok(t, "GET", room(roomID)+"/context/"+url.PathEscape(old.EventID())+"?limit=2", nil)
+			if got := c.Get("events_before.0.event_id").Str; got != older.EventID() {
+				t.Fatalf("/context of the old walrus: %s, want %s before it", c.Raw, older.EventID())
+			}
+			page := alice.ok(t, "GET", room(roomID)+"/messages?dir=b&from="+url.QueryEscape(c.Get("start").Str), nil)
+			if n := len(page.Get("chunk").Array()); n != 0 {
+				t.Fatalf("/messages before the oldest event: %s", page.Raw)
 			}
 			break
 		}
