@@ -149,7 +149,9 @@ func requestContext(logger *slog.Logger, handBack func(net.Conn)) func(http.Hand
 			ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 			ctx = context.WithValue(ctx, loggerKey{}, logger)
 			ctx = context.WithValue(ctx, stateKey{}, &requestState{handBack: handBack})
-			next.ServeHTTP(w, r.WithContext(ctx))
+			r = r.WithContext(ctx)
+			r.URL = withCheapEscapedPath(r.URL)
+			next.ServeHTTP(w, r)
 		})
 	}
 }

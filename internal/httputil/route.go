@@ -74,6 +74,40 @@ func methodNotAllowed(router *mux.Router) http.Handler {
 	})
 }
 
+// withCheapEscapedPath returns u, or a copy of it whose EscapedPath costs
+// nothing. The router matches the escaped path (see NewRouter) and asks
+// every route in turn for it; with no RawPath, as when the client escaped
+// the path the usual way, url.URL computes it afresh each time, and a
+// room ID's '!' makes that allocate: for a request that reached a route
+// late in the list, several kilobytes, a noticeable share of the server's
+// garbage under a burst of sends. A path of characters RFC 3986 allows
+// unescaped (sub-delimiters such as '!' and '$' included) and no '%' is
+// its own escaped form, so it is recorded as RawPath, which EscapedPath
+// returns as it is. Anything else keeps the usual escaping.
+func withCheapEscapedPath(u *url.URL) *url.URL {
+	if u.RawPath != "" || !isOwnEscaping(u.Path) {
+		return u
+	}
+	c := *u
+	c.RawPath = c.Path
+	return &c
+}
+
+// isOwnEscaping reports whether path needs no escaping to be a valid URL
+// path: only unreserved characters, sub-delimiters, ':', '@' and '/'.
+func isOwnEscaping(path string) bool {
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:@/", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // PathVar returns the route variable name of r, percent-decoded (the router
 // matches the escaped path, see NewRouter).
 func PathVar(r *http.Request, name string) string {
