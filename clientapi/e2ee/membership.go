@@ -21,17 +21,23 @@ import (
 // membershipsDurable is the consumer's name on the bus.
 const membershipsDurable = "e2ee_device_lists"
 
+// membershipsBatch bounds the messages one handler call takes. Nearly all
+// of them are messages and other events this consumer ignores, so taking
+// them in batches, acknowledged together, saves a round trip to the bus
+// for each.
+const membershipsBatch = 256
+
 func (s *Service) startMembershipConsumer(ctx context.Context) error {
 	if s.bus == nil {
 		return nil
 	}
 	// The consumer outlives ctx (the start-up's): it runs until Close.
-	c, err := s.bus.Consume(context.WithoutCancel(ctx), bus.ConsumerConfig{
+	c, err := s.bus.ConsumeBatches(context.WithoutCancel(ctx), bus.ConsumerConfig{
 		Stream:         roomserver.OutputStream,
 		Durable:        membershipsDurable,
 		FilterSubjects: []string{roomserver.OutputSubject},
 		MaxDeliver:     1000,
-	}, s.onRoomOutput)
+	}, membershipsBatch, s.onRoomOutputs)
 	if err != nil {
 		return fmt.Errorf("e2ee: %w", err)
 	}
@@ -39,10 +45,26 @@ func (s *Service) startMembershipConsumer(ctx context.Context) error {
 	return nil
 }
 
+// onRoomOutputs handles a batch of the roomserver's output in stream
+// order. An error has the whole batch delivered again, which is harmless:
+// marking lists stale is idempotent.
+func (s *Service) onRoomOutputs(ctx context.Context, msgs []*bus.Message) error {
+	for _, msg := range msgs {
+		if err := s.onRoomOutput(ctx, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onRoomOutput handles one output message: a leave or ban marks stale the
+// lists of the room's remote members who no longer share a room with us.
+// A malformed message is logged and skipped.
 func (s *Service) onRoomOutput(ctx context.Context, msg *bus.Message) error {
 	var out roomserver.OutputEvent
 	if err := json.Unmarshal(msg.Data, &out); err != nil {
-		return bus.Permanent(fmt.Errorf("e2ee: output message %d: %w", msg.Sequence, err))
+		s.logger.Error("malformed roomserver output message; skipped", "seq", msg.Sequence, "err", err)
+		return nil
 	}
 	if out.Type != "m.room.member" || out.StateKey == nil || (out.Membership != "leave" && out.Membership != "ban") {
 		return nil
