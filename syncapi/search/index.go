@@ -34,12 +34,17 @@ var (
 const schemaVersion = "4"
 
 // catchUpBatch is how many events one index batch (and one database read)
-// takes.
-const catchUpBatch = 500
+// takes. bleve's cost per document falls with the batch's size (each batch
+// is a segment to build and later merge): measured here, about 110 µs per
+// message in batches of 300 and 85 µs in batches of 2,000, little less
+// beyond.
+const catchUpBatch = 2000
 
 // indexGather is how long the indexer lets new events gather after a
-// wake-up before it indexes them.
-const indexGather = 300 * time.Millisecond
+// wake-up before it indexes them: long enough that a busy server indexes
+// batches of a thousand or more (see catchUpBatch). A search never waits
+// for it (WaitFor cuts it short).
+const indexGather = time.Second
 
 // Field names of the documents.
 const (
