@@ -185,6 +185,7 @@ func (tx *Tx) DeleteAllDevices(ctx context.Context, localpart string, keep ...st
 // DeleteDeviceTokens deletes every access and refresh token of one device
 // (a login that reuses the device ID replaces its tokens).
 func (tx *Tx) DeleteDeviceTokens(ctx context.Context, localpart, deviceID string) error {
+	tx.tokensRevoked(localpart)
 	for _, table := range []string{"access_tokens", "refresh_tokens"} {
 		if _, err := tx.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE localpart = $1 AND device_id = $2`,
 			localpart, deviceID); err != nil {

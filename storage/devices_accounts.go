@@ -29,6 +29,7 @@ func (tx *Tx) SetPasswordHash(ctx context.Context, localpart, hash string) error
 // and tokens; with erase, also its profile (the spec's "erase" flag). The
 // user ID is never reused: the accounts row stays.
 func (tx *Tx) DeactivateAccount(ctx context.Context, localpart string, erase bool) error {
+	tx.tokensRevoked(localpart)
 	if _, err := tx.DeleteAllDevices(ctx, localpart); err != nil {
 		return err
 	}

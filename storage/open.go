@@ -29,6 +29,8 @@ type DB struct {
 	// writeStmts caches the statements transactions read with: those of
 	// write's pool (the same cache as read's on PostgreSQL).
 	writeStmts *stmtCache
+	// revocations are told of revoked access tokens (revocations.go).
+	revocations revocationListeners
 }
 
 // Open connects to the database named by dsn and brings its schema up to

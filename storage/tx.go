@@ -18,6 +18,9 @@ type Tx struct {
 	// q runs the transaction's reads through cached prepared statements
 	// (reader.go): query files pass tx.q where they read.
 	q *txQueryer
+	// revoked lists the users whose access tokens the transaction revoked
+	// (revocations.go), announced once it commits.
+	revoked []string
 }
 
 // queryer is what a query needs; *sql.DB and *sql.Tx both provide it, so a
@@ -84,7 +87,8 @@ func (db *DB) runTx(ctx context.Context, fn func(tx *Tx) error) error {
 			sqlTx.Rollback()
 		}
 	}()
-	err = fn(&Tx{tx: sqlTx, dialect: db.dialect, q: &txQueryer{tx: sqlTx, cache: db.writeStmts}})
+	tx := &Tx{tx: sqlTx, dialect: db.dialect, q: &txQueryer{tx: sqlTx, cache: db.writeStmts}}
+	err = fn(tx)
 	finished = true
 	if err != nil {
 		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
@@ -92,7 +96,10 @@ func (db *DB) runTx(ctx context.Context, fn func(tx *Tx) error) error {
 		}
 		return err
 	}
-	if err := sqlTx.Commit(); err != nil {
+	err = sqlTx.Commit()
+	// Even after a failed commit: it may have taken effect.
+	db.announceRevoked(tx.revoked)
+	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/httputil"
 	"github.com/myelin-chat/myelin/storage"
 )
@@ -53,6 +54,11 @@ type Authenticator struct {
 
 	mu   sync.Mutex
 	seen map[string]time.Time // localpart + "\x00" + device ID → last write
+
+	// tokens keeps the owners of checked access tokens (tokencache.go).
+	tokens *tokenCache
+	busMu  sync.Mutex
+	bus    *bus.Bus // set by ShareRevocations
 }
 
 // Option adjusts New.
@@ -70,9 +76,13 @@ func WithAccessTokenLifetime(d time.Duration) Option {
 
 // New returns an Authenticator for the users of serverName stored in db.
 func New(db *storage.DB, serverName string, opts ...Option) *Authenticator {
-	a := &Authenticator{db: db, serverName: serverName, lifetime: DefaultAccessTokenLifetime, seen: map[string]time.Time{}}
+	a := &Authenticator{db: db, serverName: serverName, lifetime: DefaultAccessTokenLifetime, seen: map[string]time.Time{},
+		tokens: newTokenCache()}
 	for _, o := range opts {
 		o(a)
+	}
+	if db != nil {
+		db.OnAccessTokensRevoked(a.revoked)
 	}
 	return a
 }
@@ -160,17 +170,24 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Device, error) {
 }
 
 func (a *Authenticator) authenticateToken(ctx context.Context, token, ip string) (*Device, error) {
-	owner, err := a.db.LookupAccessToken(ctx, HashToken(token))
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, httputil.UnknownToken("unknown access token", false)
-	}
-	if err != nil {
-		return nil, err
+	hash := HashToken(token)
+	now := time.Now()
+	owner, cached := a.tokens.get(hash, now)
+	if !cached {
+		gen := a.tokens.generation()
+		read, err := a.db.LookupAccessToken(ctx, hash)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, httputil.UnknownToken("unknown access token", false)
+		}
+		if err != nil {
+			return nil, err
+		}
+		owner = *read
+		a.tokens.put(hash, owner, gen, now)
 	}
 	if owner.Deactivated {
 		return nil, httputil.UnknownToken("the account has been deactivated", false)
 	}
-	now := time.Now()
 	if owner.ExpiresTS != 0 && now.UnixMilli() >= owner.ExpiresTS {
 		// Soft logout: the client refreshes (or logs in again) and keeps
 		// its device and keys.

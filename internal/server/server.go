@@ -282,6 +282,11 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (_ *Server, er
 	undo = append(undo, s.fedSender.Stop)
 
 	authn := clientapi.NewAuthenticator(s.db, cfg)
+	// Other processes on this database keep checked access tokens too:
+	// revocations go both ways on the bus.
+	if err := authn.ShareRevocations(ctx, s.bus); err != nil {
+		return nil, fmt.Errorf("access token revocations on the bus: %w", err)
+	}
 	if s.media, err = mediaapi.New(mediaapi.Deps{
 		Config: cfg, DB: s.db, Auth: authn, Federation: s.fedSigned, FederationIPFilter: ipFilter, Logger: logger,
 	}); err != nil {
