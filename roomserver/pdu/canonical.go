@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -114,10 +115,28 @@ func (c *canonicalizer) fail(reason string) error {
 	return &JSONError{Offset: c.pos, Reason: reason}
 }
 
+// stackPool recycles the canonicalizers' member stacks. A stack on the
+// goroutine's stack would be better still, but it escapes (the methods
+// take the canonicalizer by pointer), and a fresh one for every event was
+// a noticeable share of the server's garbage under a burst of sends.
+var stackPool = sync.Pool{New: func() any { s := make([]pending, 0, 32); return &s }}
+
+// maxPooledStack bounds the stacks kept for reuse: a huge object's stack is
+// left to the garbage collector.
+const maxPooledStack = 1024
+
 func (c *canonicalizer) run() error {
 	c.out = make([]byte, 0, len(c.in))
-	var stack [32]pending // enough for most JSON without growing
-	c.stack = stack[:0]
+	pooled := stackPool.Get().(*[]pending)
+	c.stack = (*pooled)[:0]
+	defer func() {
+		if s := c.stack; cap(s) <= maxPooledStack {
+			clear(s[:cap(s)]) // keep no reference to this input
+			*pooled = s[:0]
+			stackPool.Put(pooled)
+		}
+		c.stack = nil
+	}()
 	c.skipSpace()
 	if err := c.value(); err != nil {
 		return err
