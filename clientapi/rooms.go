@@ -24,11 +24,13 @@ import (
 	"github.com/myelin-chat/myelin/storage"
 )
 
+// registerRooms adds the room modules' routes, the busiest (sending
+// events) first: see Register.
 func (a *API) registerRooms(r *mux.Router) {
+	a.registerEvents(r)
 	a.registerCreateRoom(r)
 	a.registerMembership(r)
 	a.registerRoomReads(r)
-	a.registerEvents(r)
 	a.registerAliases(r)
 	a.registerDirectory(r)
 	a.registerUpgrade(r)
