@@ -225,7 +225,7 @@ func (a *API) searchRoomEvents(ctx context.Context, d *auth.Device, p *searchPla
 	// Read what was sent just before the search, unless the index is far
 	// behind (a rebuild), where searching what is indexed is better than
 	// waiting.
-	if upto-a.search.Pos() < 1000 {
+	if upto-a.search.Pos() < search.NearlyCurrent {
 		wctx, cancel := context.WithTimeout(ctx, searchFreshness)
 		_ = a.search.WaitFor(wctx, upto)
 		cancel()

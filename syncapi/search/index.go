@@ -46,6 +46,11 @@ const catchUpBatch = 2000
 // for it (WaitFor cuts it short).
 const indexGather = time.Second
 
+// NearlyCurrent is how far (in stream positions) the index may lag behind
+// and still be worth a search's waiting for it (WaitFor): more than a busy
+// server gathers in indexGather, far less than a rebuild from the database.
+const NearlyCurrent = 10_000
+
 // Field names of the documents.
 const (
 	fieldBody   = "body"
