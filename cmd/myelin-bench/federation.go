@@ -116,77 +116,24 @@ func (b *bench) fedThroughput(ctx context.Context, b2 *bench, senders, total int
 	perSender := total / senders
 	total = perSender * senders
 
-	var lastArrival time.Time
-	var seenN atomic.Int64 // messages seen on B so far
-	arrived := make(chan error, 1)
 	pollCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	go func() {
-		seen := map[string]bool{}
-		since := first.NextBatch
-		filter := `{"room":{"timeline":{"limit":100}}}`
-		for len(seen) < total {
-			resp, err := b2.c.sync(pollCtx, receiver, since, 30000, filter)
-			if err != nil {
-				arrived <- err
-				return
-			}
-			now := time.Now()
-			room := resp.Rooms.Join[roomID]
-			for _, ev := range room.Timeline.Events {
-				if strings.HasPrefix(ev.Content.Body, prefix) {
-					seen[ev.Content.Body] = true
-				}
-			}
-			if room.Timeline.Limited {
-				// The events between the last sync and this timeline are
-				// on B too: page back to the previous token for them.
-				if err := b2.c.messagesBetween(pollCtx, receiver, roomID, room.Timeline.PrevBatch, since, func(body string) {
-					if strings.HasPrefix(body, prefix) {
-						seen[body] = true
-					}
-				}); err != nil {
-					arrived <- err
-					return
-				}
-			}
-			since = resp.NextBatch
-			lastArrival = now
-			seenN.Store(int64(len(seen)))
-		}
-		arrived <- nil
-	}()
-
-	errs := make(chan error, senders)
+	arr := b2.c.watchArrivals(pollCtx, receiver, roomID, first.NextBatch, prefix, total)
 	start := time.Now()
-	var wg sync.WaitGroup
-	for i, u := range as {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range perSender {
-				if _, err := b.c.send(ctx, u, roomID, prefix+strconv.Itoa(i)+"/"+strconv.Itoa(j)); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	sendTime := time.Since(start)
-	atSendEnd := int(seenN.Load())
-	close(errs)
-	if err := <-errs; err != nil {
+	if err := b.c.sendAll(ctx, as, roomID, prefix, perSender); err != nil {
 		return nil, err
 	}
+	sendTime := time.Since(start)
+	atSendEnd := int(arr.seen.Load())
 	select {
-	case err := <-arrived:
+	case err := <-arr.done:
 		if err != nil {
 			return nil, err
 		}
 	case <-time.After(2 * time.Minute):
 		return nil, fmt.Errorf("federation throughput: not all %d messages reached B within 2 minutes of the last send", total)
 	}
+	lastArrival := arr.last
 	deliverTime := lastArrival.Sub(start)
 	drain := lastArrival.Sub(start.Add(sendTime))
 	f := figures{"senders": senders, "messages": total,
@@ -200,6 +147,81 @@ func (b *bench) fedThroughput(ctx context.Context, b2 *bench, senders, total int
 		f["backlog_drain_per_s"] = float64(backlog) / drain.Seconds()
 	}
 	return f, nil
+}
+
+// sendAll has each of senders send perSender messages into roomID at
+// once, as fast as the server takes them, their bodies prefix followed by
+// the sender's index and the message's.
+func (c *client) sendAll(ctx context.Context, senders []*user, roomID, prefix string, perSender int) error {
+	errs := make(chan error, len(senders))
+	var wg sync.WaitGroup
+	for i, u := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range perSender {
+				if _, err := c.send(ctx, u, roomID, prefix+strconv.Itoa(i)+"/"+strconv.Itoa(j)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// arrivals follows the messages reaching a user's /sync (watchArrivals).
+type arrivals struct {
+	seen atomic.Int64 // distinct messages seen so far
+	// last is when the sync answer with the last of them returned; read
+	// it only after done has answered nil.
+	last time.Time
+	// done answers once: nil when all arrived, else why the watch failed.
+	done chan error
+}
+
+// watchArrivals long-polls u's /sync from since until total distinct
+// messages whose body starts with prefix have arrived in roomID, fetching
+// with /messages what a limited timeline skipped.
+func (c *client) watchArrivals(ctx context.Context, u *user, roomID, since, prefix string, total int) *arrivals {
+	a := &arrivals{done: make(chan error, 1)}
+	go func() {
+		seen := map[string]bool{}
+		filter := `{"room":{"timeline":{"limit":100}}}`
+		for len(seen) < total {
+			resp, err := c.sync(ctx, u, since, 30000, filter)
+			if err != nil {
+				a.done <- err
+				return
+			}
+			now := time.Now()
+			room := resp.Rooms.Join[roomID]
+			for _, ev := range room.Timeline.Events {
+				if strings.HasPrefix(ev.Content.Body, prefix) {
+					seen[ev.Content.Body] = true
+				}
+			}
+			if room.Timeline.Limited {
+				// The events between the last sync and this timeline are
+				// on the server too: page back to the previous token.
+				if err := c.messagesBetween(ctx, u, roomID, room.Timeline.PrevBatch, since, func(body string) {
+					if strings.HasPrefix(body, prefix) {
+						seen[body] = true
+					}
+				}); err != nil {
+					a.done <- err
+					return
+				}
+			}
+			since = resp.NextBatch
+			a.last = now
+			a.seen.Store(int64(len(seen)))
+		}
+		a.done <- nil
+	}()
+	return a
 }
 
 // messagesBetween pages /messages backwards from from to to and calls f

@@ -9,6 +9,7 @@
 //
 //	myelin-bench -url http://127.0.0.1:8008 -pid $(pidof myelin) -out bench.json
 //	myelin-bench -url http://127.0.0.1:8008 -url2 http://127.0.0.1:8018 -run fed_delivery,fed_join,fed_throughput
+//	myelin-bench -url http://127.0.0.1:8008 -url2 http://127.0.0.1:8018 -pid2 SECOND_SERVER_PID -run fed_drain
 package main
 
 import (
@@ -36,6 +37,7 @@ func run(args []string) error {
 	base := fs.String("url", "http://127.0.0.1:8008", "client API base URL of the homeserver")
 	secret := fs.String("shared-secret", "", "registration shared secret (else open registration is used)")
 	pid := fs.Int("pid", 0, "the server's process ID, to report its resident memory (local servers only)")
+	pid2 := fs.Int("pid2", 0, "fed_drain: the second server's process ID, which the scenario stops and resumes (local servers only)")
 	out := fs.String("out", "bench-cs.json", "file the JSON figures are written to")
 	scenarios := fs.String("run", "send,delivery,fanout,initial_sync,messages,create_rooms,join,held,media", "comma-separated scenarios")
 	senders := fs.Int("senders", 10, "send: concurrent senders")
@@ -54,8 +56,8 @@ func run(args []string) error {
 	fedDeliveryN := fs.Int("fed-delivery-messages", 200, "fed_delivery: messages")
 	fedDeliveryRate := fs.Float64("fed-delivery-rate", 20, "fed_delivery: messages per second")
 	fedJoinMembers := fs.Int("fed-join-members", 1000, "fed_join: members of the room on the first server")
-	fedSenders := fs.Int("fed-senders", 20, "fed_throughput: concurrent senders on the first server")
-	fedMessages := fs.Int("fed-messages", 5000, "fed_throughput: messages in all")
+	fedSenders := fs.Int("fed-senders", 20, "fed_throughput, fed_drain: concurrent senders on the first server")
+	fedMessages := fs.Int("fed-messages", 5000, "fed_throughput, fed_drain: messages in all")
 	held := fs.Int("held", 5000, "held: long-polling /sync connections")
 	heldUsers := fs.Int("held-users", 50, "held: users the connections are spread over")
 	mediaMiB := fs.Int("media-mib", 10, "media: size of each uploaded file in MiB")
@@ -123,6 +125,8 @@ func run(args []string) error {
 			f, err = b.fedJoin(ctx, b2, *fedJoinMembers)
 		case "fed_throughput":
 			f, err = b.fedThroughput(ctx, b2, *fedSenders, *fedMessages)
+		case "fed_drain":
+			f, err = b.fedDrain(ctx, b2, *pid2, *fedSenders, *fedMessages)
 		case "held":
 			f, err = b.heldConnections(ctx, *held, *heldUsers, *pid, *settle)
 		case "media":
