@@ -45,6 +45,17 @@ func (c *stateCache) get(roomNID, snap int64) *cachedState {
 	return cs
 }
 
+// byID returns the cached events by event ID.
+func (cs *cachedState) byID() map[string]*pdu.Event {
+	out := make(map[string]*pdu.Event, len(cs.events))
+	for _, ev := range cs.events {
+		if ev != nil {
+			out[ev.EventID()] = ev
+		}
+	}
+	return out
+}
+
 // advance moves the room's entry from snapshot from to snapshot to, which
 // differs from it by the event ev at key.
 func (c *stateCache) advance(roomNID, from, to int64, key pdu.StateKey, ev *pdu.Event) {

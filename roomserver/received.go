@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/myelin-chat/myelin/roomserver/auth"
 	"github.com/myelin-chat/myelin/roomserver/pdu"
@@ -60,20 +63,29 @@ func (e *MissingEventsError) Error() string {
 func (rs *Roomserver) InputReceived(ctx context.Context, roomID string, events []*pdu.Event) ([]InputResult, error) {
 	results := make([]InputResult, len(events))
 	checked := make([]*pdu.Event, len(events))
+	// Stage 1, outside the committer (fetching keys may take a while), for
+	// all the events at once: the signature checks are CPU work that the
+	// room's serialized input would otherwise wait for event after event.
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
 	for i, ev := range events {
 		results[i].EventID = ev.EventID()
 		if ev.RoomID() != roomID {
 			results[i].Dropped = &BadRequestError{Reason: fmt.Sprintf("event %s is in room %s, not %s", ev.EventID(), ev.RoomID(), roomID)}
 			continue
 		}
-		// Stage 1, outside the committer: fetching keys may take a while.
-		good, err := rs.checkSignatures(ctx, ev)
-		if err != nil {
-			results[i].Dropped = err
-			continue
-		}
-		checked[i] = good
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			good, err := rs.checkSignatures(ctx, ev)
+			if err != nil {
+				results[i].Dropped = err
+				return
+			}
+			checked[i] = good
+		})
 	}
+	wg.Wait()
 	_, err := rs.submit(ctx, roomID, func(ctx context.Context, w *writer) ([]Output, error) {
 		var outs []Output
 		for i, ev := range checked {
@@ -177,46 +189,48 @@ func (w *writer) inputReceived(ctx context.Context, roomID string, ev *pdu.Event
 		res.Dropped = &BadRequestError{Reason: fmt.Sprintf("event %s has room version %s, the room %s", ev.EventID(), ev.Version().ID, rc.ver.ID)}
 		return res, nil
 	}
-	known, err := w.tx.EventsByID(ctx, []string{ev.EventID()})
-	if err != nil {
-		return res, err
-	}
-	if len(known) > 0 {
-		res.Duplicate = true
-		return res, nil
-	}
-
-	// Stage 2: the auth events, which must all be known.
+	// Stage 2 needs the auth events, which must all be known, and stage
+	// 3 the prev events with their state, unless given it: one read for
+	// them and the event itself (already stored?).
 	authIDs := append([]string(nil), ev.AuthEventIDs()...)
 	if rc.ver.CreateEventIsRoomID {
 		authIDs = append(authIDs, "$"+strings.TrimPrefix(roomID, "!"))
 	}
-	authRecs, err := w.tx.EventsByID(ctx, authIDs)
+	recs, err := w.tx.EventsByID(ctx, slices.Concat([]string{ev.EventID()}, authIDs, ev.PrevEventIDs()))
 	if err != nil {
 		return res, err
 	}
+	byID := make(map[string]*storage.EventRecord, len(recs))
+	for _, r := range recs {
+		byID[r.EventID] = r
+	}
+	if byID[ev.EventID()] != nil {
+		res.Duplicate = true
+		return res, nil
+	}
+	authRecs, prevRecs := recordsOf(byID, authIDs), recordsOf(byID, ev.PrevEventIDs())
 	if missing := missingIDs(authIDs, authRecs, false); len(missing) > 0 {
 		res.Dropped = &MissingEventsError{IDs: missing}
 		return res, nil
 	}
-	// Stage 3 needs the prev events with their state, unless given it.
-	var prevRecs []*storage.EventRecord
 	if givenState == 0 {
-		if prevRecs, err = w.tx.EventsByID(ctx, ev.PrevEventIDs()); err != nil {
-			return res, err
-		}
 		if missing := missingIDs(ev.PrevEventIDs(), prevRecs, true); len(missing) > 0 {
 			res.Dropped = &MissingEventsError{IDs: missing}
 			return res, nil
 		}
 	}
 
+	// Stage 2: the auth events. Those in the room's current state (the
+	// usual case) are parsed already in the state cache.
+	cached := w.rs.cache.get(rc.room.NID, rc.room.StateNID).byID()
 	authEvents := make([]*pdu.Event, 0, len(authRecs))
 	var rejectedAuth error
 	for _, r := range authRecs {
-		a, err := parseRecord(r)
-		if err != nil {
-			return res, err
+		a := cached[r.EventID]
+		if a == nil {
+			if a, err = parseRecord(r); err != nil {
+				return res, err
+			}
 		}
 		if r.Rejected {
 			rejectedAuth = &auth.NotAllowedError{Rule: "auth_events", Reason: "auth event " + r.EventID + " was rejected"}
@@ -381,6 +395,17 @@ func (w *writer) stateBefore(ctx context.Context, rc *roomCtx, prevs []*storage.
 		return 0, err
 	}
 	return w.tx.NewSnapshot(ctx, rc.room.NID, snaps[0], diffState(base, resolved))
+}
+
+// recordsOf returns the records of ids that byID holds, each once.
+func recordsOf(byID map[string]*storage.EventRecord, ids []string) []*storage.EventRecord {
+	out := make([]*storage.EventRecord, 0, len(ids))
+	for _, id := range ids {
+		if r := byID[id]; r != nil && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // missingIDs returns those of ids that recs lacks (or, with needState,
