@@ -294,6 +294,61 @@ func TestReceivedContentHashMismatchIsRedacted(t *testing.T) {
 	})
 }
 
+// A transaction's worth of events in one call, each citing the one
+// before (the usual /send), with a forged one among them: each gets its
+// own result in its place, the chain enters the timeline in order, and
+// the forged event does not.
+func TestReceivedChainInOneCall(t *testing.T) {
+	remote, other := newFakeRemote(t), newFakeRemote(t)
+	forEachDSN(t, func(t *testing.T, dsn string) {
+		e := newEnvWithRemote(t, dsn, remote)
+		ver, _ := pdu.GetRoomVersion("11")
+		alice, bob := user("alice"), "@bob:"+remoteServer
+		roomID, _ := e.createRoom("11", alice)
+		create := e.stateEvent(roomID, "m.room.create", "")
+		plEv := e.stateEvent(roomID, "m.room.power_levels", "")
+		jr := e.stateEvent(roomID, "m.room.join_rules", "")
+		join := remote.build(t, ver, roomID, bob, "m.room.member", strp(bob), map[string]string{"membership": "join"},
+			[]*pdu.Event{e.lastEvent(roomID)}, []*pdu.Event{create, plEv, jr})
+		const n, forgedAt = 50, 20
+		evs := []*pdu.Event{join}
+		for i := 1; i < n; i++ {
+			by := remote
+			if i == forgedAt {
+				by = other
+			}
+			// The forged event cites the one before it and is cited by
+			// none: the chain goes on from its predecessor.
+			prev := evs[len(evs)-1]
+			if i == forgedAt+1 {
+				prev = evs[forgedAt-1]
+			}
+			evs = append(evs, by.build(t, ver, roomID, bob, "m.room.message", nil,
+				map[string]string{"msgtype": "m.text", "body": fmt.Sprint(i)}, []*pdu.Event{prev}, []*pdu.Event{create, plEv, join}))
+		}
+		res := e.input(roomID, evs...)
+		var lastPos int64
+		for i, r := range res {
+			if r.EventID != evs[i].EventID() {
+				t.Fatalf("result %d is of %s, not %s", i, r.EventID, evs[i].EventID())
+			}
+			if i == forgedAt {
+				if r.Dropped == nil || r.Output != nil {
+					t.Errorf("forged event %d: %+v", i, r)
+				}
+				continue
+			}
+			if r.Output == nil || r.Output.StreamPos <= lastPos {
+				t.Fatalf("event %d: %+v after stream position %d", i, r, lastPos)
+			}
+			lastPos = r.Output.StreamPos
+		}
+		if got := e.lastEvent(roomID).EventID(); got != evs[n-1].EventID() {
+			t.Errorf("forward extremity %s, want the chain's last event %s", got, evs[n-1].EventID())
+		}
+	})
+}
+
 // forEachDSN runs fn with a fresh database of each kind.
 func forEachDSN(t *testing.T, fn func(t *testing.T, dsn string)) {
 	for _, dsn := range dsnsForTest(t) {
