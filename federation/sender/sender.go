@@ -95,6 +95,9 @@ type worker struct {
 	// edus are the EDUs held in memory for the destination (not durable),
 	// oldest first.
 	edus []bus.EDU
+	// lookahead is the next transaction's events being read while one is
+	// in flight; only the worker's goroutine uses it.
+	lookahead *lookahead
 }
 
 // New checks cfg and builds a Sender.

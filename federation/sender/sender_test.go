@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,6 +151,11 @@ type remote struct {
 	name string
 	pub  ed25519.PublicKey
 
+	// gate, when set, holds each transaction until it is closed; held
+	// counts the transactions that reached it.
+	gate chan struct{}
+	held atomic.Int32
+
 	mu     sync.Mutex
 	status int
 	tries  int
@@ -190,6 +196,10 @@ func (r *remote) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	body, _ := io.ReadAll(req.Body)
+	if r.gate != nil {
+		r.held.Add(1)
+		<-r.gate
+	}
 	h, err := fedauth.ParseXMatrix(req.Header.Get("Authorization"))
 	if err == nil {
 		err = fedauth.Verify(h, req.Method, req.RequestURI, r.name, body, r.pub)
@@ -305,6 +315,43 @@ func TestDeliversInvitesInSignedTransactionsOfAtMost50(t *testing.T) {
 		if err != nil || len(dests) != 0 {
 			t.Errorf("queued destinations: %v, %v", dests, err)
 		}
+	})
+}
+
+// A backlog (the remote slow to answer while events pile up) leaves in
+// full transactions, the next one's events read while the one before is
+// in flight: every event once, in order.
+func TestBacklogLeavesInFullTransactionsInOrder(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		st := newStack(t, db)
+		gate := make(chan struct{})
+		st.remote.gate = gate
+		st.sender(time.Hour)
+		alice := "@alice:" + us
+		room := st.createRoom(alice)
+		st.invite(room, alice, remoteUser(st.remote, 0))
+		waitFor(t, "the first transaction", func() bool { return st.remote.held.Load() == 1 })
+		// It is held; the rest queue behind it.
+		const n = 131
+		for i := 1; i < n; i++ {
+			st.invite(room, alice, remoteUser(st.remote, i))
+		}
+		waitFor(t, "the backlog", func() bool { return st.queued(st.remote.name) == n })
+		close(gate)
+		waitFor(t, "every invite", func() bool { return len(st.remote.stateKeys()) == n })
+		for i, k := range st.remote.stateKeys() {
+			if k != remoteUser(st.remote, i) {
+				t.Fatalf("PDU %d is for %s, want %s (each once, in order)", i, k, remoteUser(st.remote, i))
+			}
+		}
+		var sizes []int
+		for _, txn := range st.remote.received() {
+			sizes = append(sizes, len(txn.pdus))
+		}
+		if want := []int{1, 50, 50, 30}; fmt.Sprint(sizes) != fmt.Sprint(want) {
+			t.Errorf("transactions of %v PDUs, want %v", sizes, want)
+		}
+		waitFor(t, "the queue to empty", func() bool { return st.queued(st.remote.name) == 0 })
 	})
 }
 

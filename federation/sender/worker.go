@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -85,7 +86,7 @@ func (s *Sender) run(dest string, w *worker) {
 			return
 		}
 
-		err = s.send(ctx, dest, batch)
+		err = s.send(ctx, dest, w, batch)
 		if ctx.Err() != nil {
 			return // stopping: what is durable stays queued
 		}
@@ -258,33 +259,34 @@ type wireEDU struct {
 
 // send sends the batch to dest in one transaction, under the bound on
 // transactions in flight. Events no longer stored are left out.
-func (s *Sender) send(ctx context.Context, dest string, b batch) error {
+func (s *Sender) send(ctx context.Context, dest string, w *worker, b batch) error {
 	ids := make([]string, len(b.pdus))
 	for i, q := range b.pdus {
 		ids[i] = q.EventID
 	}
-	recs, err := s.cfg.DB.EventsByID(ctx, ids)
-	if err != nil {
-		return fmt.Errorf("reading the queued events: %w", err)
+	encoded := w.takeLookahead()
+	var missing []string
+	for _, id := range ids {
+		if encoded[id] == nil {
+			missing = append(missing, id)
+		}
 	}
-	byID := make(map[string]*storage.EventRecord, len(recs))
-	for _, r := range recs {
-		byID[r.EventID] = r
+	if len(missing) > 0 {
+		more, err := s.encodePDUs(ctx, dest, missing)
+		if err != nil {
+			return err
+		}
+		if encoded == nil {
+			encoded = more
+		} else {
+			maps.Copy(encoded, more)
+		}
 	}
 	txn := transaction{Origin: s.cfg.ServerName, OriginServerTS: s.cfg.Now().UnixMilli(), PDUs: []json.RawMessage{}}
 	for _, id := range ids {
-		rec := byID[id]
-		if rec == nil {
-			continue
+		if pdu := encoded[id]; pdu != nil {
+			txn.PDUs = append(txn.PDUs, pdu)
 		}
-		// The federation form: the redacted form of a redacted event,
-		// without unsigned.
-		se, err := roomserver.ParseRecord(rec)
-		if err != nil {
-			s.log.Error("a queued event does not parse; not sent", "destination", dest, "event_id", id, "err", err)
-			continue
-		}
-		txn.PDUs = append(txn.PDUs, se.Event.JSON())
 	}
 	// What names the transaction: its events and stored EDUs, so that a
 	// retry carries the same ID; EDUs held in memory are never retried, so
@@ -313,13 +315,88 @@ func (s *Sender) send(ctx context.Context, dest string, b batch) error {
 		return ctx.Err()
 	}
 	defer func() { <-s.sem }()
+	if len(b.pdus) == MaxPDUsPerTransaction {
+		// A full transaction: more may wait behind it.
+		w.lookahead = s.startLookahead(ctx, dest, b.pdus[len(b.pdus)-1].Pos)
+	}
 	_, err = s.cfg.Client.Do(ctx, fedclient.Request{
 		Method:      http.MethodPut,
 		Destination: dest,
 		Path:        "/_matrix/federation/v1/send/" + url.PathEscape(txnID(parts)),
 		Body:        body,
 	})
+	if err != nil {
+		// Sent again after a backoff, it should carry the events as
+		// they are then.
+		w.lookahead = nil
+	}
 	return err
+}
+
+// encodePDUs reads the events ids and returns them by ID in their
+// federation form: the redacted form of a redacted event, without
+// unsigned. Events no longer stored, or that do not parse, are left out.
+func (s *Sender) encodePDUs(ctx context.Context, dest string, ids []string) (map[string]json.RawMessage, error) {
+	recs, err := s.cfg.DB.EventsByID(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading the queued events: %w", err)
+	}
+	out := make(map[string]json.RawMessage, len(recs))
+	for _, rec := range recs {
+		se, err := roomserver.ParseRecord(rec)
+		if err != nil {
+			s.log.Error("a queued event does not parse; not sent", "destination", dest, "event_id", rec.EventID, "err", err)
+			continue
+		}
+		out[rec.EventID] = se.Event.JSON()
+	}
+	return out, nil
+}
+
+// lookahead is the next transaction's events, read and encoded while the
+// one before is in flight: with one transaction in flight per destination,
+// the sender would otherwise leave the remote idle while it prepares the
+// next. An event redacted meanwhile goes out as it was read (its
+// redaction follows it).
+type lookahead struct {
+	done chan struct{}
+	pdus map[string]json.RawMessage // nil if reading them failed
+}
+
+// startLookahead reads and encodes, in the background, the events queued
+// for dest after position after, up to a transaction's worth.
+func (s *Sender) startLookahead(ctx context.Context, dest string, after int64) *lookahead {
+	la := &lookahead{done: make(chan struct{})}
+	go func() {
+		defer close(la.done)
+		// The transaction in flight is still queued: read past it.
+		queued, err := s.cfg.DB.QueuedPDUs(ctx, dest, 2*MaxPDUsPerTransaction)
+		if err != nil {
+			return
+		}
+		var ids []string
+		for _, q := range queued {
+			if q.Pos > after && len(ids) < MaxPDUsPerTransaction {
+				ids = append(ids, q.EventID)
+			}
+		}
+		if len(ids) > 0 {
+			la.pdus, _ = s.encodePDUs(ctx, dest, ids)
+		}
+	}()
+	return la
+}
+
+// takeLookahead returns what the lookahead started with the previous
+// transaction encoded (nil if none), waiting for it to finish.
+func (w *worker) takeLookahead() map[string]json.RawMessage {
+	la := w.lookahead
+	if la == nil {
+		return nil
+	}
+	w.lookahead = nil
+	<-la.done
+	return la.pdus
 }
 
 // txnID names a transaction by what it carries, so a retry of the same
