@@ -3,11 +3,14 @@ package roomserver
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/myelin-chat/myelin/roomserver/pdu"
 )
 
 // Benchmarks of the input path on SQLite (scripts/bench runs them):
@@ -54,6 +57,44 @@ func BenchmarkSendOneRoom(b *testing.B) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	reportLatency(b, lat, elapsed)
+}
+
+// BenchmarkReceiveTransactions: a remote user's messages, each citing the
+// one before, received in transactions of 50 (InputReceived, as a /send
+// gives them: signatures, auth, persisting). Reports events/s.
+func BenchmarkReceiveTransactions(b *testing.B) {
+	remote := newFakeRemote(b)
+	e := newEnvWithRemote(b, "sqlite:"+filepath.Join(b.TempDir(), "bench.db"), remote)
+	ver, _ := pdu.GetRoomVersion("11")
+	alice, bob := user("alice"), "@bob:"+remoteServer
+	roomID, _ := e.createRoomB(b, alice)
+	create := e.stateEvent(roomID, "m.room.create", "")
+	pl := e.stateEvent(roomID, "m.room.power_levels", "")
+	jr := e.stateEvent(roomID, "m.room.join_rules", "")
+	join := remote.build(b, ver, roomID, bob, "m.room.member", strp(bob), map[string]string{"membership": "join"},
+		[]*pdu.Event{e.lastEvent(roomID)}, []*pdu.Event{create, pl, jr})
+	if r := e.input(roomID, join)[0]; r.Output == nil {
+		b.Fatalf("join: %+v", r)
+	}
+	evs := make([]*pdu.Event, b.N)
+	prev := join
+	for i := range evs {
+		prev = remote.build(b, ver, roomID, bob, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": fmt.Sprint("message ", i)},
+			[]*pdu.Event{prev}, []*pdu.Event{create, pl, join})
+		evs[i] = prev
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for txn := range slices.Chunk(evs, 50) {
+		for _, r := range e.input(roomID, txn...) {
+			if r.Output == nil {
+				b.Fatalf("%s: %+v", r.EventID, r)
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 }
 
 // BenchmarkJoin: joins to a room that already has 10 or 1,000 members.

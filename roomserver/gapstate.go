@@ -52,7 +52,11 @@ func (rs *Roomserver) InputWithState(ctx context.Context, roomID string, ev *pdu
 			res.Dropped = &BadRequestError{Reason: "the state given for event " + ev.EventID() + " is empty"}
 			return nil, nil
 		}
-		r, err := w.inputReceived(ctx, roomID, good, snap)
+		known, err := readJobEvents(ctx, w.tx, roomID, []*pdu.Event{good})
+		if err != nil {
+			return nil, err
+		}
+		r, err := w.inputReceived(ctx, roomID, good, snap, known)
 		if err != nil {
 			return nil, err
 		}

@@ -87,12 +87,16 @@ func (rs *Roomserver) InputReceived(ctx context.Context, roomID string, events [
 	}
 	wg.Wait()
 	_, err := rs.submit(ctx, roomID, func(ctx context.Context, w *writer) ([]Output, error) {
+		known, err := readJobEvents(ctx, w.tx, roomID, checked)
+		if err != nil {
+			return nil, err
+		}
 		var outs []Output
 		for i, ev := range checked {
 			if ev == nil {
 				continue
 			}
-			r, err := w.inputReceived(ctx, roomID, ev, 0)
+			r, err := w.inputReceived(ctx, roomID, ev, 0, known)
 			if err != nil {
 				return nil, err
 			}
@@ -177,9 +181,10 @@ func (rs *Roomserver) verifyOne(ctx context.Context, ev *pdu.Event, server strin
 // inputReceived runs stages 2 to 5 for one received event, inside the
 // batch. givenState, when not 0, is the snapshot of the state before the
 // event, which this server cannot work out from prev events it lacks
-// (InputWithState); else the prev events must be held. Only database
-// failures are returned as errors.
-func (w *writer) inputReceived(ctx context.Context, roomID string, ev *pdu.Event, givenState int64) (InputResult, error) {
+// (InputWithState); else the prev events must be held. known holds the
+// job's events and those they cite. Only database failures are returned as
+// errors.
+func (w *writer) inputReceived(ctx context.Context, roomID string, ev *pdu.Event, givenState int64, known *jobEvents) (InputResult, error) {
 	var res InputResult
 	rc, err := w.room(ctx, roomID)
 	if err != nil {
@@ -190,19 +195,11 @@ func (w *writer) inputReceived(ctx context.Context, roomID string, ev *pdu.Event
 		return res, nil
 	}
 	// Stage 2 needs the auth events, which must all be known, and stage
-	// 3 the prev events with their state, unless given it: one read for
-	// them and the event itself (already stored?).
-	authIDs := append([]string(nil), ev.AuthEventIDs()...)
-	if rc.ver.CreateEventIsRoomID {
-		authIDs = append(authIDs, "$"+strings.TrimPrefix(roomID, "!"))
-	}
-	recs, err := w.tx.EventsByID(ctx, slices.Concat([]string{ev.EventID()}, authIDs, ev.PrevEventIDs()))
+	// 3 the prev events with their state, unless given it.
+	authIDs := authIDsOf(ev, roomID)
+	byID, err := known.records(ctx, w.tx, slices.Concat([]string{ev.EventID()}, authIDs, ev.PrevEventIDs()))
 	if err != nil {
 		return res, err
-	}
-	byID := make(map[string]*storage.EventRecord, len(recs))
-	for _, r := range recs {
-		byID[r.EventID] = r
 	}
 	if byID[ev.EventID()] != nil {
 		res.Duplicate = true
@@ -256,7 +253,7 @@ func (w *writer) inputReceived(ctx context.Context, roomID string, ev *pdu.Event
 	}
 	if rejectedAuth != nil {
 		res.Rejected = rejectedAuth
-		_, err := w.persist(ctx, rc, ev, persistOpts{stateBefore: before, rejected: true})
+		_, err := w.storeReceived(ctx, rc, ev, persistOpts{stateBefore: before, rejected: true}, known)
 		return res, err
 	}
 	keys := authKeys(rc.ver, ev)
@@ -275,7 +272,7 @@ func (w *writer) inputReceived(ctx context.Context, roomID string, ev *pdu.Event
 	}
 	if err := auth.Check(ev, stateBefore.lookup); err != nil {
 		res.Rejected = err
-		_, err := w.persist(ctx, rc, ev, persistOpts{stateBefore: before, rejected: true})
+		_, err := w.storeReceived(ctx, rc, ev, persistOpts{stateBefore: before, rejected: true}, known)
 		return res, err
 	}
 
@@ -298,14 +295,14 @@ func (w *writer) inputReceived(ctx context.Context, roomID string, ev *pdu.Event
 			}
 			if err := auth.Check(ev, merged.lookup); err != nil {
 				res.SoftFailed = true
-				_, err := w.persist(ctx, rc, ev, persistOpts{stateBefore: before, softFailed: true})
+				_, err := w.storeReceived(ctx, rc, ev, persistOpts{stateBefore: before, softFailed: true}, known)
 				return res, err
 			}
 		}
 	}
 
 	// Stage 5.
-	out, err := w.persist(ctx, rc, ev, persistOpts{stateBefore: before})
+	out, err := w.storeReceived(ctx, rc, ev, persistOpts{stateBefore: before}, known)
 	if err != nil {
 		return res, err
 	}
@@ -323,8 +320,19 @@ func (w *writer) inputReceived(ctx context.Context, roomID string, ev *pdu.Event
 		if err := w.applyRedaction(ctx, rc, red); err != nil {
 			return res, err
 		}
+		known.stale[ev.EventID()] = true
 	}
 	return res, nil
+}
+
+// storeReceived persists ev as o says and tells known.
+func (w *writer) storeReceived(ctx context.Context, rc *roomCtx, ev *pdu.Event, o persistOpts, known *jobEvents) (*Output, error) {
+	out, err := w.persist(ctx, rc, ev, o)
+	if err != nil {
+		return nil, err
+	}
+	known.stored(rc, ev, o)
+	return out, nil
 }
 
 // mergedState returns, at keys, the state of the room were a branch whose

@@ -21,7 +21,7 @@ type fakeRemote struct {
 	key   ed25519.PrivateKey
 }
 
-func newFakeRemote(t *testing.T) *fakeRemote {
+func newFakeRemote(t testing.TB) *fakeRemote {
 	_, key, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +38,7 @@ func (f *fakeRemote) VerifyKey(_ context.Context, server, keyID string, _ int64)
 }
 
 // build makes a remote event citing prev and auth by ID.
-func (f *fakeRemote) build(t *testing.T, ver *pdu.RoomVersion, roomID, sender, evType string, stateKey *string, c any, prev, authIDs []*pdu.Event) *pdu.Event {
+func (f *fakeRemote) build(t testing.TB, ver *pdu.RoomVersion, roomID, sender, evType string, stateKey *string, c any, prev, authIDs []*pdu.Event) *pdu.Event {
 	t.Helper()
 	var depth int64
 	pe := pdu.ProtoEvent{Type: evType, StateKey: stateKey, Sender: sender, RoomID: roomID,
@@ -64,7 +64,7 @@ func (f *fakeRemote) build(t *testing.T, ver *pdu.RoomVersion, roomID, sender, e
 	return ev
 }
 
-func newEnvWithRemote(t *testing.T, dsn string, remote *fakeRemote) *env {
+func newEnvWithRemote(t testing.TB, dsn string, remote *fakeRemote) *env {
 	e := newEnv(t, dsn)
 	e.close()
 	e.remoteKeys = remote
