@@ -349,6 +349,57 @@ func TestReceivedChainInOneCall(t *testing.T) {
 	})
 }
 
+// In one call, events citing a state event and a redaction stored earlier
+// in the same call: what the call stored is seen as the database holds it
+// (the state after the state event, the redacted content).
+func TestReceivedCitingEventsOfTheSameCall(t *testing.T) {
+	remote := newFakeRemote(t)
+	forEachDSN(t, func(t *testing.T, dsn string) {
+		e := newEnvWithRemote(t, dsn, remote)
+		ver, _ := pdu.GetRoomVersion("11")
+		alice, bob := user("alice"), "@bob:"+remoteServer
+		roomID, _ := e.createRoom("11", alice)
+		create := e.stateEvent(roomID, "m.room.create", "")
+		plEv := e.stateEvent(roomID, "m.room.power_levels", "")
+		jr := e.stateEvent(roomID, "m.room.join_rules", "")
+		join := remote.build(t, ver, roomID, bob, "m.room.member", strp(bob), map[string]string{"membership": "join"},
+			[]*pdu.Event{e.lastEvent(roomID)}, []*pdu.Event{create, plEv, jr})
+		rename := remote.build(t, ver, roomID, bob, "m.room.member", strp(bob), map[string]string{"membership": "join", "displayname": "Bob"},
+			[]*pdu.Event{join}, []*pdu.Event{create, plEv, join})
+		msg := remote.build(t, ver, roomID, bob, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "oops"},
+			[]*pdu.Event{rename}, []*pdu.Event{create, plEv, rename})
+		redaction := remote.build(t, ver, roomID, bob, "m.room.redaction", nil, map[string]string{"redacts": msg.EventID()},
+			[]*pdu.Event{msg}, []*pdu.Event{create, plEv, rename})
+		after := remote.build(t, ver, roomID, bob, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "after"},
+			[]*pdu.Event{redaction}, []*pdu.Event{create, plEv, rename})
+		for i, r := range e.input(roomID, join, rename, msg, redaction, after) {
+			if r.Output == nil {
+				t.Fatalf("event %d: %+v", i, r)
+			}
+		}
+		before, err := e.rs.StateBefore(ctxT(t), after.EventID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var member string
+		for _, ev := range before {
+			if ev.Type() == "m.room.member" && ev.StateKey() != nil && *ev.StateKey() == bob {
+				member = ev.EventID()
+			}
+		}
+		if member != rename.EventID() {
+			t.Errorf("bob's member event before the last message is %s, want the rename %s", member, rename.EventID())
+		}
+		got, err := e.rs.Event(ctxT(t), msg.EventID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.RedactedBy != redaction.EventID() || string(got.Event.Content()) != "{}" {
+			t.Errorf("redacted message stored as %s, redacted by %q", got.Event.Content(), got.RedactedBy)
+		}
+	})
+}
+
 // forEachDSN runs fn with a fresh database of each kind.
 func forEachDSN(t *testing.T, fn func(t *testing.T, dsn string)) {
 	for _, dsn := range dsnsForTest(t) {
