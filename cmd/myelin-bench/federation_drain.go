@@ -36,8 +36,11 @@ const (
 
 // fedDrain: senders users of A send total messages into a room on A that a
 // user of B joined, while B's process (pid2) is stopped; then B is resumed
-// and the backlog's arrival in B's user's /sync is timed.
-func (b *bench) fedDrain(ctx context.Context, b2 *bench, pid2, senders, total int) (figures, error) {
+// and the backlog's arrival in B's user's /sync is timed. With A's process
+// ID (pid) too, the CPU time each server used meanwhile is reported: on a
+// machine shared with other work the rate follows the load, the CPU per
+// event much less.
+func (b *bench) fedDrain(ctx context.Context, b2 *bench, pid, pid2, senders, total int) (figures, error) {
 	if pid2 <= 0 {
 		return nil, fmt.Errorf("fed_drain stops and resumes the second server: give its process ID with -pid2")
 	}
@@ -91,6 +94,7 @@ func (b *bench) fedDrain(ctx context.Context, b2 *bench, pid2, senders, total in
 		return nil, fmt.Errorf("fed_drain: the second server would stay stopped %v, past %v (A's request to it would time out): use fewer -fed-messages", d.Round(time.Second), drainMaxStop)
 	}
 	load := loadAverage()
+	cpuA, cpuB := cpuMS(pid), cpuMS(pid2)
 	start := time.Now()
 	if err := resume(); err != nil {
 		return nil, fmt.Errorf("resuming the second server: %w", err)
@@ -105,11 +109,16 @@ func (b *bench) fedDrain(ctx context.Context, b2 *bench, pid2, senders, total in
 		return nil, fmt.Errorf("fed_drain: %d of %d messages reached B within 2 minutes of its resume", arr.seen.Load(), total)
 	}
 	drain := arr.last.Sub(start)
-	return figures{"senders": senders, "messages": total,
+	f := figures{"senders": senders, "messages": total,
 		"send_per_s":     float64(total) / sendTime.Seconds(),
 		"drain_s":        drain.Seconds(),
 		"drained_per_s":  float64(total) / drain.Seconds(),
-		"load_average_1": load}, nil
+		"load_average_1": load}
+	if pid > 0 {
+		f["a_cpu_ms_per_1000"] = float64(cpuMS(pid)-cpuA) * 1000 / float64(total)
+	}
+	f["b_cpu_ms_per_1000"] = float64(cpuMS(pid2)-cpuB) * 1000 / float64(total)
+	return f, nil
 }
 
 // loadAverage is the machine's load average over the last minute (0 where

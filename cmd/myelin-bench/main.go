@@ -126,7 +126,7 @@ func run(args []string) error {
 		case "fed_throughput":
 			f, err = b.fedThroughput(ctx, b2, *fedSenders, *fedMessages)
 		case "fed_drain":
-			f, err = b.fedDrain(ctx, b2, *pid2, *fedSenders, *fedMessages)
+			f, err = b.fedDrain(ctx, b2, *pid, *pid2, *fedSenders, *fedMessages)
 		case "held":
 			f, err = b.heldConnections(ctx, *held, *heldUsers, *pid, *settle)
 		case "media":
