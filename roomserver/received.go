@@ -308,11 +308,7 @@ func (w *writer) inputReceived(ctx context.Context, roomID string, ev *pdu.Event
 	}
 	res.Output = out
 	// Redactions that arrived before the event apply now.
-	pending, err := w.tx.RedactionsOf(ctx, ev.EventID())
-	if err != nil {
-		return res, err
-	}
-	for _, r := range pending {
+	for _, r := range known.redactions[ev.EventID()] {
 		red, err := parseRecord(r)
 		if err != nil {
 			return res, err

@@ -397,6 +397,30 @@ func TestReceivedCitingEventsOfTheSameCall(t *testing.T) {
 		if got.RedactedBy != redaction.EventID() || string(got.Event.Content()) != "{}" {
 			t.Errorf("redacted message stored as %s, redacted by %q", got.Event.Content(), got.RedactedBy)
 		}
+
+		// Redactions that arrive before their target: in an earlier call,
+		// and earlier in the same call.
+		auth := []*pdu.Event{create, plEv, rename}
+		early := remote.build(t, ver, roomID, bob, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "secret 1"}, []*pdu.Event{after}, auth)
+		redEarly := remote.build(t, ver, roomID, bob, "m.room.redaction", nil, map[string]string{"redacts": early.EventID()}, []*pdu.Event{after}, auth)
+		same := remote.build(t, ver, roomID, bob, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "secret 2"}, []*pdu.Event{redEarly}, auth)
+		redSame := remote.build(t, ver, roomID, bob, "m.room.redaction", nil, map[string]string{"redacts": same.EventID()}, []*pdu.Event{redEarly}, auth)
+		for i, call := range [][]*pdu.Event{{redEarly}, {early}, {redSame, same}} {
+			for _, r := range e.input(roomID, call...) {
+				if r.Output == nil {
+					t.Fatalf("call %d, %s: %+v", i, r.EventID, r)
+				}
+			}
+		}
+		for target, by := range map[*pdu.Event]*pdu.Event{early: redEarly, same: redSame} {
+			got, err := e.rs.Event(ctxT(t), target.EventID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.RedactedBy != by.EventID() || string(got.Event.Content()) != "{}" {
+				t.Errorf("%s stored as %s, redacted by %q, want by %s", target.EventID(), got.Event.Content(), got.RedactedBy, by.EventID())
+			}
+		}
 	})
 }
 

@@ -120,6 +120,26 @@ func (tx *Tx) RedactionsOf(ctx context.Context, eventID string) ([]*EventRecord,
 	return redactionsOf(ctx, tx.q, eventID)
 }
 
+// RedactionsOfAny is RedactionsOf for several targets at once, by target.
+func (tx *Tx) RedactionsOfAny(ctx context.Context, eventIDs []string) (map[string][]*EventRecord, error) {
+	out := map[string][]*EventRecord{}
+	for chunk := range chunks(eventIDs, inChunk) {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		recs, err := queryEvents(ctx, tx.q, `WHERE e.redacts IN (`+inList(1, len(chunk))+`)
+			AND e.event_type = 'm.room.redaction' AND e.stream_pos IS NOT NULL ORDER BY e.stream_pos`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			out[r.Redacts] = append(out[r.Redacts], r)
+		}
+	}
+	return out, nil
+}
+
 func redactionsOf(ctx context.Context, q queryer, eventID string) ([]*EventRecord, error) {
 	return queryEvents(ctx, q, `WHERE e.redacts = $1 AND e.event_type = 'm.room.redaction'
 		AND e.stream_pos IS NOT NULL ORDER BY e.stream_pos`, eventID)
