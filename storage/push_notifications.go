@@ -88,20 +88,36 @@ func (tx *Tx) RecordPushes(ctx context.Context, pes []PushEvent) ([]PushRecorded
 			return nil, fmt.Errorf("record notifications: %w", err)
 		}
 	}
+	// The pushers of everyone notified, once for the batch: the same
+	// members are notified of event after event.
+	var notified []string
+	seen := map[string]bool{}
+	for _, pe := range pes {
+		for _, n := range pe.Notify {
+			if !seen[n.UserID] {
+				seen[n.UserID] = true
+				notified = append(notified, n.UserID)
+			}
+		}
+	}
+	pushers, err := tx.pushersOf(ctx, notified)
+	if err != nil {
+		return nil, err
+	}
 	for i, pe := range pes {
-		if err := tx.recordPush(ctx, pe, &out[i]); err != nil {
+		if err := tx.recordPush(ctx, pe, pushers, &out[i]); err != nil {
 			return nil, fmt.Errorf("record notifications: %w", err)
 		}
 	}
 	return out, nil
 }
 
-func (tx *Tx) recordPush(ctx context.Context, pe PushEvent, out *PushRecorded) error {
+func (tx *Tx) recordPush(ctx context.Context, pe PushEvent, pushers map[string][]int64, out *PushRecorded) error {
 	if len(pe.Notify) > 0 {
 		if err := tx.insertNotifications(ctx, pe); err != nil {
 			return err
 		}
-		ids, err := tx.queuePushes(ctx, pe.RoomID, pe.EventID, pe.TS, pe.Notify)
+		ids, err := tx.queuePushes(ctx, pe.RoomID, pe.EventID, pe.TS, pe.Notify, pushers)
 		if err != nil {
 			return err
 		}

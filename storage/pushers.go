@@ -161,38 +161,31 @@ type QueuedPush struct {
 	CreatedTS int64
 }
 
-// queuePushes queues the event for the pushers of the notified users and
-// returns the pushers concerned.
-func (tx *Tx) queuePushes(ctx context.Context, roomID, eventID string, ts int64, notified []PushNotify) ([]int64, error) {
-	if len(notified) == 0 {
-		return nil, nil
+// pushersOf returns the pushers of those of users that have any, by user,
+// a chunk of users at a time (few users have pushers: finding them first
+// is cheaper than trying an insert per user).
+func (tx *Tx) pushersOf(ctx context.Context, users []string) (map[string][]int64, error) {
+	out := map[string][]int64{}
+	args := make([]any, len(users))
+	for i, u := range users {
+		args[i] = u
 	}
-	byUser := make(map[string]PushNotify, len(notified))
-	users := make([]any, 0, len(notified))
-	for _, n := range notified {
-		byUser[n.UserID] = n
-		users = append(users, n.UserID)
-	}
-	// Few users have pushers: find them first, a chunk of users at a
-	// time, rather than trying an insert per user.
-	type target struct {
-		pusher int64
-		user   string
-	}
-	var targets []target
-	for part := range chunks(users, inChunk) {
+	for part := range chunks(args, inChunk) {
 		rows, err := tx.q.QueryContext(ctx, `SELECT pusher_id, user_id FROM pushers WHERE user_id IN (`+
 			inList(1, len(part))+`) ORDER BY pusher_id`, part...)
 		if err != nil {
 			return nil, fmt.Errorf("pushers of the notified: %w", err)
 		}
 		for rows.Next() {
-			var t target
-			if err := rows.Scan(&t.pusher, &t.user); err != nil {
+			var (
+				id   int64
+				user string
+			)
+			if err := rows.Scan(&id, &user); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("pushers of the notified: %w", err)
 			}
-			targets = append(targets, t)
+			out[user] = append(out[user], id)
 		}
 		err = rows.Err()
 		rows.Close()
@@ -200,12 +193,20 @@ func (tx *Tx) queuePushes(ctx context.Context, roomID, eventID string, ts int64,
 			return nil, fmt.Errorf("pushers of the notified: %w", err)
 		}
 	}
+	return out, nil
+}
+
+// queuePushes queues the event for the pushers (pushers, by user, from
+// pushersOf) of the notified users and returns the pushers concerned.
+func (tx *Tx) queuePushes(ctx context.Context, roomID, eventID string, ts int64, notified []PushNotify, pushers map[string][]int64) ([]int64, error) {
 	var ids []int64
-	for _, t := range targets {
-		if err := tx.queuePush(ctx, t.pusher, roomID, eventID, byUser[t.user].Tweaks, ts); err != nil {
-			return nil, err
+	for _, n := range notified {
+		for _, id := range pushers[n.UserID] {
+			if err := tx.queuePush(ctx, id, roomID, eventID, n.Tweaks, ts); err != nil {
+				return nil, err
+			}
+			ids = append(ids, id)
 		}
-		ids = append(ids, t.pusher)
 	}
 	return ids, nil
 }

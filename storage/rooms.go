@@ -154,14 +154,47 @@ func (tx *Tx) UpdateForwardExtremities(ctx context.Context, roomNID int64, remov
 // committed has every position below p committed or rolled back. Call it
 // as late in the transaction as possible, since it makes other writers of
 // positions wait for this transaction's commit.
+//
+// Only the transaction's first call writes the row (taking the lock); the
+// later ones count on in memory, and the counter is written once more
+// before the commit (saveStreamPos): a batch of many events writes it
+// twice instead of once an event. Positions taken in a savepoint rolled
+// back are skipped, never reused.
 func (tx *Tx) NextStreamPos(ctx context.Context) (int64, error) {
-	var pos int64
+	c := &tx.stream
+	if c.held {
+		c.pos++
+		c.unsaved = true
+		return c.pos, nil
+	}
 	err := tx.q.QueryRowContext(ctx, `
-		UPDATE stream_counter SET pos = pos + 1 WHERE id = 1 RETURNING pos`).Scan(&pos)
+		UPDATE stream_counter SET pos = pos + 1 WHERE id = 1 RETURNING pos`).Scan(&c.pos)
 	if err != nil {
 		return 0, fmt.Errorf("next stream position: %w", err)
 	}
-	return pos, nil
+	c.held = true
+	return c.pos, nil
+}
+
+// streamCounter is a transaction's hold on the stream counter.
+type streamCounter struct {
+	held    bool
+	pos     int64 // the last position taken
+	unsaved bool  // pos is ahead of the counter's row
+}
+
+// saveStreamPos writes the positions taken in memory back to the counter.
+// (The counter never goes down: a savepoint rolled back after the first
+// call leaves it lower than what was taken since.)
+func (tx *Tx) saveStreamPos(ctx context.Context) error {
+	if !tx.stream.unsaved {
+		return nil
+	}
+	if _, err := tx.q.ExecContext(ctx, `UPDATE stream_counter SET pos = $1 WHERE id = 1 AND pos < $1`, tx.stream.pos); err != nil {
+		return fmt.Errorf("save stream position: %w", err)
+	}
+	tx.stream.unsaved = false
+	return nil
 }
 
 // StreamPos returns the highest committed stream position: every position

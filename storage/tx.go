@@ -21,6 +21,9 @@ type Tx struct {
 	// revoked lists the users whose access tokens the transaction revoked
 	// (revocations.go), announced once it commits.
 	revoked []string
+	// stream is the stream counter as the transaction holds it
+	// (NextStreamPos).
+	stream streamCounter
 }
 
 // queryer is what a query needs; *sql.DB and *sql.Tx both provide it, so a
@@ -94,6 +97,10 @@ func (db *DB) runTx(ctx context.Context, fn func(tx *Tx) error) error {
 		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
 			return errors.Join(err, fmt.Errorf("roll back: %w", rbErr))
 		}
+		return err
+	}
+	if err := tx.saveStreamPos(ctx); err != nil {
+		sqlTx.Rollback()
 		return err
 	}
 	err = sqlTx.Commit()

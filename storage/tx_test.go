@@ -271,3 +271,71 @@ func retryPostgresDeadlock(t *testing.T, db *storage.DB) {
 		}
 	}
 }
+
+// Stream positions taken in one transaction count on in memory after the
+// first: they are consecutive, those of a savepoint rolled back are not
+// reused, the counter holds the last one taken once committed, and a
+// rolled-back transaction leaves it as it was.
+func TestStreamPositionsOfATransaction(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		start, err := db.StreamPos(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var taken []int64
+		err = db.WithTx(ctx, func(tx *storage.Tx) error {
+			take := func() {
+				p, err := tx.NextStreamPos(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				taken = append(taken, p)
+			}
+			// The first position is taken inside a savepoint rolled back:
+			// the row's write is undone, not what was taken.
+			if err := tx.Savepoint(ctx, "sp"); err != nil {
+				return err
+			}
+			take()
+			if err := tx.RollbackTo(ctx, "sp"); err != nil {
+				return err
+			}
+			if err := tx.ReleaseSavepoint(ctx, "sp"); err != nil {
+				return err
+			}
+			take()
+			take()
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []int64{start + 1, start + 2, start + 3}; fmt.Sprint(taken) != fmt.Sprint(want) {
+			t.Fatalf("positions taken %v, want %v", taken, want)
+		}
+		if got, _ := db.StreamPos(ctx); got != start+3 {
+			t.Fatalf("counter %d after the commit, want %d", got, start+3)
+		}
+		// Rolled back: the counter stays.
+		_ = db.WithTx(ctx, func(tx *storage.Tx) error {
+			tx.NextStreamPos(ctx)
+			tx.NextStreamPos(ctx)
+			return errors.New("no")
+		})
+		if got, _ := db.StreamPos(ctx); got != start+3 {
+			t.Fatalf("counter %d after a rollback, want %d", got, start+3)
+		}
+		// The next transaction goes on from there.
+		err = db.WithTx(ctx, func(tx *storage.Tx) error {
+			p, err := tx.NextStreamPos(ctx)
+			if err == nil && p != start+4 {
+				t.Errorf("next position %d, want %d", p, start+4)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
