@@ -158,8 +158,8 @@ func (tx *Tx) UpdateForwardExtremities(ctx context.Context, roomNID int64, remov
 // Only the transaction's first call writes the row (taking the lock); the
 // later ones count on in memory, and the counter is written once more
 // before the commit (saveStreamPos): a batch of many events writes it
-// twice instead of once an event. Positions taken in a savepoint rolled
-// back are skipped, never reused.
+// twice instead of once an event. A savepoint rolled back gives back the
+// positions taken since, as it undoes the writes.
 func (tx *Tx) NextStreamPos(ctx context.Context) (int64, error) {
 	c := &tx.stream
 	if c.held {
@@ -184,13 +184,11 @@ type streamCounter struct {
 }
 
 // saveStreamPos writes the positions taken in memory back to the counter.
-// (The counter never goes down: a savepoint rolled back after the first
-// call leaves it lower than what was taken since.)
 func (tx *Tx) saveStreamPos(ctx context.Context) error {
 	if !tx.stream.unsaved {
 		return nil
 	}
-	if _, err := tx.q.ExecContext(ctx, `UPDATE stream_counter SET pos = $1 WHERE id = 1 AND pos < $1`, tx.stream.pos); err != nil {
+	if _, err := tx.q.ExecContext(ctx, `UPDATE stream_counter SET pos = $1 WHERE id = 1`, tx.stream.pos); err != nil {
 		return fmt.Errorf("save stream position: %w", err)
 	}
 	tx.stream.unsaved = false
@@ -238,6 +236,10 @@ func (tx *Tx) Savepoint(ctx context.Context, name string) error {
 	if _, err := tx.tx.ExecContext(ctx, `SAVEPOINT `+name); err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}
+	if tx.savedStream == nil {
+		tx.savedStream = map[string][]streamCounter{}
+	}
+	tx.savedStream[name] = append(tx.savedStream[name], tx.stream)
 	return nil
 }
 
@@ -246,6 +248,10 @@ func (tx *Tx) RollbackTo(ctx context.Context, name string) error {
 	if _, err := tx.tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT `+name); err != nil {
 		return fmt.Errorf("roll back to savepoint: %w", err)
 	}
+	// The stream positions taken since are given back, as the writes.
+	if saved := tx.savedStream[name]; len(saved) > 0 {
+		tx.stream = saved[len(saved)-1]
+	}
 	return nil
 }
 
@@ -253,6 +259,9 @@ func (tx *Tx) RollbackTo(ctx context.Context, name string) error {
 func (tx *Tx) ReleaseSavepoint(ctx context.Context, name string) error {
 	if _, err := tx.tx.ExecContext(ctx, `RELEASE SAVEPOINT `+name); err != nil {
 		return fmt.Errorf("release savepoint: %w", err)
+	}
+	if saved := tx.savedStream[name]; len(saved) > 0 {
+		tx.savedStream[name] = saved[:len(saved)-1]
 	}
 	return nil
 }

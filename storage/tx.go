@@ -22,8 +22,9 @@ type Tx struct {
 	// (revocations.go), announced once it commits.
 	revoked []string
 	// stream is the stream counter as the transaction holds it
-	// (NextStreamPos).
-	stream streamCounter
+	// (NextStreamPos), savedStream what it was at each open savepoint.
+	stream      streamCounter
+	savedStream map[string][]streamCounter
 }
 
 // queryer is what a query needs; *sql.DB and *sql.Tx both provide it, so a
