@@ -92,23 +92,7 @@ func (b *bench) fedJoin(ctx context.Context, b2 *bench, members int) (figures, e
 // rate at which the rest (B's backlog) arrived after that: the delivery
 // capacity, which A's client API may not be able to feed.
 func (b *bench) fedThroughput(ctx context.Context, b2 *bench, senders, total int) (figures, error) {
-	as, err := b.users(ctx, senders)
-	if err != nil {
-		return nil, err
-	}
-	roomID, err := b.roomWith(ctx, as)
-	if err != nil {
-		return nil, err
-	}
-	bs, err := b2.users(ctx, 1)
-	if err != nil {
-		return nil, err
-	}
-	receiver := bs[0]
-	if err := b2.c.joinVia(ctx, receiver, roomID, serverOf(as[0].ID)); err != nil {
-		return nil, fmt.Errorf("remote join: %w", err)
-	}
-	first, err := b2.c.sync(ctx, receiver, "", 0, "")
+	as, roomID, receiver, since, err := b.fedRoom(ctx, b2, senders)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +102,7 @@ func (b *bench) fedThroughput(ctx context.Context, b2 *bench, senders, total int
 
 	pollCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	arr := b2.c.watchArrivals(pollCtx, receiver, roomID, first.NextBatch, prefix, total)
+	arr := b2.c.watchArrivals(pollCtx, receiver, roomID, since, prefix, total)
 	start := time.Now()
 	if err := b.c.sendAll(ctx, as, roomID, prefix, perSender); err != nil {
 		return nil, err
@@ -249,4 +233,29 @@ func (c *client) messagesBetween(ctx context.Context, u *user, roomID, from, to 
 		from = page.End
 	}
 	return fmt.Errorf("/messages between %s and %s did not end", from, to)
+}
+
+// fedRoom makes the room of the throughput scenarios: senders users of A
+// in a room of A's, joined by one user of B (receiver), whose sync token
+// after the join is since.
+func (b *bench) fedRoom(ctx context.Context, b2 *bench, senders int) (as []*user, roomID string, receiver *user, since string, err error) {
+	if as, err = b.users(ctx, senders); err != nil {
+		return nil, "", nil, "", err
+	}
+	if roomID, err = b.roomWith(ctx, as); err != nil {
+		return nil, "", nil, "", err
+	}
+	bs, err := b2.users(ctx, 1)
+	if err != nil {
+		return nil, "", nil, "", err
+	}
+	receiver = bs[0]
+	if err := b2.c.joinVia(ctx, receiver, roomID, serverOf(as[0].ID)); err != nil {
+		return nil, "", nil, "", fmt.Errorf("remote join: %w", err)
+	}
+	first, err := b2.c.sync(ctx, receiver, "", 0, "")
+	if err != nil {
+		return nil, "", nil, "", err
+	}
+	return as, roomID, receiver, first.NextBatch, nil
 }

@@ -44,23 +44,7 @@ func (b *bench) fedDrain(ctx context.Context, b2 *bench, pid, pid2, senders, tot
 	if pid2 <= 0 {
 		return nil, fmt.Errorf("fed_drain stops and resumes the second server: give its process ID with -pid2")
 	}
-	as, err := b.users(ctx, senders)
-	if err != nil {
-		return nil, err
-	}
-	roomID, err := b.roomWith(ctx, as)
-	if err != nil {
-		return nil, err
-	}
-	bs, err := b2.users(ctx, 1)
-	if err != nil {
-		return nil, err
-	}
-	receiver := bs[0]
-	if err := b2.c.joinVia(ctx, receiver, roomID, serverOf(as[0].ID)); err != nil {
-		return nil, fmt.Errorf("remote join: %w", err)
-	}
-	first, err := b2.c.sync(ctx, receiver, "", 0, "")
+	as, roomID, receiver, since, err := b.fedRoom(ctx, b2, senders)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +83,7 @@ func (b *bench) fedDrain(ctx context.Context, b2 *bench, pid, pid2, senders, tot
 	if err := resume(); err != nil {
 		return nil, fmt.Errorf("resuming the second server: %w", err)
 	}
-	arr := b2.c.watchArrivals(ctx, receiver, roomID, first.NextBatch, prefix, total)
+	arr := b2.c.watchArrivals(ctx, receiver, roomID, since, prefix, total)
 	select {
 	case err := <-arr.done:
 		if err != nil {
