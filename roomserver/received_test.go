@@ -424,6 +424,21 @@ func TestReceivedCitingEventsOfTheSameCall(t *testing.T) {
 	})
 }
 
+// forEachRecentVersion runs fn for room versions 11 and 12, each on a
+// fresh database of each kind, with a roomserver that knows remote's key.
+func forEachRecentVersion(t *testing.T, fn func(t *testing.T, e *env, remote *fakeRemote, ver *pdu.RoomVersion)) {
+	remote := newFakeRemote(t)
+	for _, verID := range []string{"11", "12"} {
+		t.Run("v"+verID, func(t *testing.T) {
+			ver, err := pdu.GetRoomVersion(verID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			forEachDSN(t, func(t *testing.T, dsn string) { fn(t, newEnvWithRemote(t, dsn, remote), remote, ver) })
+		})
+	}
+}
+
 // forEachDSN runs fn with a fresh database of each kind.
 func forEachDSN(t *testing.T, fn func(t *testing.T, dsn string)) {
 	for _, dsn := range dsnsForTest(t) {
