@@ -14,13 +14,14 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	_ "github.com/lib/pq" // the "postgres" driver, for creating and dropping schemas
+	"github.com/lib/pq" // the "postgres" driver, for creating and dropping schemas
 
 	"github.com/myelin-chat/myelin/storage"
 )
@@ -121,7 +122,16 @@ func postgresSchema(t testing.TB) string {
 		defer admin.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := admin.ExecContext(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
+		// Test packages run in parallel, and PostgreSQL may pick one of
+		// two schemas dropped at once as a deadlock's victim: try again.
+		var err error
+		for attempt := 0; attempt < 5; attempt++ {
+			if _, err = admin.ExecContext(ctx, `DROP SCHEMA `+schema+` CASCADE`); err == nil || !isDeadlock(err) {
+				break
+			}
+			time.Sleep(time.Duration(50*(attempt+1)) * time.Millisecond)
+		}
+		if err != nil {
 			t.Errorf("storagetest: drop schema %s: %v", schema, err)
 		}
 	})
@@ -130,4 +140,10 @@ func postgresSchema(t testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// isDeadlock says whether err is PostgreSQL's deadlock_detected (40P01).
+func isDeadlock(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "40P01"
 }
