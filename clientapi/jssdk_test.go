@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +50,17 @@ func TestMatrixJSSDKThreads(t *testing.T) {
 		t.Fatalf("matrix-js-sdk threads test failed: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
+}
+
+// needPython skips the test, or fails it under MYELIN_REQUIRE_INTEROP,
+// unless Debian's /usr/bin/python3 imports the modules (python3-matrix-nio
+// is "nio", python3-olm "olm"; .ci/run installs them).
+func needPython(t *testing.T, modules ...string) {
+	t.Helper()
+	if err := exec.Command("/usr/bin/python3", "-c", "import "+strings.Join(modules, ", ")).Run(); err != nil {
+		interopMissing(t, "/usr/bin/python3 cannot import %s (apt-get install python3-matrix-nio python3-olm): %v",
+			strings.Join(modules, ", "), err)
+	}
 }
 
 // interopMissing skips the test, or fails it when MYELIN_REQUIRE_INTEROP

@@ -2,7 +2,6 @@ package clientapi_test
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -36,15 +35,7 @@ func TestMatrixNioEncryptedChatAcrossServers(t *testing.T) {
 	runNioE2EE(t, servers[0].ClientURL, servers[1].ClientURL)
 }
 
-func needNioOlm(t *testing.T) {
-	t.Helper()
-	if err := exec.Command("/usr/bin/python3", "-c", "import nio, olm").Run(); err != nil {
-		if os.Getenv("MYELIN_REQUIRE_INTEROP") != "" {
-			t.Fatalf("python3-matrix-nio and python3-olm are required (MYELIN_REQUIRE_INTEROP is set): %v", err)
-		}
-		t.Skip("python3-matrix-nio or python3-olm not installed (apt-get install python3-matrix-nio python3-olm)")
-	}
-}
+func needNioOlm(t *testing.T) { needPython(t, "nio", "olm") }
 
 // runNioE2EE runs testdata/nio_e2ee.py against the base URLs (alice's,
 // then bob's if on another server).

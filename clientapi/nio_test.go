@@ -2,7 +2,6 @@ package clientapi_test
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -17,12 +16,7 @@ import (
 // MYELIN_REQUIRE_INTEROP=1, which makes a missing library a failure rather
 // than a skip.
 func TestMatrixNioChat(t *testing.T) {
-	if err := exec.Command("/usr/bin/python3", "-c", "import nio").Run(); err != nil {
-		if os.Getenv("MYELIN_REQUIRE_INTEROP") != "" {
-			t.Fatalf("python3-matrix-nio is required (MYELIN_REQUIRE_INTEROP is set): %v", err)
-		}
-		t.Skip("python3-matrix-nio not installed (apt-get install python3-matrix-nio)")
-	}
+	needPython(t, "nio")
 	srv := servertest.Start(t, 1, servertest.WithConfig(func(_ int, cfg *config.Config) {
 		cfg.OpenRegistration = true
 	}))[0]
