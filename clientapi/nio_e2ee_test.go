@@ -35,7 +35,7 @@ func TestMatrixNioEncryptedChatAcrossServers(t *testing.T) {
 	runNioE2EE(t, servers[0].ClientURL, servers[1].ClientURL)
 }
 
-func needNioOlm(t *testing.T) { needPython(t, "nio", "olm") }
+func needNioOlm(t *testing.T) { servertest.NeedPython(t, "nio", "olm") }
 
 // runNioE2EE runs testdata/nio_e2ee.py against the base URLs (alice's,
 // then bob's if on another server).

@@ -16,7 +16,7 @@ import (
 // MYELIN_REQUIRE_INTEROP=1, which makes a missing library a failure rather
 // than a skip.
 func TestMatrixNioChat(t *testing.T) {
-	needPython(t, "nio")
+	servertest.NeedPython(t, "nio")
 	srv := servertest.Start(t, 1, servertest.WithConfig(func(_ int, cfg *config.Config) {
 		cfg.OpenRegistration = true
 	}))[0]

@@ -220,12 +220,7 @@ for key_id, k in d["verify_keys"].items():
     verify_signed_json(d, d["server_name"], decode_verify_key_bytes(key_id, decode_base64(k["key"])))
 print("verified", len(d["verify_keys"]))
 `
-	if err := exec.Command("/usr/bin/python3", "-c", "import signedjson.sign").Run(); err != nil {
-		if os.Getenv("MYELIN_REQUIRE_INTEROP") != "" {
-			t.Fatalf("python3-signedjson is required (MYELIN_REQUIRE_INTEROP is set): %v", err)
-		}
-		t.Skip("python3-signedjson not installed (apt-get install python3-signedjson)")
-	}
+	servertest.NeedPython(t, "signedjson.sign")
 	s := servertest.Start(t, 1)[0]
 	_, body := fetchKeys(t, s.FedClient, s.FederationURL, s.Name)
 	file := filepath.Join(t.TempDir(), "keys.json")

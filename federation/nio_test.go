@@ -2,7 +2,6 @@ package federation_test
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -16,12 +15,7 @@ import (
 // client library written by others invites, joins and chats through
 // federation, and pages the history back.
 func TestMatrixNioChatAcrossServers(t *testing.T) {
-	if err := exec.Command("/usr/bin/python3", "-c", "import nio").Run(); err != nil {
-		if os.Getenv("MYELIN_REQUIRE_INTEROP") != "" {
-			t.Fatalf("python3-matrix-nio is required (MYELIN_REQUIRE_INTEROP is set): %v", err)
-		}
-		t.Skip("python3-matrix-nio not installed (apt-get install python3-matrix-nio)")
-	}
+	servertest.NeedPython(t, "nio")
 	servers := servertest.Start(t, 2, servertest.WithConfig(func(_ int, cfg *config.Config) {
 		cfg.OpenRegistration = true
 	}))
