@@ -51,7 +51,8 @@ const (
 	// answer: 20), so the last 200 events of a gap are fetched. Past that (a
 	// long outage), the oldest fetched events, or the event itself, are
 	// taken in with the state before them from the origin (/state), at
-	// most stateFetches of them; the rest of the gap stays for backfill.
+	// most stateFetches of them per room and transaction (each answer may
+	// be a big room's whole state); the rest of the gap stays for backfill.
 	missingRounds = 10
 	missingLimit  = MaxMissingEvents
 	stateFetches  = 3
@@ -264,10 +265,11 @@ func (a *API) handleRoom(ctx context.Context, origin string, rp *roomPDUs) (map[
 	if err != nil {
 		return nil, err
 	}
+	stateBudget := stateFetches
 	for i, res := range inputs {
 		if missing, ok := errors.AsType[*roomserver.MissingEventsError](res.Dropped); ok && a.client != nil {
 			// Fill the gap from the origin, then try again.
-			if err := a.fetchMissing(ctx, origin, rp.roomID, ver, events[i], missing); err != nil {
+			if err := a.fetchMissing(ctx, origin, rp.roomID, ver, events[i], missing, &stateBudget); err != nil {
 				return nil, err
 			}
 			again, err := a.rs.InputReceived(ctx, rp.roomID, events[i:i+1])
@@ -277,7 +279,7 @@ func (a *API) handleRoom(ctx context.Context, origin string, rp *roomPDUs) (map[
 			res = again[0]
 			if _, still := errors.AsType[*roomserver.MissingEventsError](res.Dropped); still {
 				// Nothing fetched joins it to what we hold.
-				if res, err = a.inputWithRemoteState(ctx, origin, rp.roomID, ver, events[i], res); err != nil {
+				if res, err = a.inputWithRemoteState(ctx, origin, rp.roomID, ver, events[i], res, &stateBudget); err != nil {
 					return nil, err
 				}
 			}
@@ -311,7 +313,7 @@ func resultOf(res roomserver.InputResult) pduResult {
 // longer than one answer would drop every round's events. A failure to
 // get them is not an error: ev is then reported as missing events. The
 // error is a fault of this server.
-func (a *API) fetchMissing(ctx context.Context, origin, roomID string, ver *pdu.RoomVersion, ev *pdu.Event, missing *roomserver.MissingEventsError) error {
+func (a *API) fetchMissing(ctx context.Context, origin, roomID string, ver *pdu.RoomVersion, ev *pdu.Event, missing *roomserver.MissingEventsError, stateBudget *int) error {
 	earliest := []string{}
 	if room, err := a.db.Room(ctx, roomID); err == nil {
 		ext, err := a.db.ForwardExtremities(ctx, room.NID)
@@ -370,10 +372,9 @@ func (a *API) fetchMissing(ctx context.Context, origin, roomID string, ver *pdu.
 	if err != nil {
 		return err
 	}
-
-	if len(frontier) > 0 && len(frontier) <= stateFetches {
+	if len(frontier) > 0 && len(frontier) <= *stateBudget {
 		for _, id := range frontier {
-			res, err := a.inputWithRemoteState(ctx, origin, roomID, ver, fetched[id], roomserver.InputResult{EventID: id})
+			res, err := a.inputWithRemoteState(ctx, origin, roomID, ver, fetched[id], roomserver.InputResult{EventID: id}, stateBudget)
 			if err != nil {
 				return err
 			}
@@ -397,9 +398,14 @@ func oldestFirst(x, y *pdu.Event) int {
 
 // inputWithRemoteState asks the origin for the state before ev (GET
 // /state?event_id=, with its auth chain) and inputs ev with it
-// (roomserver.InputWithState). When the origin cannot answer, the result
-// is failed, what the caller had. The error is a fault of this server.
-func (a *API) inputWithRemoteState(ctx context.Context, origin, roomID string, ver *pdu.RoomVersion, ev *pdu.Event, failed roomserver.InputResult) (roomserver.InputResult, error) {
+// (roomserver.InputWithState), spending one of stateBudget. When the
+// budget is spent or the origin cannot answer, the result is failed, what
+// the caller had. The error is a fault of this server.
+func (a *API) inputWithRemoteState(ctx context.Context, origin, roomID string, ver *pdu.RoomVersion, ev *pdu.Event, failed roomserver.InputResult, stateBudget *int) (roomserver.InputResult, error) {
+	if *stateBudget <= 0 {
+		return failed, nil
+	}
+	*stateBudget--
 	path := "/_matrix/federation/v1/state/" + url.PathEscape(roomID) + "?event_id=" + url.QueryEscape(ev.EventID())
 	answer, err := a.client.Do(ctx, fedclient.Request{Method: http.MethodGet, Destination: origin, Path: path,
 		Timeout: stateTimeout, MaxResponseBytes: maxStateResponse})
