@@ -35,6 +35,7 @@ func (tx *Tx) SetAccountData(ctx context.Context, userID, roomID, dataType strin
 	if err != nil {
 		return 0, fmt.Errorf("set account data %q of %q in %q: %w", dataType, userID, roomID, err)
 	}
+	tx.accountData = appendOnce(tx.accountData, AccountDataChange{UserID: userID, RoomID: roomID, Type: dataType})
 	return pos, nil
 }
 

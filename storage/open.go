@@ -29,8 +29,10 @@ type DB struct {
 	// writeStmts caches the statements transactions read with: those of
 	// write's pool (the same cache as read's on PostgreSQL).
 	writeStmts *stmtCache
-	// revocations are told of revoked access tokens (revocations.go).
-	revocations revocationListeners
+	// revocations and accountData are told of revoked access tokens and
+	// account data changes after each commit (notices.go).
+	revocations listeners[string]
+	accountData listeners[AccountDataChange]
 }
 
 // Open connects to the database named by dsn and brings its schema up to

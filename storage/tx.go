@@ -21,6 +21,9 @@ type Tx struct {
 	// revoked lists the users whose access tokens the transaction revoked
 	// (revocations.go), announced once it commits.
 	revoked []string
+	// accountData lists the account data the transaction wrote, announced
+	// once it commits (notices.go).
+	accountData []AccountDataChange
 	// stream is the stream counter as the transaction holds it
 	// (NextStreamPos), savedStream what it was at each open savepoint.
 	stream      streamCounter
@@ -106,7 +109,8 @@ func (db *DB) runTx(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	err = sqlTx.Commit()
 	// Even after a failed commit: it may have taken effect.
-	db.announceRevoked(tx.revoked)
+	db.revocations.tell(tx.revoked)
+	db.accountData.tell(tx.accountData)
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}

@@ -116,6 +116,16 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.users = newUserCache(s)
 	s.rooms = newRoomCache(s)
+	// Rules changed by this process are dropped before the change is
+	// answered, so the next event the user's client sends is evaluated
+	// with them (the evaluation runs in the roomserver's next commit, which
+	// could beat the bus's wake-up); other processes' changes come through
+	// onSyncNotify.
+	cfg.DB.OnAccountDataChanged(func(c storage.AccountDataChange) {
+		if c.RoomID == "" && (c.Type == "m.push_rules" || c.Type == "m.ignored_user_list") {
+			s.users.invalidate([]string{c.UserID})
+		}
+	})
 	return s, nil
 }
 
@@ -170,9 +180,10 @@ func (s *Service) Stop() {
 	s.wg.Wait()
 }
 
-// onSyncNotify follows the sync wake-ups of other writers: an account data
-// change may be new push rules or ignored users (their compiled rules are
-// dropped), and a receipt may have queued a count update (the queue is
+// onSyncNotify follows the sync wake-ups of every process: an account
+// data change may be new push rules or ignored users (their compiled rules
+// are dropped; this process's own changes were dropped at their commit
+// already), and a receipt may have queued a count update (the queue is
 // looked at soon).
 func (s *Service) onSyncNotify(m *nats.Msg) {
 	var n bus.SyncNotification
