@@ -31,6 +31,10 @@ var sqliteDDL = strings.NewReplacer(
 	// A rowid alias with AUTOINCREMENT never reuses a number, like a sequence.
 	"BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT",
 	"BYTEA", "BLOB",
+	// A table whose rows are small and always found by their primary key
+	// is stored as that key's B-tree alone on SQLite (PostgreSQL has no
+	// such tables; the marker is a comment to it).
+	"/*WITHOUT ROWID*/", "WITHOUT ROWID",
 )
 
 // ddl returns migration text as this dialect needs it.

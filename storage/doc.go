@@ -22,6 +22,10 @@
 //   - An auto-numbered key is "BIGSERIAL PRIMARY KEY"; the SQLite dialect
 //     rewrites it to "INTEGER PRIMARY KEY AUTOINCREMENT" (a rowid that is
 //     never reused, like a sequence).
+//   - A table ending in "/*WITHOUT ROWID*/" is a WITHOUT ROWID table on
+//     SQLite (its primary key's B-tree holds the rows: one page written per
+//     insert instead of two) and an ordinary one on PostgreSQL. For tables
+//     of small rows written often and read by their key.
 //   - Upserts use INSERT ... ON CONFLICT (cols) DO NOTHING / DO UPDATE SET,
 //     and RETURNING is available: both databases implement them alike.
 //

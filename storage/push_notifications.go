@@ -1,13 +1,22 @@
 package storage
 
-// Queries on push_notifications (migrations/0015_push.sql): the
-// notifications the push rules made and their read state. The push
-// notifier (syncapi/push) writes them in the roomserver's transaction,
-// receipts mark them read, /sync reads the unread counts, /notifications
-// lists them.
+// Queries on push_notifications and push_unread (migrations/0015_push.sql,
+// 0019_push_unread_counts.sql): the notifications the push rules made, and
+// per user, room and thread how far they are read and how many are left.
+// The push notifier (syncapi/push) writes them in the roomserver's
+// transaction, receipts move the read position, /sync reads the unread
+// counts, /notifications lists the notifications.
+//
+// A notification row is written once. It is read when its event is at or
+// before its (user, room, thread)'s read_pos; push_unread keeps the count
+// after read_pos up to date as notifications come and reads move it, so
+// that neither a new event nor a receipt rewrites earlier notifications.
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -27,10 +36,7 @@ type Notification struct {
 	Actions   []byte // JSON array
 	Highlight bool
 	TS        int64
-	Read      bool
-	// StreamPos is the stream position of the row's last change: the
-	// event's own when it was made, the receipt's when a receipt read it.
-	StreamPos int64
+	Read      bool // its event is at or before the read position
 }
 
 // PushNotify is one user's notification of an event, with the tweaks sent
@@ -62,22 +68,19 @@ type PushRecorded struct {
 	Pushers []int64
 }
 
-// RecordPushes stores new room events' notifications, marks each local
-// sender's earlier notifications of the thread read (sending counts as
-// reading), and queues the pushes for the notified users' pushers (and a
-// count update for a sender's). Events are in stream order. The
-// roomserver's push observer calls it in the transaction that stores the
-// events, so no receipt can be at or after them yet: the notifications are
-// unread. It reports, per event, the pushers with pushes queued.
-//
-// The rows take the event's stream position, which incremental /sync
-// follows to find rooms whose counts changed.
+// RecordPushes stores new room events' notifications, counts them unread,
+// marks each local sender's earlier notifications of the thread read
+// (sending counts as reading), and queues the pushes for the notified
+// users' pushers (and a count update for a sender's whose count fell).
+// Events are in stream order. The roomserver's push observer calls it in
+// the transaction that stores the events, so no receipt can be at or
+// after them yet: the notifications are unread. It reports, per event, the
+// pushers with pushes queued.
 func (tx *Tx) RecordPushes(ctx context.Context, pes []PushEvent) ([]PushRecorded, error) {
 	out := make([]PushRecorded, len(pes))
-	// Receipts write under the same locks, so a receipt's marking read
-	// either sees these rows or comes after them. (A receipt takes one
-	// room's lock, so taking several here, in any order, cannot deadlock
-	// with it.)
+	// Receipts write under the same locks, so a receipt's read either sees
+	// these rows or comes after them. (A receipt takes one room's lock, so
+	// taking several here, in any order, cannot deadlock with it.)
 	rooms := make([]string, 0, len(pes))
 	for _, pe := range pes {
 		rooms = append(rooms, pe.RoomID)
@@ -104,72 +107,165 @@ func (tx *Tx) RecordPushes(ctx context.Context, pes []PushEvent) ([]PushRecorded
 	if err != nil {
 		return nil, err
 	}
+	counts := unreadChanges{}
 	for i, pe := range pes {
-		if err := tx.recordPush(ctx, pe, pushers, &out[i]); err != nil {
-			return nil, fmt.Errorf("record notifications: %w", err)
+		if len(pe.Notify) > 0 {
+			if err := tx.insertNotifications(ctx, pe); err != nil {
+				return nil, err
+			}
+			ids, err := tx.queuePushes(ctx, pe.RoomID, pe.EventID, pe.TS, pe.Notify, pushers)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Pushers = ids
 		}
+		counts.add(i, pe)
+	}
+	if err := tx.applyUnreadChanges(ctx, counts, pes, out); err != nil {
+		return nil, fmt.Errorf("record notifications: %w", err)
 	}
 	return out, nil
 }
 
-func (tx *Tx) recordPush(ctx context.Context, pe PushEvent, pushers map[string][]int64, out *PushRecorded) error {
-	if len(pe.Notify) > 0 {
-		if err := tx.insertNotifications(ctx, pe); err != nil {
-			return err
+// unreadKey is a row of push_unread.
+type unreadKey struct{ user, room, thread string }
+
+// unreadChange is what a batch of events does to one push_unread row: add
+// notifications, or, when the user sent an event in the thread, read up to
+// their last one and count only the notifications after it.
+type unreadChange struct {
+	notifications, highlights int64
+	pos                       int64 // the last event's stream position
+	read                      bool  // the user sent an event: read_pos moves to readPos
+	readPos                   int64
+	readEvent                 int  // the index of the user's last event in the batch
+	readBefore                bool // notifications of the batch were read by it
+}
+
+type unreadChanges map[unreadKey]*unreadChange
+
+func (cs unreadChanges) get(k unreadKey) *unreadChange {
+	c := cs[k]
+	if c == nil {
+		c = &unreadChange{}
+		cs[k] = c
+	}
+	return c
+}
+
+// add applies the event pe, the batch's i-th, to the counts.
+func (cs unreadChanges) add(i int, pe PushEvent) {
+	for _, n := range pe.Notify {
+		c := cs.get(unreadKey{n.UserID, pe.RoomID, pe.ThreadID})
+		c.notifications++
+		if n.Highlight {
+			c.highlights++
 		}
-		ids, err := tx.queuePushes(ctx, pe.RoomID, pe.EventID, pe.TS, pe.Notify, pushers)
-		if err != nil {
-			return err
-		}
-		out.Pushers = ids
+		c.pos = pe.EventPos
 	}
 	if pe.LocalSender != "" {
-		res, err := tx.q.ExecContext(ctx, `
-			UPDATE push_notifications SET is_read = TRUE, stream_pos = $1
-			WHERE user_id = $2 AND room_id = $3 AND thread_id = $4 AND NOT is_read AND event_pos < $5`,
-			pe.EventPos, pe.LocalSender, pe.RoomID, pe.ThreadID, pe.EventPos)
-		if err != nil {
-			return fmt.Errorf("mark %s's notifications read: %w", pe.LocalSender, err)
+		c := cs.get(unreadKey{pe.LocalSender, pe.RoomID, pe.ThreadID})
+		c.readBefore = c.readBefore || c.notifications > 0
+		c.notifications, c.highlights = 0, 0
+		c.read, c.readPos, c.readEvent = true, pe.EventPos, i
+		c.pos = pe.EventPos
+	}
+}
+
+// applyUnreadChanges writes the batch's counts: added to the rows of users
+// who only received notifications, set for those who read, with a count
+// update queued for their pushers when their count fell.
+func (tx *Tx) applyUnreadChanges(ctx context.Context, cs unreadChanges, pes []PushEvent, out []PushRecorded) error {
+	var added []unreadKey
+	for k, c := range cs {
+		if !c.read {
+			added = append(added, k)
+			continue
 		}
-		if n, _ := res.RowsAffected(); n > 0 {
-			ids, err := tx.queueCountPushes(ctx, pe.LocalSender, pe.TS)
+		var before int64
+		err := tx.q.QueryRowContext(ctx, `
+			SELECT notifications FROM push_unread WHERE user_id = $1 AND room_id = $2 AND thread_id = $3`,
+			k.user, k.room, k.thread).Scan(&before)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("unread count of %s: %w", k.user, err)
+		}
+		fell := before > 0 || c.readBefore
+		if !fell && c.notifications == 0 {
+			// Nothing was unread and nothing is: the row, if any, says so
+			// already (a read_pos behind is then as good as this one).
+			continue
+		}
+		if _, err := tx.q.ExecContext(ctx, `
+			INSERT INTO push_unread (user_id, room_id, thread_id, notifications, highlights, read_pos, stream_pos)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET notifications = excluded.notifications,
+				highlights = excluded.highlights, read_pos = excluded.read_pos, stream_pos = excluded.stream_pos`,
+			k.user, k.room, k.thread, c.notifications, c.highlights, c.readPos, c.pos); err != nil {
+			return fmt.Errorf("read notifications of %s: %w", k.user, err)
+		}
+		if fell {
+			ids, err := tx.queueCountPushes(ctx, k.user, pes[c.readEvent].TS)
 			if err != nil {
 				return err
 			}
-			out.Pushers = append(out.Pushers, ids...)
+			out[c.readEvent].Pushers = append(out[c.readEvent].Pushers, ids...)
+		}
+	}
+	// In key order: two transactions upserting the same rows on
+	// PostgreSQL lock them in the same order.
+	slices.SortFunc(added, func(a, b unreadKey) int {
+		return cmp.Or(cmp.Compare(a.user, b.user), cmp.Compare(a.room, b.room), cmp.Compare(a.thread, b.thread))
+	})
+	for part := range chunks(added, rowsPerInsert(tx.dialect)) {
+		var q strings.Builder
+		q.WriteString(`INSERT INTO push_unread
+			(user_id, room_id, thread_id, notifications, highlights, read_pos, stream_pos) VALUES `)
+		args := make([]any, 0, len(part)*6)
+		for i, k := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			p := len(args) + 1
+			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, 0, $%d)", p, p+1, p+2, p+3, p+4, p+5)
+			c := cs[k]
+			args = append(args, k.user, k.room, k.thread, c.notifications, c.highlights, c.pos)
+		}
+		q.WriteString(` ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET
+			notifications = push_unread.notifications + excluded.notifications,
+			highlights = push_unread.highlights + excluded.highlights, stream_pos = excluded.stream_pos`)
+		if _, err := tx.q.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("count notifications: %w", err)
 		}
 	}
 	return nil
 }
 
-// notificationRowsPerInsert is the rows of one multi-row INSERT (10
-// parameters each), per database. SQLite binds "$n" parameters by name,
-// looking each up in a list, so a statement's binding costs the square of
-// its parameters: measured, 10 rows a statement was the fastest, and
-// statements of 200 rows were five times slower than one row at a time.
-// PostgreSQL pays a round trip per statement instead, and wants them big.
-func notificationRowsPerInsert(d Dialect) int {
+// rowsPerInsert is the rows of one multi-row INSERT, per database. SQLite
+// binds "$n" parameters by name, looking each up in a list, so a
+// statement's binding costs the square of its parameters: measured, 10
+// rows a statement was the fastest, and statements of 200 rows were five
+// times slower than one row at a time. PostgreSQL pays a round trip per
+// statement instead, and wants them big.
+func rowsPerInsert(d Dialect) int {
 	if d == PostgreSQL {
 		return 500
 	}
 	return 10
 }
 
-// insertNotifications inserts the event's notifications, unread.
+// insertNotifications inserts the event's notifications.
 func (tx *Tx) insertNotifications(ctx context.Context, pe PushEvent) error {
-	for part := range chunks(pe.Notify, notificationRowsPerInsert(tx.dialect)) {
+	for part := range chunks(pe.Notify, rowsPerInsert(tx.dialect)) {
 		var q strings.Builder
 		q.WriteString(`INSERT INTO push_notifications
-			(user_id, event_pos, room_id, event_id, thread_id, actions, highlight, ts, is_read, stream_pos) VALUES `)
-		args := make([]any, 0, len(part)*9)
+			(user_id, event_pos, room_id, event_id, thread_id, actions, highlight, ts) VALUES `)
+		args := make([]any, 0, len(part)*8)
 		for i, n := range part {
 			if i > 0 {
 				q.WriteString(", ")
 			}
-			// is_read is a literal: fewer parameters to bind (see
-			// notificationRowsPerInsert).
 			p := len(args) + 1
-			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, FALSE, $%d)", p, p+1, p+2, p+3, p+4, p+5, p+6, p+7, p+1)
+			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", p, p+1, p+2, p+3, p+4, p+5, p+6, p+7)
 			args = append(args, n.UserID, pe.EventPos, pe.RoomID, pe.EventID, pe.ThreadID, string(n.Actions), n.Highlight, pe.TS)
 		}
 		// Full chunks share one text, which the statement cache keeps.
@@ -180,30 +276,70 @@ func (tx *Tx) insertNotifications(ctx context.Context, pe PushEvent) error {
 	return nil
 }
 
-// MarkNotificationsRead marks userID's notifications in roomID up to the
-// event at eventPos read, those of threadID only when it is not "" (a
-// threaded receipt), at stream position pos (the receipt's), and queues a
-// count update for the user's pushers when any changed. Receipts call it
-// in their transaction, after taking their stream position. It reports
-// whether any notification changed.
+// MarkNotificationsRead moves userID's read position in roomID up to the
+// event at eventPos, in threadID only when it is not "" (a threaded
+// receipt), else in every thread, recounts what is left unread, and queues
+// a count update for the user's pushers when a count fell. pos is the
+// receipt's stream position. Receipts call it in their transaction, after
+// taking their stream position. It reports whether a count changed.
 func (tx *Tx) MarkNotificationsRead(ctx context.Context, userID, roomID, threadID string, eventPos, pos, nowTS int64) (bool, error) {
 	if err := tx.dialect.lockRoom(ctx, tx.tx, "push "+roomID); err != nil {
 		return false, err
 	}
-	q := `UPDATE push_notifications SET is_read = TRUE, stream_pos = $1
-		WHERE user_id = $2 AND room_id = $3 AND NOT is_read AND event_pos <= $4`
-	args := []any{pos, userID, roomID, eventPos}
+	q := `SELECT thread_id, notifications FROM push_unread
+		WHERE user_id = $1 AND room_id = $2 AND read_pos < $3`
+	args := []any{userID, roomID, eventPos}
 	if threadID != "" {
-		q += ` AND thread_id = $5`
+		q += ` AND thread_id = $4`
 		args = append(args, threadID)
 	}
-	res, err := tx.q.ExecContext(ctx, q, args...)
+	rows, err := tx.q.QueryContext(ctx, q, args...)
 	if err != nil {
-		return false, fmt.Errorf("mark notifications of %s in %s read: %w", userID, roomID, err)
+		return false, fmt.Errorf("read position of %s in %s: %w", userID, roomID, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil || n == 0 {
-		return false, err
+	unread := map[string]int64{}
+	for rows.Next() {
+		var thread string
+		var n int64
+		if err := rows.Scan(&thread, &n); err != nil {
+			rows.Close()
+			return false, fmt.Errorf("read position of %s in %s: %w", userID, roomID, err)
+		}
+		unread[thread] = n
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return false, fmt.Errorf("read position of %s in %s: %w", userID, roomID, err)
+	}
+	changed := false
+	for thread, before := range unread {
+		// What is left: the notifications after the event. The scan is of
+		// the user's notifications after it, in every room: few, for a
+		// receipt of a recent event.
+		var n, h int64
+		if err := tx.q.QueryRowContext(ctx, `
+			SELECT COUNT(*), COALESCE(SUM(CASE WHEN highlight THEN 1 ELSE 0 END), 0) FROM push_notifications
+			WHERE user_id = $1 AND event_pos > $2 AND room_id = $3 AND thread_id = $4`,
+			userID, eventPos, roomID, thread).Scan(&n, &h); err != nil {
+			return false, fmt.Errorf("unread notifications of %s in %s: %w", userID, roomID, err)
+		}
+		set := `read_pos = $1`
+		if n != before {
+			changed = true
+			set += `, notifications = $5, highlights = $6, stream_pos = $7`
+		}
+		args := []any{eventPos, userID, roomID, thread}
+		if n != before {
+			args = append(args, n, h, pos)
+		}
+		if _, err := tx.q.ExecContext(ctx, `UPDATE push_unread SET `+set+`
+			WHERE user_id = $2 AND room_id = $3 AND thread_id = $4`, args...); err != nil {
+			return false, fmt.Errorf("read notifications of %s in %s: %w", userID, roomID, err)
+		}
+	}
+	if !changed {
+		return false, nil
 	}
 	if _, err := tx.queueCountPushes(ctx, userID, nowTS); err != nil {
 		return false, err
@@ -220,27 +356,69 @@ type UnreadCount struct {
 }
 
 // UnreadCounts returns userID's unread notifications of events at stream
-// positions up to upto, per room and thread.
+// positions up to upto, per room and thread, where there are any.
 func (db *DB) UnreadCounts(ctx context.Context, userID string, upto int64) ([]UnreadCount, error) {
 	rows, err := db.read.QueryContext(ctx, `
-		SELECT room_id, thread_id, COUNT(*), COALESCE(SUM(CASE WHEN highlight THEN 1 ELSE 0 END), 0)
-		FROM push_notifications
-		WHERE user_id = $1 AND NOT is_read AND event_pos <= $2
-		GROUP BY room_id, thread_id`, userID, upto)
+		SELECT room_id, thread_id, notifications, highlights, read_pos FROM push_unread
+		WHERE user_id = $1 AND notifications > 0`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
 	}
-	defer rows.Close()
-	var out []UnreadCount
+	type unread struct {
+		UnreadCount
+		readPos int64
+	}
+	counts := map[unreadKey]*unread{}
+	var keys []unreadKey
 	for rows.Next() {
-		var c UnreadCount
-		if err := rows.Scan(&c.RoomID, &c.ThreadID, &c.Notifications, &c.Highlights); err != nil {
+		var c unread
+		if err := rows.Scan(&c.RoomID, &c.ThreadID, &c.Notifications, &c.Highlights, &c.readPos); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
 		}
-		out = append(out, c)
+		k := unreadKey{userID, c.RoomID, c.ThreadID}
+		counts[k] = &c
+		keys = append(keys, k)
 	}
-	if err := rows.Err(); err != nil {
+	err = rows.Err()
+	rows.Close()
+	if err != nil || len(counts) == 0 {
+		return nil, err
+	}
+	// The counts are as of now: take back the notifications of events
+	// after upto, which the caller's response does not have yet.
+	rows, err = db.read.QueryContext(ctx, `
+		SELECT room_id, thread_id, event_pos, highlight FROM push_notifications
+		WHERE user_id = $1 AND event_pos > $2`, userID, upto)
+	if err != nil {
 		return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
+	}
+	for rows.Next() {
+		var k unreadKey
+		var pos int64
+		var highlight bool
+		if err := rows.Scan(&k.room, &k.thread, &pos, &highlight); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
+		}
+		k.user = userID
+		if c := counts[k]; c != nil && pos > c.readPos {
+			c.Notifications--
+			if highlight {
+				c.Highlights--
+			}
+		}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
+	}
+	var out []UnreadCount
+	for _, k := range keys {
+		if c := counts[k]; c.Notifications > 0 {
+			out = append(out, c.UnreadCount)
+		}
 	}
 	return out, nil
 }
@@ -250,24 +428,21 @@ func (db *DB) UnreadCounts(ctx context.Context, userID string, upto int64) ([]Un
 func (db *DB) UnreadTotal(ctx context.Context, userID string) (int, error) {
 	var n int
 	err := db.read.QueryRowContext(ctx, `
-		SELECT COUNT(*) FROM push_notifications WHERE user_id = $1 AND NOT is_read`, userID).Scan(&n)
+		SELECT COALESCE(SUM(notifications), 0) FROM push_unread WHERE user_id = $1`, userID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("unread total of %s: %w", userID, err)
 	}
 	return n, nil
 }
 
-// NotificationRoomsChanged returns the rooms where userID's notifications
-// changed (new, or read) at stream positions in (since, upto]: the new
-// ones by their event's position, the read ones by their read's
-// (migrations/0018).
-func (db *DB) NotificationRoomsChanged(ctx context.Context, userID string, since, upto int64) ([]string, error) {
+// NotificationRoomsChanged returns the rooms where userID's unread counts
+// changed (a new notification, or a read) after stream position since.
+// Only the last change of each room and thread is kept, so a room whose
+// counts changed before and after the caller's upper bound is reported
+// now rather than lost.
+func (db *DB) NotificationRoomsChanged(ctx context.Context, userID string, since int64) ([]string, error) {
 	rows, err := db.read.QueryContext(ctx, `
-		SELECT room_id FROM push_notifications
-		WHERE user_id = $1 AND event_pos > $2 AND event_pos <= $3
-		UNION
-		SELECT room_id FROM push_notifications
-		WHERE user_id = $1 AND is_read AND stream_pos > $2 AND stream_pos <= $3`, userID, since, upto)
+		SELECT DISTINCT room_id FROM push_unread WHERE user_id = $1 AND stream_pos > $2`, userID, since)
 	if err != nil {
 		return nil, fmt.Errorf("notification changes of %s: %w", userID, err)
 	}
@@ -282,17 +457,20 @@ func (db *DB) NotificationRoomsChanged(ctx context.Context, userID string, since
 // position before (0: from the newest), newest first, at most limit, only
 // the highlighted ones when onlyHighlight.
 func (db *DB) Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]Notification, error) {
-	q := `SELECT event_pos, room_id, event_id, thread_id, actions, highlight, ts, is_read, stream_pos
-		FROM push_notifications WHERE user_id = $1`
+	q := `SELECT n.event_pos, n.room_id, n.event_id, n.thread_id, n.actions, n.highlight, n.ts,
+			n.event_pos <= COALESCE(u.read_pos, 0)
+		FROM push_notifications n LEFT JOIN push_unread u
+			ON u.user_id = n.user_id AND u.room_id = n.room_id AND u.thread_id = n.thread_id
+		WHERE n.user_id = $1`
 	args := []any{userID}
 	if before > 0 {
-		q += ` AND event_pos < $2`
+		q += ` AND n.event_pos < $2`
 		args = append(args, before)
 	}
 	if onlyHighlight {
-		q += ` AND highlight`
+		q += ` AND n.highlight`
 	}
-	q += ` ORDER BY event_pos DESC` + limitClause(limit)
+	q += ` ORDER BY n.event_pos DESC` + limitClause(limit)
 	rows, err := db.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("notifications of %s: %w", userID, err)
@@ -302,7 +480,7 @@ func (db *DB) Notifications(ctx context.Context, userID string, before int64, li
 	for rows.Next() {
 		n := Notification{UserID: userID}
 		var actions string
-		if err := rows.Scan(&n.EventPos, &n.RoomID, &n.EventID, &n.ThreadID, &actions, &n.Highlight, &n.TS, &n.Read, &n.StreamPos); err != nil {
+		if err := rows.Scan(&n.EventPos, &n.RoomID, &n.EventID, &n.ThreadID, &actions, &n.Highlight, &n.TS, &n.Read); err != nil {
 			return nil, fmt.Errorf("notifications of %s: %w", userID, err)
 		}
 		n.Actions = []byte(actions)

@@ -6,7 +6,9 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/myelin-chat/myelin/storage"
@@ -75,12 +77,12 @@ func TestPushNotifications(t *testing.T) {
 			}
 			return changed
 		}
-		// Rows take their event's position; a receipt's read takes the
-		// receipt's.
-		if changed, err := db.NotificationRoomsChanged(ctx, "@a:x", 13, 14); err != nil || !slices.Equal(changed, []string{room}) {
+		// Counts take their last event's position; a receipt's read takes
+		// the receipt's.
+		if changed, err := db.NotificationRoomsChanged(ctx, "@a:x", 13); err != nil || !slices.Equal(changed, []string{room}) {
 			t.Errorf("rooms changed at 14: %v %v", changed, err)
 		}
-		if changed, _ := db.NotificationRoomsChanged(ctx, "@a:x", 14, 15); len(changed) != 0 {
+		if changed, _ := db.NotificationRoomsChanged(ctx, "@a:x", 14); len(changed) != 0 {
 			t.Errorf("rooms changed after 14: %v", changed)
 		}
 		// The stream moves on (the events' positions are made up here).
@@ -104,7 +106,7 @@ func TestPushNotifications(t *testing.T) {
 		if mark("@a:x", "main", 10) {
 			t.Error("marking again changed something")
 		}
-		changed, err := db.NotificationRoomsChanged(ctx, "@a:x", before, 1<<40)
+		changed, err := db.NotificationRoomsChanged(ctx, "@a:x", before)
 		if err != nil || !slices.Equal(changed, []string{room}) {
 			t.Errorf("rooms changed since the receipt: %v %v", changed, err)
 		}
@@ -318,4 +320,70 @@ func recordPush(ctx context.Context, db *storage.DB, pe storage.PushEvent) (stor
 		return storage.PushRecorded{}, err
 	}
 	return out[0], nil
+}
+
+// Migration 0019 turns notifications stored with read flags into counts
+// and read positions per user, room and thread.
+func TestPushUnreadMigration(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		// Back to the table of migrations 0015–0018, with rows in it:
+		// @a read $1 and $2 of the main timeline; $3 (main, highlighted)
+		// and $4 (thread $1) are unread; @b read nothing.
+		err := db.WithTx(ctx, func(tx *storage.Tx) error {
+			for _, stmt := range []string{
+				`DROP TABLE push_unread`,
+				`DROP TABLE push_notifications`,
+				`CREATE TABLE push_notifications (user_id TEXT NOT NULL, event_pos BIGINT NOT NULL,
+					room_id TEXT NOT NULL, event_id TEXT NOT NULL, thread_id TEXT NOT NULL, actions TEXT NOT NULL,
+					highlight BOOLEAN NOT NULL, ts BIGINT NOT NULL, is_read BOOLEAN NOT NULL, stream_pos BIGINT NOT NULL,
+					PRIMARY KEY (user_id, event_pos))`,
+				`INSERT INTO push_notifications VALUES
+					('@a:x', 1, '!r:x', '$1', 'main', '["notify"]', FALSE, 1, TRUE, 20),
+					('@a:x', 2, '!r:x', '$2', 'main', '["notify"]', FALSE, 2, TRUE, 20),
+					('@a:x', 3, '!r:x', '$3', 'main', '["notify"]', TRUE, 3, FALSE, 3),
+					('@a:x', 4, '!r:x', '$4', '$1', '["notify"]', FALSE, 4, FALSE, 4),
+					('@b:x', 1, '!r:x', '$1', 'main', '["notify"]', FALSE, 1, FALSE, 1)`,
+				`DELETE FROM schema_migrations WHERE version = 19`,
+			} {
+				if _, err := tx.Exec(ctx, stmt); err != nil {
+					return fmt.Errorf("%s: %w", stmt, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Migrate(ctx, storage.MigrationFiles); err != nil {
+			t.Fatal(err)
+		}
+		counts, err := db.UnreadCounts(ctx, "@a:x", 100)
+		slices.SortFunc(counts, func(a, b storage.UnreadCount) int { return strings.Compare(a.ThreadID, b.ThreadID) })
+		want := []storage.UnreadCount{
+			{RoomID: "!r:x", ThreadID: "$1", Notifications: 1},
+			{RoomID: "!r:x", ThreadID: "main", Notifications: 1, Highlights: 1},
+		}
+		if err != nil || !slices.Equal(counts, want) {
+			t.Errorf("counts of @a: %+v %v, want %+v", counts, err, want)
+		}
+		ns, err := db.Notifications(ctx, "@a:x", 0, 10, false)
+		if err != nil || len(ns) != 4 || ns[0].Read || ns[1].Read || !ns[2].Read || !ns[3].Read {
+			t.Errorf("notifications of @a: %+v %v", ns, err)
+		}
+		if n, err := db.UnreadTotal(ctx, "@b:x"); err != nil || n != 1 {
+			t.Errorf("unread total of @b: %d %v", n, err)
+		}
+		if rooms, err := db.NotificationRoomsChanged(ctx, "@a:x", 19); err != nil || !slices.Equal(rooms, []string{"!r:x"}) {
+			t.Errorf("rooms changed after 19: %v %v", rooms, err)
+		}
+		// A receipt at $3 leaves $4, in its thread, unread.
+		err = db.WithTx(ctx, func(tx *storage.Tx) error {
+			_, err := tx.MarkNotificationsRead(ctx, "@a:x", "!r:x", "", 3, 30, 5)
+			return err
+		})
+		if total, terr := db.UnreadTotal(ctx, "@a:x"); err != nil || terr != nil || total != 1 {
+			t.Errorf("unread total of @a after a receipt at $3: %d %v %v", total, err, terr)
+		}
+	})
 }

@@ -10,9 +10,9 @@ package syncapi
 // (receipts.go); this file reads the counts and decides which rooms must
 // carry new ones.
 //
-// A notification row's stream position is its event's (or, once read,
-// the receipt's), so an incremental sync finds the rooms whose counts
-// changed after its token by position.
+// Each room and thread's counts carry the stream position of their last
+// change (the new event's, or the read's), so an incremental sync finds
+// the rooms whose counts changed after its token by position.
 
 import (
 	"encoding/json"
@@ -36,7 +36,7 @@ type unreadRoom struct {
 // room in the response.
 func (b *syncBuilder) addUnread(memberships []storage.SyncMembership) error {
 	if b.since > 0 && !b.req.fullState {
-		changed, err := b.a.db.NotificationRoomsChanged(b.ctx, b.req.userID, b.since, b.upto)
+		changed, err := b.a.db.NotificationRoomsChanged(b.ctx, b.req.userID, b.since)
 		if err != nil {
 			return err
 		}
