@@ -277,7 +277,9 @@ func signal(c chan struct{}) {
 // is logged and skipped; any other failure retries the batch (queueing is
 // idempotent).
 func (s *Sender) handle(ctx context.Context, msgs []*bus.Message) error {
-	var queued []storage.QueuedPDU
+	// The events we originate (the others' servers send theirs), read in
+	// one query for the batch.
+	var ours []roomserver.OutputEvent
 	for _, msg := range msgs {
 		var out roomserver.OutputEvent
 		if err := json.Unmarshal(msg.Data, &out); err != nil {
@@ -290,11 +292,32 @@ func (s *Sender) handle(ctx context.Context, msgs []*bus.Message) error {
 				return fmt.Errorf("federation sender: presence for the join %s: %w", out.EventID, err)
 			}
 		}
-		// Only the events we originate: the others' servers send theirs.
-		if roomserver.UserServer(out.Sender) != s.cfg.ServerName {
-			continue
+		if roomserver.UserServer(out.Sender) == s.cfg.ServerName {
+			ours = append(ours, out)
 		}
-		dests, err := s.destinations(ctx, &out)
+	}
+	if len(ours) == 0 {
+		return nil
+	}
+	ids := make([]string, len(ours))
+	for i, out := range ours {
+		ids[i] = out.EventID
+	}
+	recs, err := s.cfg.DB.EventsByID(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("federation sender: %w", err)
+	}
+	byID := make(map[string]*storage.EventRecord, len(recs))
+	for _, rec := range recs {
+		byID[rec.EventID] = rec
+	}
+	var queued []storage.QueuedPDU
+	for _, out := range ours {
+		rec := byID[out.EventID]
+		if rec == nil {
+			return fmt.Errorf("federation sender: event %s: %w", out.EventID, storage.ErrNotFound)
+		}
+		dests, err := s.destinations(ctx, rec)
 		if err != nil {
 			return fmt.Errorf("federation sender: destinations of %s: %w", out.EventID, err)
 		}
@@ -319,15 +342,7 @@ func (s *Sender) handle(ctx context.Context, msgs []*bus.Message) error {
 // joined after it, and the target's server of a membership event (an
 // invited, kicked or banned user's server, which may have no one joined),
 // never this server.
-func (s *Sender) destinations(ctx context.Context, out *roomserver.OutputEvent) ([]string, error) {
-	recs, err := s.cfg.DB.EventsByID(ctx, []string{out.EventID})
-	if err != nil {
-		return nil, err
-	}
-	if len(recs) == 0 {
-		return nil, fmt.Errorf("event %s: %w", out.EventID, storage.ErrNotFound)
-	}
-	rec := recs[0]
+func (s *Sender) destinations(ctx context.Context, rec *storage.EventRecord) ([]string, error) {
 	if rec.Rejected || rec.SoftFailed || rec.Outlier {
 		return nil, nil
 	}
