@@ -128,7 +128,7 @@ func (tx *Tx) RedactionsOfAny(ctx context.Context, eventIDs []string) (map[strin
 		for i, id := range chunk {
 			args[i] = id
 		}
-		recs, err := queryEvents(ctx, tx.q, `WHERE e.redacts IN (`+inList(1, len(chunk))+`)
+		recs, err := queryEvents(ctx, tx.q, `WHERE e.redacts IN (`+inList(1, len(chunk))+`) AND e.redacts <> ''
 			AND e.event_type = 'm.room.redaction' AND e.stream_pos IS NOT NULL ORDER BY e.stream_pos`, args...)
 		if err != nil {
 			return nil, err
@@ -141,7 +141,7 @@ func (tx *Tx) RedactionsOfAny(ctx context.Context, eventIDs []string) (map[strin
 }
 
 func redactionsOf(ctx context.Context, q queryer, eventID string) ([]*EventRecord, error) {
-	return queryEvents(ctx, q, `WHERE e.redacts = $1 AND e.event_type = 'm.room.redaction'
+	return queryEvents(ctx, q, `WHERE e.redacts = $1 AND e.redacts <> '' AND e.event_type = 'm.room.redaction'
 		AND e.stream_pos IS NOT NULL ORDER BY e.stream_pos`, eventID)
 }
 

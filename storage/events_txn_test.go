@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"path"
 	"testing"
@@ -47,7 +48,7 @@ func TestTxnEndpointMigration(t *testing.T) {
 					txn_id TEXT NOT NULL, event_nid BIGINT NOT NULL, PRIMARY KEY (room_nid, user_id, device_id, txn_id))`,
 				`CREATE INDEX event_txns_event ON event_txns (event_nid)`,
 				// 0007 and what came after it count as not applied;
-				// only 0007 runs again (upTo0007 below).
+				// only 0007 runs again (migrationsUpTo below).
 				`DELETE FROM schema_migrations WHERE version >= 7`,
 			} {
 				if _, err := tx.Exec(ctx, stmt); err != nil {
@@ -65,7 +66,7 @@ func TestTxnEndpointMigration(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := db.Migrate(ctx, upTo0007(t)); err != nil {
+		if err := db.Migrate(ctx, migrationsUpTo(t, 7)); err != nil {
 			t.Fatal(err)
 		}
 		checkTxn(ctx, t, db, msg.RoomNID, "send", "old$msg", "$msg")
@@ -87,9 +88,10 @@ func TestTxnEndpointMigration(t *testing.T) {
 	})
 }
 
-// upTo0007 is the embedded migrations up to 0007, so that running 0007 again
-// does not run the later ones again.
-func upTo0007(t *testing.T) fstest.MapFS {
+// migrationsUpTo is the embedded migrations up to number last, so that
+// running last again (after deleting its schema_migrations row) does not
+// run the later ones again.
+func migrationsUpTo(t *testing.T, last int) fstest.MapFS {
 	t.Helper()
 	names, err := fs.Glob(storage.MigrationFiles, "migrations/*.sql")
 	if err != nil {
@@ -97,7 +99,7 @@ func upTo0007(t *testing.T) fstest.MapFS {
 	}
 	fsys := fstest.MapFS{}
 	for _, name := range names {
-		if path.Base(name)[:4] > "0007" { // NNNN_what.sql
+		if path.Base(name)[:4] > fmt.Sprintf("%04d", last) { // NNNN_what.sql
 			continue
 		}
 		data, err := fs.ReadFile(storage.MigrationFiles, name)

@@ -314,6 +314,14 @@ func TestDDLRewrite(t *testing.T) {
 	if got := storage.DDL(storage.SQLite, in); got != want {
 		t.Errorf("SQLite DDL = %q, want %q", got, want)
 	}
+	// A keyed table: WITHOUT ROWID on SQLite, a comment to PostgreSQL.
+	keyed := "CREATE TABLE k (a TEXT, b BIGINT, PRIMARY KEY (a, b)) /*WITHOUT ROWID*/;"
+	if got, want := storage.DDL(storage.SQLite, keyed), "CREATE TABLE k (a TEXT, b BIGINT, PRIMARY KEY (a, b)) WITHOUT ROWID;"; got != want {
+		t.Errorf("SQLite DDL = %q, want %q", got, want)
+	}
+	if got := storage.DDL(storage.PostgreSQL, keyed); got != keyed {
+		t.Errorf("PostgreSQL DDL = %q, want it unchanged", got)
+	}
 }
 
 // TestMigrationSpelling holds the embedded migrations to the spellings the
