@@ -358,69 +358,45 @@ type UnreadCount struct {
 // UnreadCounts returns userID's unread notifications of events at stream
 // positions up to upto, per room and thread, where there are any.
 func (db *DB) UnreadCounts(ctx context.Context, userID string, upto int64) ([]UnreadCount, error) {
+	// The counts are as of now: each comes with the unread notifications
+	// of events after upto, which the caller's response does not have
+	// yet, to take back (one statement, so that both are of one moment).
 	rows, err := db.read.QueryContext(ctx, `
-		SELECT room_id, thread_id, notifications, highlights, read_pos FROM push_unread
-		WHERE user_id = $1 AND notifications > 0`, userID)
+		SELECT u.room_id, u.thread_id, u.notifications, u.highlights, l.highlight
+		FROM push_unread u LEFT JOIN push_notifications l
+			ON l.user_id = u.user_id AND l.event_pos > $2 AND l.event_pos > u.read_pos
+			AND l.room_id = u.room_id AND l.thread_id = u.thread_id
+		WHERE u.user_id = $1 AND u.notifications > 0`, userID, upto)
 	if err != nil {
 		return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
 	}
-	type unread struct {
-		UnreadCount
-		readPos int64
-	}
-	counts := map[unreadKey]*unread{}
-	var keys []unreadKey
+	defer rows.Close()
+	var out []UnreadCount
+	index := map[[2]string]int{}
 	for rows.Next() {
-		var c unread
-		if err := rows.Scan(&c.RoomID, &c.ThreadID, &c.Notifications, &c.Highlights, &c.readPos); err != nil {
-			rows.Close()
+		var c UnreadCount
+		var late sql.NullBool
+		if err := rows.Scan(&c.RoomID, &c.ThreadID, &c.Notifications, &c.Highlights, &late); err != nil {
 			return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
 		}
-		k := unreadKey{userID, c.RoomID, c.ThreadID}
-		counts[k] = &c
-		keys = append(keys, k)
-	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil || len(counts) == 0 {
-		return nil, err
-	}
-	// The counts are as of now: take back the notifications of events
-	// after upto, which the caller's response does not have yet.
-	rows, err = db.read.QueryContext(ctx, `
-		SELECT room_id, thread_id, event_pos, highlight FROM push_notifications
-		WHERE user_id = $1 AND event_pos > $2`, userID, upto)
-	if err != nil {
-		return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
-	}
-	for rows.Next() {
-		var k unreadKey
-		var pos int64
-		var highlight bool
-		if err := rows.Scan(&k.room, &k.thread, &pos, &highlight); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
+		k := [2]string{c.RoomID, c.ThreadID}
+		i, seen := index[k]
+		if !seen {
+			i = len(out)
+			index[k] = i
+			out = append(out, c)
 		}
-		k.user = userID
-		if c := counts[k]; c != nil && pos > c.readPos {
-			c.Notifications--
-			if highlight {
-				c.Highlights--
+		if late.Valid {
+			out[i].Notifications--
+			if late.Bool {
+				out[i].Highlights--
 			}
 		}
 	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil {
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
 	}
-	var out []UnreadCount
-	for _, k := range keys {
-		if c := counts[k]; c.Notifications > 0 {
-			out = append(out, c.UnreadCount)
-		}
-	}
-	return out, nil
+	return slices.DeleteFunc(out, func(c UnreadCount) bool { return c.Notifications <= 0 }), nil
 }
 
 // UnreadTotal returns how many unread notifications userID has in all
