@@ -468,6 +468,29 @@ func (db *DB) Notifications(ctx context.Context, userID string, before int64, li
 	return out, nil
 }
 
+// PruneNotifications deletes, oldest first, up to limit notifications
+// made before beforeTS (milliseconds) that are read, and reports how many
+// it deleted. Unread ones stay, however old: a receipt recounts from them.
+func (db *DB) PruneNotifications(ctx context.Context, beforeTS int64, limit int) (int, error) {
+	var n int64
+	err := db.WithTx(ctx, func(tx *Tx) error {
+		res, err := tx.q.ExecContext(ctx, `
+			DELETE FROM push_notifications WHERE (user_id, event_pos) IN (
+				SELECT n.user_id, n.event_pos FROM push_notifications n JOIN push_unread u
+					ON u.user_id = n.user_id AND u.room_id = n.room_id AND u.thread_id = n.thread_id
+				WHERE n.ts < $1 AND n.event_pos <= u.read_pos LIMIT $2)`, beforeTS, limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune notifications: %w", err)
+	}
+	return int(n), nil
+}
+
 // PushRulesOf returns the m.push_rules and m.ignored_user_list account
 // data of users (global), by user and type; users without are absent.
 func (db *DB) PushRulesOf(ctx context.Context, users []string) (map[string]map[string][]byte, error) {

@@ -387,3 +387,37 @@ func TestPushUnreadMigration(t *testing.T) {
 		}
 	})
 }
+
+// Read notifications older than the cut are pruned; unread ones stay.
+func TestPruneNotifications(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		n := []storage.PushNotify{{UserID: "@a:x", Actions: []byte(`["notify"]`)}}
+		for i, ts := range []int64{100, 200, 300, 400} {
+			if _, err := recordPush(ctx, db, storage.PushEvent{RoomID: "!r:x", EventID: fmt.Sprint("$", i+1),
+				EventPos: int64(i + 1), ThreadID: "main", TS: ts, Notify: n}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// $1 and $2 are read; $3 and $4 not.
+		if err := db.WithTx(ctx, func(tx *storage.Tx) error {
+			_, err := tx.MarkNotificationsRead(ctx, "@a:x", "!r:x", "", 2, 10, 5)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// Made before 350: $1 and $2 (read) go, one per call; $3 stays.
+		for i, want := range []int{1, 1, 0} {
+			if got, err := db.PruneNotifications(ctx, 350, 1); err != nil || got != want {
+				t.Fatalf("prune %d: %d %v, want %d", i, got, err, want)
+			}
+		}
+		ns, err := db.Notifications(ctx, "@a:x", 0, 10, false)
+		if err != nil || len(ns) != 2 || ns[0].EventID != "$4" || ns[1].EventID != "$3" {
+			t.Errorf("notifications after pruning: %+v %v", ns, err)
+		}
+		if counts, err := db.UnreadCounts(ctx, "@a:x", 100); err != nil || len(counts) != 1 || counts[0].Notifications != 2 {
+			t.Errorf("counts after pruning: %+v %v", counts, err)
+		}
+	})
+}

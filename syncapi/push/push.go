@@ -204,6 +204,8 @@ func (s *Service) housekeeping() {
 	defer s.wg.Done()
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
 	for {
 		select {
 		case <-s.stop:
@@ -214,6 +216,35 @@ func (s *Service) housekeeping() {
 				s.log.Warn("cannot read the push queue", "err", err)
 			}
 			cancel()
+		case <-prune.C:
+			if err := s.pruneNotifications(); err != nil {
+				s.log.Warn("cannot prune old notifications", "err", err)
+			}
+		}
+	}
+}
+
+// notificationRetention is how long read notifications are kept for
+// /notifications; unread ones are kept until read.
+const notificationRetention = 30 * 24 * time.Hour
+
+// pruneNotifications deletes the read notifications older than
+// notificationRetention, a thousand a transaction so that room writes are
+// not held up behind one long delete.
+func (s *Service) pruneNotifications() error {
+	const chunk = 1000
+	before := s.cfg.Now().Add(-notificationRetention).UnixMilli()
+	for {
+		select {
+		case <-s.stop:
+			return nil
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		n, err := s.cfg.DB.PruneNotifications(ctx, before, chunk)
+		cancel()
+		if err != nil || n < chunk {
+			return err
 		}
 	}
 }

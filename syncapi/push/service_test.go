@@ -170,6 +170,33 @@ func TestNotificationsCommitWithEvent(t *testing.T) {
 	})
 }
 
+// A month on, read notifications are pruned; unread ones stay.
+func TestPruneReadNotifications(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		st := newStack(t, db, nil)
+		alice, bob, carol := "@alice:"+us, "@bob:"+us, "@carol:"+us
+		roomID := st.room(alice, bob, carol)
+		m1 := st.message(roomID, alice, "one")
+		m2 := st.message(roomID, bob, "two") // bob has read m1
+		if err := st.svc.pruneNotifications(); err != nil {
+			t.Fatal(err)
+		}
+		if got := st.notified(bob); len(got) != 1 {
+			t.Fatalf("bob's notifications pruned too early: %v", got)
+		}
+		st.svc.cfg.Now = func() time.Time { return time.Now().Add(notificationRetention + time.Hour) }
+		if err := st.svc.pruneNotifications(); err != nil {
+			t.Fatal(err)
+		}
+		if got := st.notified(bob); len(got) != 0 {
+			t.Errorf("bob's read notification was kept: %v", got)
+		}
+		if got := st.notified(carol); len(got) != 2 || got[0] != m2 || got[1] != m1 {
+			t.Errorf("carol's unread notifications: %v", got)
+		}
+	})
+}
+
 // Pushes queued for a gateway that is down are sent after a restart.
 func TestPushQueueSurvivesRestart(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
