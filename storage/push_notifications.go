@@ -91,19 +91,23 @@ func (tx *Tx) RecordPushes(ctx context.Context, pes []PushEvent) ([]PushRecorded
 			return nil, fmt.Errorf("record notifications: %w", err)
 		}
 	}
-	// The pushers of everyone notified, once for the batch: the same
-	// members are notified of event after event.
-	var notified []string
+	// The pushers of everyone notified or reading, once for the batch:
+	// the same members are notified of event after event.
+	var users []string
 	seen := map[string]bool{}
 	for _, pe := range pes {
 		for _, n := range pe.Notify {
 			if !seen[n.UserID] {
 				seen[n.UserID] = true
-				notified = append(notified, n.UserID)
+				users = append(users, n.UserID)
 			}
 		}
+		if u := pe.LocalSender; u != "" && !seen[u] {
+			seen[u] = true
+			users = append(users, u)
+		}
 	}
-	pushers, err := tx.pushersOf(ctx, notified)
+	pushers, err := tx.pushersOf(ctx, users)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +125,7 @@ func (tx *Tx) RecordPushes(ctx context.Context, pes []PushEvent) ([]PushRecorded
 		}
 		counts.add(i, pe)
 	}
-	if err := tx.applyUnreadChanges(ctx, counts, pes, out); err != nil {
+	if err := tx.applyUnreadChanges(ctx, counts, pes, pushers, out); err != nil {
 		return nil, fmt.Errorf("record notifications: %w", err)
 	}
 	return out, nil
@@ -175,40 +179,22 @@ func (cs unreadChanges) add(i int, pe PushEvent) {
 // applyUnreadChanges writes the batch's counts: added to the rows of users
 // who only received notifications, set for those who read, with a count
 // update queued for their pushers when their count fell.
-func (tx *Tx) applyUnreadChanges(ctx context.Context, cs unreadChanges, pes []PushEvent, out []PushRecorded) error {
+func (tx *Tx) applyUnreadChanges(ctx context.Context, cs unreadChanges, pes []PushEvent, pushers map[string][]int64, out []PushRecorded) error {
 	var added []unreadKey
 	for k, c := range cs {
 		if !c.read {
 			added = append(added, k)
 			continue
 		}
-		var before int64
-		err := tx.q.QueryRowContext(ctx, `
-			SELECT notifications FROM push_unread WHERE user_id = $1 AND room_id = $2 AND thread_id = $3`,
-			k.user, k.room, k.thread).Scan(&before)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("unread count of %s: %w", k.user, err)
-		}
-		fell := before > 0 || c.readBefore
-		if !fell && c.notifications == 0 {
-			// Nothing was unread and nothing is: the row, if any, says so
-			// already (a read_pos behind is then as good as this one).
-			continue
-		}
-		if _, err := tx.q.ExecContext(ctx, `
-			INSERT INTO push_unread (user_id, room_id, thread_id, notifications, highlights, read_pos, stream_pos)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)
-			ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET notifications = excluded.notifications,
-				highlights = excluded.highlights, read_pos = excluded.read_pos, stream_pos = excluded.stream_pos`,
-			k.user, k.room, k.thread, c.notifications, c.highlights, c.readPos, c.pos); err != nil {
+		fell, err := tx.readUnread(ctx, k, c, len(pushers[k.user]) > 0)
+		if err != nil {
 			return fmt.Errorf("read notifications of %s: %w", k.user, err)
 		}
-		if fell {
-			ids, err := tx.queueCountPushes(ctx, k.user, pes[c.readEvent].TS)
-			if err != nil {
+		if fell && len(pushers[k.user]) > 0 {
+			if err := tx.queueCountPushesTo(ctx, pushers[k.user], pes[c.readEvent].TS); err != nil {
 				return err
 			}
-			out[c.readEvent].Pushers = append(out[c.readEvent].Pushers, ids...)
+			out[c.readEvent].Pushers = append(out[c.readEvent].Pushers, pushers[k.user]...)
 		}
 	}
 	// In key order: two transactions upserting the same rows on
@@ -238,6 +224,43 @@ func (tx *Tx) applyUnreadChanges(ctx context.Context, cs unreadChanges, pes []Pu
 		}
 	}
 	return nil
+}
+
+// readUnread writes the row of a user who read in the batch (c.read) and
+// reports whether their count fell, which is looked up only when asked
+// (the user has pushers to tell).
+func (tx *Tx) readUnread(ctx context.Context, k unreadKey, c *unreadChange, askFell bool) (bool, error) {
+	if c.notifications == 0 && !c.readBefore {
+		// Nothing of the batch is unread: clear what was, if anything
+		// (a read_pos left behind is as good when nothing is unread).
+		res, err := tx.q.ExecContext(ctx, `
+			UPDATE push_unread SET notifications = 0, highlights = 0, read_pos = $1, stream_pos = $2
+			WHERE user_id = $3 AND room_id = $4 AND thread_id = $5 AND notifications > 0`,
+			c.readPos, c.pos, k.user, k.room, k.thread)
+		if err != nil {
+			return false, err
+		}
+		n, err := res.RowsAffected()
+		return n > 0, err
+	}
+	fell := c.readBefore
+	if !fell && askFell {
+		var before int64
+		err := tx.q.QueryRowContext(ctx, `
+			SELECT notifications FROM push_unread WHERE user_id = $1 AND room_id = $2 AND thread_id = $3`,
+			k.user, k.room, k.thread).Scan(&before)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return false, err
+		}
+		fell = before > 0
+	}
+	_, err := tx.q.ExecContext(ctx, `
+		INSERT INTO push_unread (user_id, room_id, thread_id, notifications, highlights, read_pos, stream_pos)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET notifications = excluded.notifications,
+			highlights = excluded.highlights, read_pos = excluded.read_pos, stream_pos = excluded.stream_pos`,
+		k.user, k.room, k.thread, c.notifications, c.highlights, c.readPos, c.pos)
+	return fell, err
 }
 
 // rowsPerInsert is the rows of one multi-row INSERT, per database. SQLite

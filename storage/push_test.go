@@ -421,3 +421,61 @@ func TestPruneNotifications(t *testing.T) {
 		}
 	})
 }
+
+// A user's own event reads their notifications: their pushers get a count
+// update when something was unread, and none when nothing was.
+func TestSendingQueuesCountPush(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		p := storage.Pusher{UserID: "@a:x", AppID: "app", Pushkey: "key", Kind: "http", AppDisplayName: "App",
+			DeviceDisplayName: "Phone", Lang: "en", Data: []byte(`{}`), URL: "https://gw/_matrix/push/v1/notify",
+			DeviceID: "DEV", PushkeyTS: 1}
+		if err := db.SetPusher(ctx, p, false); err != nil {
+			t.Fatal(err)
+		}
+		ps, err := db.Pushers(ctx, "@a:x")
+		if err != nil || len(ps) != 1 {
+			t.Fatalf("pushers: %v %v", ps, err)
+		}
+		id := ps[0].ID
+		countPushes := func() int {
+			t.Helper()
+			q, err := db.QueuedPushes(ctx, id, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, qp := range q {
+				if qp.EventID == "" {
+					n++
+					if err := db.DeleteQueuedPush(ctx, qp.ID); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			return n
+		}
+		send := func(pos int64) storage.PushRecorded {
+			t.Helper()
+			rec, err := recordPush(ctx, db, storage.PushEvent{RoomID: "!r:x", EventID: fmt.Sprint("$", pos), EventPos: pos,
+				ThreadID: "main", TS: pos, LocalSender: "@a:x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rec
+		}
+		if rec := send(1); len(rec.Pushers) != 0 || countPushes() != 0 {
+			t.Errorf("sending with nothing unread queued a count update: %+v", rec)
+		}
+		if _, err := recordPush(ctx, db, storage.PushEvent{RoomID: "!r:x", EventID: "$2", EventPos: 2, ThreadID: "main", TS: 2,
+			Notify: []storage.PushNotify{{UserID: "@a:x", Actions: []byte(`["notify"]`)}}}); err != nil {
+			t.Fatal(err)
+		}
+		if rec := send(3); !slices.Equal(rec.Pushers, []int64{id}) || countPushes() != 1 {
+			t.Errorf("sending after a notification: pushers %v", rec.Pushers)
+		}
+		if n, err := db.UnreadTotal(ctx, "@a:x"); err != nil || n != 0 {
+			t.Errorf("unread after sending: %d %v", n, err)
+		}
+	})
+}

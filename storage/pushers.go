@@ -231,21 +231,27 @@ func (tx *Tx) queueCountPushes(ctx context.Context, userID string, ts int64) ([]
 	if err != nil {
 		return nil, fmt.Errorf("pushers of %s: %w", userID, err)
 	}
+	return ids, tx.queueCountPushesTo(ctx, ids, ts)
+}
+
+// queueCountPushesTo queues a count update for each pusher of ids that has
+// none waiting.
+func (tx *Tx) queueCountPushesTo(ctx context.Context, ids []int64, ts int64) error {
 	for _, id := range ids {
 		// One count update waiting is enough: the count is read when it
 		// is sent.
 		var waiting int
 		if err := tx.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM push_queue WHERE pusher_id = $1 AND event_id = ''`,
 			id).Scan(&waiting); err != nil {
-			return nil, fmt.Errorf("queue of pusher %d: %w", id, err)
+			return fmt.Errorf("queue of pusher %d: %w", id, err)
 		}
 		if waiting == 0 {
 			if err := tx.queuePush(ctx, id, "", "", []byte(`{}`), ts); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	return ids, nil
+	return nil
 }
 
 func (tx *Tx) queuePush(ctx context.Context, pusher int64, roomID, eventID string, tweaks []byte, ts int64) error {
