@@ -1,6 +1,8 @@
 package roomserver
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -218,4 +220,44 @@ func TestTransactionIDsPerEndpoint(t *testing.T) {
 			t.Error("a transaction without an endpoint was accepted")
 		}
 	})
+}
+
+// Jobs queued while a batch runs: those for its rooms join it (up to
+// maxBatch in all), the others wait for the next batch ahead of what is
+// queued after them, and one whose caller gave up is answered at once.
+func TestAbsorbQueuedJobs(t *testing.T) {
+	rs := &Roomserver{queue: make(chan *job, 8)}
+	mk := func(ctx context.Context, room string) *job {
+		return &job{ctx: ctx, roomID: room, done: make(chan jobResult, 1)}
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	bg := context.Background()
+	a1, b1, dead, a2, a3 := mk(bg, "!a"), mk(bg, "!b"), mk(gone, "!a"), mk(bg, "!a"), mk(bg, "!a")
+	for _, j := range []*job{a1, b1, dead, a2, a3} {
+		rs.queue <- j
+	}
+	more := rs.absorb([]string{"!a", "!c"}, maxBatch-2)
+	if len(more) != 2 || more[0] != a1 || more[1] != a2 {
+		t.Fatalf("absorbed %v, want a1 and a2", more)
+	}
+	if len(rs.held) != 1 || rs.held[0] != b1 {
+		t.Fatalf("held %v, want b1", rs.held)
+	}
+	select {
+	case r := <-dead.done:
+		if !errors.Is(r.err, context.Canceled) {
+			t.Errorf("the abandoned job got %v", r.err)
+		}
+	default:
+		t.Error("the abandoned job was not answered")
+	}
+	later := mk(bg, "!c")
+	rs.queue <- later
+	if batch := rs.collect(nil); len(batch) != 3 || batch[0] != b1 || batch[1] != a3 || batch[2] != later {
+		t.Errorf("next batch %v, want b1, a3, then the later job", batch)
+	}
+	if len(rs.held) != 0 {
+		t.Errorf("still held: %v", rs.held)
+	}
 }

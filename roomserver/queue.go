@@ -69,6 +69,10 @@ func (rs *Roomserver) submit(ctx context.Context, roomID string, run func(contex
 func (rs *Roomserver) commitLoop() {
 	defer rs.committer.Done()
 	for {
+		if len(rs.held) > 0 {
+			rs.runBatch(rs.collect(nil))
+			continue
+		}
 		var first *job
 		select {
 		case first = <-rs.queue:
@@ -81,7 +85,10 @@ func (rs *Roomserver) commitLoop() {
 				case j := <-rs.queue:
 					rs.runBatch(rs.collect(j))
 				default:
-					return
+					if len(rs.held) == 0 {
+						return
+					}
+					rs.runBatch(rs.collect(nil))
 				}
 			}
 		}
@@ -89,9 +96,15 @@ func (rs *Roomserver) commitLoop() {
 	}
 }
 
-// collect returns first and the jobs queued behind it, up to maxBatch.
+// collect returns the held jobs, first (unless nil) and the jobs queued
+// behind them, up to maxBatch.
 func (rs *Roomserver) collect(first *job) []*job {
-	batch := []*job{first}
+	n := min(len(rs.held), maxBatch)
+	batch := append([]*job(nil), rs.held[:n]...)
+	rs.held = append(rs.held[:0], rs.held[n:]...)
+	if first != nil {
+		batch = append(batch, first)
+	}
 	for len(batch) < maxBatch {
 		select {
 		case j := <-rs.queue:
@@ -103,8 +116,36 @@ func (rs *Roomserver) collect(first *job) []*job {
 	return batch
 }
 
-// runBatch runs the jobs in one transaction, hands their output to the
-// publisher once committed, and answers each job.
+// absorb takes the jobs queued while the batch ran, up to maxBatch in all:
+// those for rooms the batch has locked join it (they share its commit,
+// which costs the same for twice the events, since the senders of a batch
+// wait for it and the others queue meanwhile); the others are held for the
+// next batch, since locking more rooms now would break the lock order.
+// Jobs whose caller gave up are answered at once.
+func (rs *Roomserver) absorb(rooms []string, n int) []*job {
+	var more []*job
+	for n+len(more) < maxBatch {
+		var j *job
+		select {
+		case j = <-rs.queue:
+		default:
+			return more
+		}
+		switch {
+		case j.ctx.Err() != nil:
+			j.done <- jobResult{err: j.ctx.Err()}
+		case slices.Contains(rooms, j.roomID):
+			more = append(more, j)
+		default:
+			rs.held = append(rs.held, j)
+		}
+	}
+	return more
+}
+
+// runBatch runs the jobs, and those for the same rooms queued while they
+// ran (absorb), in one transaction, hands their output to the publisher
+// once committed, and answers each job.
 func (rs *Roomserver) runBatch(batch []*job) {
 	live := batch[:0:0]
 	for _, j := range batch {
@@ -128,6 +169,7 @@ func (rs *Roomserver) runBatch(batch []*job) {
 	defer cancel()
 	published := rs.pub.publishedPos()
 	results := make([]jobResult, len(live))
+	absorbed := false
 	var observed func(committed bool)
 	err := rs.db.WithTx(ctx, func(tx *storage.Tx) error {
 		clear(results)
@@ -149,22 +191,16 @@ func (rs *Roomserver) runBatch(batch []*job) {
 			}
 		}
 		w := newWriter(rs, tx)
-		for i, j := range live {
-			if err := tx.Savepoint(ctx, jobSavepoint); err != nil {
-				return err
-			}
-			w.startJob()
-			outs, err := j.run(ctx, w)
-			if err != nil {
-				if rerr := tx.RollbackTo(ctx, jobSavepoint); rerr != nil {
-					return rerr
-				}
-				w.undoJob()
-				results[i].err = err
-			} else {
-				results[i].outs = outs
-			}
-			if err := tx.ReleaseSavepoint(ctx, jobSavepoint); err != nil {
+		if err := rs.runJobs(ctx, tx, w, live, results); err != nil {
+			return err
+		}
+		// Once per batch (a retried attempt runs them with the rest).
+		if !absorbed {
+			absorbed = true
+			more := rs.absorb(rooms, len(live))
+			live = append(live, more...)
+			results = append(results, make([]jobResult, len(more))...)
+			if err := rs.runJobs(ctx, tx, w, more, results[len(live)-len(more):]); err != nil {
 				return err
 			}
 		}
@@ -201,6 +237,31 @@ func (rs *Roomserver) runBatch(batch []*job) {
 	for i, j := range live {
 		j.done <- results[i]
 	}
+}
+
+// runJobs runs jobs in tx, each under a savepoint: a failed job's writes
+// are undone and its error is its result; the others are kept.
+func (rs *Roomserver) runJobs(ctx context.Context, tx *storage.Tx, w *writer, jobs []*job, results []jobResult) error {
+	for i, j := range jobs {
+		if err := tx.Savepoint(ctx, jobSavepoint); err != nil {
+			return err
+		}
+		w.startJob()
+		outs, err := j.run(ctx, w)
+		if err != nil {
+			if rerr := tx.RollbackTo(ctx, jobSavepoint); rerr != nil {
+				return rerr
+			}
+			w.undoJob()
+			results[i].err = err
+		} else {
+			results[i].outs = outs
+		}
+		if err := tx.ReleaseSavepoint(ctx, jobSavepoint); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // observe hands the Observer the events the batch's jobs added to the

@@ -135,7 +135,10 @@ type Roomserver struct {
 	serverKeys ServerKeys
 	observer   Observer
 
-	queue     chan *job
+	queue chan *job
+	// held are jobs taken from queue for a batch that could not take
+	// them (absorb), run first by the next (committer goroutine only).
+	held      []*job
 	stop      chan struct{}
 	stopOnce  sync.Once
 	committer sync.WaitGroup
