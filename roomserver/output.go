@@ -33,6 +33,24 @@ type OutputEvent struct {
 	StateKey   *string `json:"state_key,omitempty"`
 	Sender     string  `json:"sender"`
 	Membership string  `json:"membership,omitempty"` // of m.room.member events
+	// The state snapshots before and after the event, and its state key's
+	// NID (storage.EventRecord's; every process shares the database that
+	// numbers them), so that a consumer needing only the room's state at
+	// the event need not read the event back.
+	StateBeforeNID int64 `json:"state_before_nid,omitempty"`
+	StateAfterNID  int64 `json:"state_after_nid,omitempty"`
+	StateKeyNID    int64 `json:"state_key_nid,omitempty"`
+}
+
+// Record is the part of the stored event that o carries, or nil when o
+// does not carry its state (published by an earlier version).
+func (o *OutputEvent) Record() *storage.EventRecord {
+	if o.StateAfterNID == 0 && o.StateBeforeNID == 0 {
+		return nil
+	}
+	return &storage.EventRecord{StreamPos: o.StreamPos, RoomID: o.RoomID, EventID: o.EventID, Type: o.Type,
+		StateKey: o.StateKey, StateKeyNID: o.StateKeyNID, Sender: o.Sender, Membership: o.Membership,
+		StateBeforeNID: o.StateBeforeNID, StateAfterNID: o.StateAfterNID}
 }
 
 // publisher publishes committed output in order, off the committer's
@@ -99,7 +117,8 @@ func (p *publisher) republish(ctx context.Context) error {
 
 func outputOfRecord(r *storage.EventRecord) OutputEvent {
 	return OutputEvent{StreamPos: r.StreamPos, RoomID: r.RoomID, EventID: r.EventID, Type: r.Type,
-		StateKey: r.StateKey, Sender: r.Sender, Membership: r.Membership}
+		StateKey: r.StateKey, Sender: r.Sender, Membership: r.Membership,
+		StateBeforeNID: r.StateBeforeNID, StateAfterNID: r.StateAfterNID, StateKeyNID: r.StateKeyNID}
 }
 
 // enqueue hands committed outputs (in stream order) to the publisher.
@@ -110,6 +129,10 @@ func (p *publisher) enqueue(outs []Output) {
 	evs := make([]OutputEvent, len(outs))
 	for i, o := range outs {
 		ev := o.Event
+		if o.record != nil {
+			evs[i] = outputOfRecord(o.record)
+			continue
+		}
 		evs[i] = OutputEvent{StreamPos: o.StreamPos, RoomID: ev.RoomID(), EventID: ev.EventID(),
 			Type: ev.Type(), StateKey: ev.StateKey(), Sender: ev.Sender(), Membership: ev.Membership()}
 	}

@@ -299,17 +299,25 @@ func (s *Sender) handle(ctx context.Context, msgs []*bus.Message) error {
 	if len(ours) == 0 {
 		return nil
 	}
-	ids := make([]string, len(ours))
-	for i, out := range ours {
-		ids[i] = out.EventID
+	// The state at each event comes with its output; events published
+	// without it are read back, in one query.
+	byID := make(map[string]*storage.EventRecord, len(ours))
+	var ids []string
+	for _, out := range ours {
+		if rec := out.Record(); rec != nil {
+			byID[out.EventID] = rec
+		} else {
+			ids = append(ids, out.EventID)
+		}
 	}
-	recs, err := s.cfg.DB.EventsByID(ctx, ids)
-	if err != nil {
-		return fmt.Errorf("federation sender: %w", err)
-	}
-	byID := make(map[string]*storage.EventRecord, len(recs))
-	for _, rec := range recs {
-		byID[rec.EventID] = rec
+	if len(ids) > 0 {
+		recs, err := s.cfg.DB.EventsByID(ctx, ids)
+		if err != nil {
+			return fmt.Errorf("federation sender: %w", err)
+		}
+		for _, rec := range recs {
+			byID[rec.EventID] = rec
+		}
 	}
 	var queued []storage.QueuedPDU
 	for _, out := range ours {
