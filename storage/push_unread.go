@@ -158,55 +158,51 @@ func (tx *Tx) MarkNotificationsRead(ctx context.Context, userID, roomID, threadI
 	if err := tx.dialect.lockRoom(ctx, tx.tx, "push "+roomID); err != nil {
 		return false, err
 	}
-	q := `SELECT thread_id, notifications FROM push_unread
-		WHERE user_id = $1 AND room_id = $2 AND read_pos < $3`
+	// Each (room, thread) row the read moves, with what is left after the
+	// event: the user's notifications after it, found by the primary key
+	// (few, for a receipt of a recent event), in one statement.
+	q := `SELECT u.thread_id, u.notifications, COUNT(n.event_pos),
+			COALESCE(SUM(CASE WHEN n.highlight THEN 1 ELSE 0 END), 0)
+		FROM push_unread u LEFT JOIN push_notifications n
+			ON n.user_id = u.user_id AND n.event_pos > $3 AND n.room_id = u.room_id AND n.thread_id = u.thread_id
+		WHERE u.user_id = $1 AND u.room_id = $2 AND u.read_pos < $3`
 	args := []any{userID, roomID, eventPos}
 	if threadID != "" {
-		q += ` AND thread_id = $4`
+		q += ` AND u.thread_id = $4`
 		args = append(args, threadID)
 	}
-	rows, err := tx.q.QueryContext(ctx, q, args...)
+	rows, err := tx.q.QueryContext(ctx, q+` GROUP BY u.thread_id, u.notifications`, args...)
 	if err != nil {
-		return false, fmt.Errorf("read position of %s in %s: %w", userID, roomID, err)
+		return false, fmt.Errorf("unread notifications of %s in %s: %w", userID, roomID, err)
 	}
-	unread := map[string]int64{}
+	type left struct {
+		thread            string
+		before, now, high int64
+	}
+	var moved []left
 	for rows.Next() {
-		var thread string
-		var n int64
-		if err := rows.Scan(&thread, &n); err != nil {
+		var l left
+		if err := rows.Scan(&l.thread, &l.before, &l.now, &l.high); err != nil {
 			rows.Close()
-			return false, fmt.Errorf("read position of %s in %s: %w", userID, roomID, err)
+			return false, fmt.Errorf("unread notifications of %s in %s: %w", userID, roomID, err)
 		}
-		unread[thread] = n
+		moved = append(moved, l)
 	}
 	err = rows.Err()
 	rows.Close()
 	if err != nil {
-		return false, fmt.Errorf("read position of %s in %s: %w", userID, roomID, err)
+		return false, fmt.Errorf("unread notifications of %s in %s: %w", userID, roomID, err)
 	}
 	changed := false
-	for thread, before := range unread {
-		// What is left: the notifications after the event. The scan is of
-		// the user's notifications after it, in every room: few, for a
-		// receipt of a recent event.
-		var n, h int64
-		if err := tx.q.QueryRowContext(ctx, `
-			SELECT COUNT(*), COALESCE(SUM(CASE WHEN highlight THEN 1 ELSE 0 END), 0) FROM push_notifications
-			WHERE user_id = $1 AND event_pos > $2 AND room_id = $3 AND thread_id = $4`,
-			userID, eventPos, roomID, thread).Scan(&n, &h); err != nil {
-			return false, fmt.Errorf("unread notifications of %s in %s: %w", userID, roomID, err)
-		}
-		set := `read_pos = $1`
-		if n != before {
-			changed = true
-			set += `, notifications = $5, highlights = $6, stream_pos = $7`
-		}
-		args := []any{eventPos, userID, roomID, thread}
-		if n != before {
-			args = append(args, n, h, pos)
-		}
-		if _, err := tx.q.ExecContext(ctx, `UPDATE push_unread SET `+set+`
-			WHERE user_id = $2 AND room_id = $3 AND thread_id = $4`, args...); err != nil {
+	for _, l := range moved {
+		// The row's change position moves only with its count, which is
+		// what incremental /sync looks for.
+		changed = changed || l.now != l.before
+		if _, err := tx.q.ExecContext(ctx, `
+			UPDATE push_unread SET read_pos = $1, notifications = $2, highlights = $3,
+				stream_pos = CASE WHEN notifications = $2 THEN stream_pos ELSE $4 END
+			WHERE user_id = $5 AND room_id = $6 AND thread_id = $7`,
+			eventPos, l.now, l.high, pos, userID, roomID, l.thread); err != nil {
 			return false, fmt.Errorf("read notifications of %s in %s: %w", userID, roomID, err)
 		}
 	}
