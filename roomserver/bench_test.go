@@ -68,11 +68,7 @@ func BenchmarkReceiveTransactions(b *testing.B) {
 	ver, _ := pdu.GetRoomVersion("11")
 	alice, bob := user("alice"), "@bob:"+remoteServer
 	roomID, _ := e.createRoomB(b, alice)
-	create := e.stateEvent(roomID, "m.room.create", "")
-	pl := e.stateEvent(roomID, "m.room.power_levels", "")
-	jr := e.stateEvent(roomID, "m.room.join_rules", "")
-	join := remote.build(b, ver, roomID, bob, "m.room.member", strp(bob), map[string]string{"membership": "join"},
-		[]*pdu.Event{e.lastEvent(roomID)}, []*pdu.Event{create, pl, jr})
+	create, pl, join := e.remoteJoin(b, remote, ver, roomID, bob)
 	if r := e.input(roomID, join)[0]; r.Output == nil {
 		b.Fatalf("join: %+v", r)
 	}

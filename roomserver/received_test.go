@@ -268,11 +268,7 @@ func TestReceivedContentHashMismatchIsRedacted(t *testing.T) {
 		ver, _ := pdu.GetRoomVersion("11")
 		alice, bob := user("alice"), "@bob:"+remoteServer
 		roomID, _ := e.createRoom("11", alice)
-		create := e.stateEvent(roomID, "m.room.create", "")
-		plEv := e.stateEvent(roomID, "m.room.power_levels", "")
-		jr := e.stateEvent(roomID, "m.room.join_rules", "")
-		join := remote.build(t, ver, roomID, bob, "m.room.member", strp(bob), map[string]string{"membership": "join"},
-			[]*pdu.Event{e.lastEvent(roomID)}, []*pdu.Event{create, plEv, jr})
+		create, plEv, join := e.remoteJoin(t, remote, ver, roomID, bob)
 		e.input(roomID, join)
 		msg := remote.build(t, ver, roomID, bob, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "original"},
 			[]*pdu.Event{join}, []*pdu.Event{create, plEv, join})
@@ -305,11 +301,7 @@ func TestReceivedChainInOneCall(t *testing.T) {
 		ver, _ := pdu.GetRoomVersion("11")
 		alice, bob := user("alice"), "@bob:"+remoteServer
 		roomID, _ := e.createRoom("11", alice)
-		create := e.stateEvent(roomID, "m.room.create", "")
-		plEv := e.stateEvent(roomID, "m.room.power_levels", "")
-		jr := e.stateEvent(roomID, "m.room.join_rules", "")
-		join := remote.build(t, ver, roomID, bob, "m.room.member", strp(bob), map[string]string{"membership": "join"},
-			[]*pdu.Event{e.lastEvent(roomID)}, []*pdu.Event{create, plEv, jr})
+		create, plEv, join := e.remoteJoin(t, remote, ver, roomID, bob)
 		const n, forgedAt = 50, 20
 		evs := []*pdu.Event{join}
 		for i := 1; i < n; i++ {
@@ -359,11 +351,7 @@ func TestReceivedCitingEventsOfTheSameCall(t *testing.T) {
 		ver, _ := pdu.GetRoomVersion("11")
 		alice, bob := user("alice"), "@bob:"+remoteServer
 		roomID, _ := e.createRoom("11", alice)
-		create := e.stateEvent(roomID, "m.room.create", "")
-		plEv := e.stateEvent(roomID, "m.room.power_levels", "")
-		jr := e.stateEvent(roomID, "m.room.join_rules", "")
-		join := remote.build(t, ver, roomID, bob, "m.room.member", strp(bob), map[string]string{"membership": "join"},
-			[]*pdu.Event{e.lastEvent(roomID)}, []*pdu.Event{create, plEv, jr})
+		create, plEv, join := e.remoteJoin(t, remote, ver, roomID, bob)
 		rename := remote.build(t, ver, roomID, bob, "m.room.member", strp(bob), map[string]string{"membership": "join", "displayname": "Bob"},
 			[]*pdu.Event{join}, []*pdu.Event{create, plEv, join})
 		msg := remote.build(t, ver, roomID, bob, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "oops"},
@@ -437,6 +425,19 @@ func forEachRecentVersion(t *testing.T, fn func(t *testing.T, e *env, remote *fa
 			forEachDSN(t, func(t *testing.T, dsn string) { fn(t, newEnvWithRemote(t, dsn, remote), remote, ver) })
 		})
 	}
+}
+
+// remoteJoin builds (without input) the remote user bob's join of a room
+// created here, and returns it with the room's create and power levels
+// events, which bob's later events cite too.
+func (e *env) remoteJoin(t testing.TB, remote *fakeRemote, ver *pdu.RoomVersion, roomID, bob string) (create, pl, join *pdu.Event) {
+	t.Helper()
+	create = e.stateEvent(roomID, "m.room.create", "")
+	pl = e.stateEvent(roomID, "m.room.power_levels", "")
+	jr := e.stateEvent(roomID, "m.room.join_rules", "")
+	join = remote.build(t, ver, roomID, bob, "m.room.member", strp(bob), map[string]string{"membership": "join"},
+		[]*pdu.Event{e.lastEvent(roomID)}, []*pdu.Event{orNil(ver, create), pl, jr})
+	return create, pl, join
 }
 
 // forEachDSN runs fn with a fresh database of each kind.
