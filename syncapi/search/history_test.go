@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -136,15 +134,8 @@ func TestIndexBackfilledHistory(t *testing.T) {
 		if n, err := ix.idx.DocCount(); err != nil || n != 5 {
 			t.Fatalf("%d documents in the index (%v), want 5: the four walruses and the nudge", n, err)
 		}
-		if err := ix.Close(); err != nil {
-			t.Fatal(err)
-		}
-
 		// The directory deleted: rebuilt from the database.
-		if err := os.RemoveAll(filepath.Join(st.dir, "search.bleve")); err != nil {
-			t.Fatal(err)
-		}
-		ix = st.open()
+		ix = st.reopenEmpty(ix)
 		defer ix.Close()
 		findEventually(t, ix, db, roomID, "walrus", []string{present, old, older, oldest})
 	})

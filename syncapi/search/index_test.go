@@ -63,6 +63,19 @@ func (st *stack) open() *Index {
 	return ix
 }
 
+// reopenEmpty closes ix, deletes the index's directory and opens the
+// index again, which rebuilds it from the database.
+func (st *stack) reopenEmpty(ix *Index) *Index {
+	st.t.Helper()
+	if err := ix.Close(); err != nil {
+		st.t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(st.dir, "search.bleve")); err != nil {
+		st.t.Fatal(err)
+	}
+	return st.open()
+}
+
 func (st *stack) createRoom(creator string) string {
 	st.t.Helper()
 	v, err := pdu.GetRoomVersion(pdu.DefaultRoomVersion)
@@ -155,15 +168,8 @@ func TestIndexRebuildAndResume(t *testing.T) {
 		if got := find(t, ix, db, roomID, "walrus"); !slices.Equal(got, []string{third, second, first}) {
 			t.Fatalf("after a restart: %v", got)
 		}
-		if err := ix.Close(); err != nil {
-			t.Fatal(err)
-		}
-
 		// The directory deleted: rebuilt from the database.
-		if err := os.RemoveAll(filepath.Join(st.dir, "search.bleve")); err != nil {
-			t.Fatal(err)
-		}
-		ix = st.open()
+		ix = st.reopenEmpty(ix)
 		defer ix.Close()
 		if got := find(t, ix, db, roomID, "walrus"); !slices.Equal(got, []string{third, second, first}) {
 			t.Fatalf("after a rebuild: %v", got)
