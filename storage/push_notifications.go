@@ -55,6 +55,9 @@ type PushEvent struct {
 	// LocalSender is the sender when a local user: sending counts as
 	// reading their earlier notifications of the thread.
 	LocalSender string
+	// Withdraws is, for a redaction that redacted an event of the room's
+	// timeline, that event's stream position: its notifications go.
+	Withdraws int64
 }
 
 // PushRecorded is what RecordPushes did with one event.
@@ -123,7 +126,64 @@ func (tx *Tx) RecordPushes(ctx context.Context, pes []PushEvent) ([]PushRecorded
 	if err := tx.applyUnreadChanges(ctx, counts, pes, pushers, out); err != nil {
 		return nil, fmt.Errorf("record notifications: %w", err)
 	}
+	// After the counts, so that a redaction of an event of the same batch
+	// finds its notifications counted, and read if a sender read them.
+	for _, pe := range pes {
+		if pe.Withdraws != 0 {
+			if err := tx.withdrawNotifications(ctx, pe); err != nil {
+				return nil, fmt.Errorf("record notifications: %w", err)
+			}
+		}
+	}
 	return out, nil
+}
+
+// withdrawNotifications deletes the notifications of the event a
+// redaction redacted, as Synapse does (a message taken back no longer
+// counts or lists), and takes the unread ones off their counts, whose
+// change position becomes the redaction's so that incremental /sync
+// reports them. Whoever was notified was a member of the room then and
+// so has a membership in it now: their rows are found by primary key.
+func (tx *Tx) withdrawNotifications(ctx context.Context, redaction PushEvent) error {
+	rows, err := tx.q.QueryContext(ctx, `
+		DELETE FROM push_notifications WHERE event_pos = $1 AND room_id = $2 AND user_id IN (
+			SELECT m.user_id FROM room_memberships m JOIN rooms r ON r.room_nid = m.room_nid
+			WHERE r.room_id = $2)
+		RETURNING user_id, thread_id, highlight`, redaction.Withdraws, redaction.RoomID)
+	if err != nil {
+		return fmt.Errorf("withdraw notifications: %w", err)
+	}
+	type withdrawn struct {
+		user, thread string
+		highlight    bool
+	}
+	var ws []withdrawn
+	for rows.Next() {
+		var w withdrawn
+		if err := rows.Scan(&w.user, &w.thread, &w.highlight); err != nil {
+			rows.Close()
+			return fmt.Errorf("withdraw notifications: %w", err)
+		}
+		ws = append(ws, w)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return fmt.Errorf("withdraw notifications: %w", err)
+	}
+	for _, w := range ws {
+		highlights := 0
+		if w.highlight {
+			highlights = 1
+		}
+		if _, err := tx.q.ExecContext(ctx, `
+			UPDATE push_unread SET notifications = notifications - 1, highlights = highlights - $1, stream_pos = $2
+			WHERE user_id = $3 AND room_id = $4 AND thread_id = $5 AND read_pos < $6 AND notifications > 0`,
+			highlights, redaction.EventPos, w.user, redaction.RoomID, w.thread, redaction.Withdraws); err != nil {
+			return fmt.Errorf("withdraw notifications: %w", err)
+		}
+	}
+	return nil
 }
 
 // rowsPerInsert is the rows of one multi-row INSERT, per database. SQLite

@@ -479,3 +479,88 @@ func TestSendingQueuesCountPush(t *testing.T) {
 		}
 	})
 }
+
+// A redaction's Withdraws deletes its event's notifications and takes the
+// unread ones off their counts, also for an event of the same batch; a
+// notification already read comes off no count.
+func TestWithdrawNotifications(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		const room = "!r:x"
+		// Whoever is notified is a member of the room (@b has left since).
+		if err := db.WithTx(ctx, func(tx *storage.Tx) error {
+			nid, err := tx.InsertRoom(ctx, room, "11")
+			if err != nil {
+				return err
+			}
+			if err := tx.SetMembership(ctx, nid, "@a:x", "join", 1); err != nil {
+				return err
+			}
+			return tx.SetMembership(ctx, nid, "@b:x", "leave", 2)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		both := []storage.PushNotify{{UserID: "@a:x", Actions: []byte(`["notify"]`), Highlight: true},
+			{UserID: "@b:x", Actions: []byte(`["notify"]`)}}
+		ev := func(id string, pos int64) storage.PushEvent {
+			return storage.PushEvent{RoomID: room, EventID: id, EventPos: pos, ThreadID: "main", TS: pos, Notify: both}
+		}
+		redaction := func(id string, pos, withdraws int64) storage.PushEvent {
+			return storage.PushEvent{RoomID: room, EventID: id, EventPos: pos, ThreadID: "main", TS: pos, Withdraws: withdraws}
+		}
+		record := func(pes ...storage.PushEvent) {
+			t.Helper()
+			if err := db.WithTx(ctx, func(tx *storage.Tx) error {
+				_, err := tx.RecordPushes(ctx, pes)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check := func(user string, wantN, wantH int, wantIDs ...string) {
+			t.Helper()
+			cs, err := db.UnreadCounts(ctx, user, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, h := 0, 0
+			for _, c := range cs {
+				n, h = n+c.Notifications, h+c.Highlights
+			}
+			ns, err := db.Notifications(ctx, user, 0, 10, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, x := range ns {
+				ids = append(ids, x.EventID)
+			}
+			if n != wantN || h != wantH || !slices.Equal(ids, wantIDs) {
+				t.Errorf("%s: counts %d, %d and notifications %v; want %d, %d and %v", user, n, h, ids, wantN, wantH, wantIDs)
+			}
+		}
+
+		record(ev("$1", 10), ev("$2", 11), ev("$3", 12))
+		// @b reads up to $1 by sending $4.
+		record(storage.PushEvent{RoomID: room, EventID: "$4", EventPos: 13, ThreadID: "main", TS: 13, LocalSender: "@b:x"})
+		check("@a:x", 3, 3, "$3", "$2", "$1")
+		check("@b:x", 0, 0, "$3", "$2", "$1")
+
+		// The redaction of $2, unread for @a and read for @b (positions
+		// are made up here).
+		const before = 19
+		record(redaction("$r1", before+1, 11))
+		check("@a:x", 2, 2, "$3", "$1")
+		check("@b:x", 0, 0, "$3", "$1")
+		if changed, err := db.NotificationRoomsChanged(ctx, "@a:x", before); err != nil || !slices.Equal(changed, []string{room}) {
+			t.Errorf("rooms changed for @a by the redaction: %v %v", changed, err)
+		}
+
+		// An event and its redaction in one batch.
+		record(ev("$5", before+2), redaction("$r2", before+3, before+2))
+		check("@a:x", 2, 2, "$3", "$1")
+		// A redaction of an event without notifications changes nothing.
+		record(redaction("$r3", before+4, 99))
+		check("@a:x", 2, 2, "$3", "$1")
+	})
+}

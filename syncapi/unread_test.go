@@ -175,6 +175,49 @@ func TestUnreadThreadNotifications(t *testing.T) {
 	}
 }
 
+// A redaction withdraws its event's notifications, as Synapse does: an
+// unread one comes off the count in the response with the redaction, and
+// /notifications lists neither an unread nor a read one any more.
+func TestRedactionWithdrawsNotifications(t *testing.T) {
+	s := servertest.Start(t, 1)[0]
+	alice, bob := newUser(t, s, "alice"), newUser(t, s, "bob")
+	roomID := alice.createRoom(t, map[string]any{"preset": "public_chat"})
+	bob.join(t, roomID)
+	since := bob.sync(t, quiet).Get("next_batch").Str
+
+	m1 := alice.send(t, roomID, "one")
+	m2 := alice.sendEvent(t, roomID, "m.room.message", map[string]any{"msgtype": "m.text", "body": "bob: two",
+		"m.mentions": map[string]any{"user_ids": []string{bob.id}}})
+	m3 := alice.send(t, roomID, "three")
+	bob.ok(t, "POST", room(roomID)+"/receipt/m.read/"+url.PathEscape(m1), map[string]any{})
+	if n, h, _ := unread(bob.sync(t, quiet), roomID); n != 2 || h != 1 {
+		t.Fatalf("before the redactions: %d, %d; want 2, 1", n, h)
+	}
+
+	// The unread mention: its count and highlight go, with the redaction.
+	ch := bob.waitSync(t, since)
+	red := alice.redact(t, roomID, m2)
+	r := receive(t, ch, "the redaction").res
+	for !slices.Contains(timelineIDs(r, "join", roomID), red) {
+		r = bob.nextWith(t, r.Get("next_batch").Str, roomID, "the redaction")
+	}
+	if n, h, _ := unread(r, roomID); n != 1 || h != 0 {
+		t.Fatalf("with the redaction of the mention: %d, %d; want 1, 0: %s", n, h, r.Raw)
+	}
+	// The read message: nothing to take off.
+	alice.redact(t, roomID, m1)
+	if n, h, _ := unread(bob.sync(t, quiet), roomID); n != 1 || h != 0 {
+		t.Fatalf("after the redaction of a read message: %d, %d; want 1, 0", n, h)
+	}
+	var listed []string
+	for _, n := range bob.ok(t, "GET", v3+"/notifications", nil).Get("notifications").Array() {
+		listed = append(listed, n.Get("event.event_id").Str)
+	}
+	if !slices.Equal(listed, []string{m3}) {
+		t.Fatalf("/notifications lists %v, want only %s", listed, m3)
+	}
+}
+
 // An initial sync carries the default push rules as account data for a
 // user who never changed them, and the stored ones after a change.
 func TestPushRulesAccountData(t *testing.T) {

@@ -73,8 +73,12 @@ func (s *Service) process(ctx context.Context, tx *storage.Tx, rec *storage.Even
 	}
 	// The events after this one see the room with it.
 	defer s.rooms.apply(room, rec)
+	withdraws, err := redacted(ctx, tx, rec)
+	if err != nil {
+		return pe, false, err
+	}
 	targets := s.targets(rec, room)
-	if len(targets) == 0 && localSender == "" {
+	if len(targets) == 0 && localSender == "" && withdraws == 0 {
 		return pe, false, nil
 	}
 	var notify []storage.PushNotify
@@ -83,7 +87,7 @@ func (s *Service) process(ctx context.Context, tx *storage.Tx, rec *storage.Even
 			return pe, false, err
 		}
 	}
-	if len(notify) == 0 && localSender == "" {
+	if len(notify) == 0 && localSender == "" && withdraws == 0 {
 		return pe, false, nil
 	}
 	thread, err := threadOf(ctx, tx, rec)
@@ -92,8 +96,26 @@ func (s *Service) process(ctx context.Context, tx *storage.Tx, rec *storage.Even
 	}
 	return storage.PushEvent{
 		RoomID: rec.RoomID, EventID: rec.EventID, EventPos: rec.StreamPos, ThreadID: thread,
-		TS: s.cfg.Now().UnixMilli(), Notify: notify, LocalSender: localSender,
+		TS: s.cfg.Now().UnixMilli(), Notify: notify, LocalSender: localSender, Withdraws: withdraws,
 	}, true, nil
+}
+
+// redacted returns, when rec is a redaction that redacted an event of the
+// room's timeline, that event's stream position, else 0. The roomserver
+// has applied the redaction in this transaction, unless the redaction's
+// sender could not redact it or the event is unknown here.
+func redacted(ctx context.Context, tx *storage.Tx, rec *storage.EventRecord) (int64, error) {
+	if rec.Type != "m.room.redaction" || rec.Redacts == "" {
+		return 0, nil
+	}
+	targets, err := tx.EventsByID(ctx, []string{rec.Redacts})
+	if err != nil || len(targets) == 0 {
+		return 0, err
+	}
+	if t := targets[0]; t.RedactedBy == rec.EventID && t.StreamPos > 0 {
+		return t.StreamPos, nil
+	}
+	return 0, nil
 }
 
 // targets are the users to evaluate the event for: the room's local joined
