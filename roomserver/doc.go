@@ -50,10 +50,11 @@
 //
 // Every event that enters a room's timeline gets a position in the global
 // stream (storage.(*Tx).NextStreamPos) and is published on the JetStream
-// stream ROOMSERVER_OUTPUT, subject roomserver.output.event, with the
-// position as message ID (see Output and OutputEvent). The last published
-// position is stored; on start, events committed after it (a crash between
-// commit and publish) are published again.
+// stream ROOMSERVER_OUTPUT, subject roomserver.output.event, in messages
+// that each carry the events of one commit or more, with their first and
+// last positions as message ID (see Output, OutputEvent and DecodeOutput).
+// The last published position is stored; on start, events committed after
+// it (a crash between commit and publish) are published again.
 //
 // # Queries
 //

@@ -3,7 +3,6 @@ package roomserver
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -15,7 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// streamMessages reads every message of the output stream.
+// streamMessages reads every message of the output stream and returns
+// their events.
 func (e *env) streamMessages() []OutputEvent {
 	e.t.Helper()
 	ctx := ctxT(e.t)
@@ -36,16 +36,36 @@ func (e *env) streamMessages() []OutputEvent {
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		var ev OutputEvent
-		if err := json.Unmarshal(m.Data, &ev); err != nil {
-			e.t.Fatal(err)
+		evs, err := DecodeOutput(m.Data)
+		if err != nil || len(evs) == 0 {
+			e.t.Fatalf("message %d: %d events, %v", seq, len(evs), err)
 		}
-		if id := m.Header.Get("Nats-Msg-Id"); id != strconv.FormatInt(ev.StreamPos, 10) {
-			e.t.Errorf("message ID %q for position %d", id, ev.StreamPos)
+		want := strconv.FormatInt(evs[0].StreamPos, 10) + "-" + strconv.FormatInt(evs[len(evs)-1].StreamPos, 10)
+		if id := m.Header.Get("Nats-Msg-Id"); id != want {
+			e.t.Errorf("message ID %q for the positions %s", id, want)
 		}
-		out = append(out, ev)
+		out = append(out, evs...)
 	}
 	return out
+}
+
+// An output message is an array of events; one published by an earlier
+// version, a single event, reads as one.
+func TestDecodeOutput(t *testing.T) {
+	evs, err := DecodeOutput([]byte(`[{"stream_pos":3,"room_id":"!r:x","event_id":"$a","type":"m.room.message","sender":"@a:x"},` +
+		`{"stream_pos":4,"room_id":"!r:x","event_id":"$b","type":"m.room.member","state_key":"@b:x","sender":"@b:x","membership":"join"}]`))
+	if err != nil || len(evs) != 2 || evs[0].EventID != "$a" || evs[1].StreamPos != 4 || *evs[1].StateKey != "@b:x" {
+		t.Errorf("array: %+v %v", evs, err)
+	}
+	evs, err = DecodeOutput([]byte(` {"stream_pos":7,"room_id":"!r:x","event_id":"$c","type":"m.room.message","sender":"@a:x"}`))
+	if err != nil || len(evs) != 1 || evs[0].StreamPos != 7 || evs[0].EventID != "$c" {
+		t.Errorf("single event: %+v %v", evs, err)
+	}
+	for _, bad := range []string{``, `"x"`, `[1]`, `{"stream_pos":"x"}`, `[{}`} {
+		if evs, err := DecodeOutput([]byte(bad)); err == nil {
+			t.Errorf("%q decoded: %+v", bad, evs)
+		}
+	}
 }
 
 // waitForStream waits until the stream holds n messages.

@@ -147,17 +147,21 @@ func (a *API) consumeOutput(ctx context.Context, js jetstream.JetStream) error {
 }
 
 func (a *API) onOutput(data []byte) {
-	var ev roomserver.OutputEvent
-	if err := json.Unmarshal(data, &ev); err != nil || ev.RoomID == "" {
+	evs, err := roomserver.DecodeOutput(data)
+	if err != nil {
 		a.logger.Warn("malformed roomserver output", "err", err)
 		return
 	}
-	var users []string
-	if ev.Type == "m.room.member" && ev.StateKey != nil {
-		a.notifier.membership(ev.RoomID, *ev.StateKey, ev.Membership)
-		users = []string{*ev.StateKey}
+	for _, ev := range evs {
+		if ev.RoomID == "" {
+			a.logger.Warn("malformed roomserver output: an event without a room", "pos", ev.StreamPos)
+			continue
+		}
+		var users []string
+		if ev.Type == "m.room.member" && ev.StateKey != nil {
+			a.notifier.membership(ev.RoomID, *ev.StateKey, ev.Membership)
+			users = []string{*ev.StateKey}
+		}
+		a.notifier.notify(ev.StreamPos, ev.RoomID, users)
 	}
-	// Woken once the notifier has counted the event, so that the event
-	// and its unread count come in one response (unread.go).
-	a.notifier.notify(ev.StreamPos, ev.RoomID, users)
 }

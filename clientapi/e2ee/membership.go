@@ -11,7 +11,6 @@ package e2ee
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/myelin-chat/myelin/internal/bus"
@@ -61,20 +60,22 @@ func (s *Service) onRoomOutputs(ctx context.Context, msgs []*bus.Message) error 
 // lists of the room's remote members who no longer share a room with us.
 // A malformed message is logged and skipped.
 func (s *Service) onRoomOutput(ctx context.Context, msg *bus.Message) error {
-	var out roomserver.OutputEvent
-	if err := json.Unmarshal(msg.Data, &out); err != nil {
+	outs, err := roomserver.DecodeOutput(msg.Data)
+	if err != nil {
 		s.logger.Error("malformed roomserver output message; skipped", "seq", msg.Sequence, "err", err)
 		return nil
 	}
-	if out.Type != "m.room.member" || out.StateKey == nil || (out.Membership != "leave" && out.Membership != "ban") {
-		return nil
-	}
-	n, err := s.db.MarkUnsharedRemoteDeviceListsStale(ctx, out.RoomID, s.serverName)
-	if err != nil {
-		return fmt.Errorf("e2ee: %s: %w", out.EventID, err)
-	}
-	if n > 0 {
-		s.logger.Debug("cached device lists no longer kept up to date", "room", out.RoomID, "count", n)
+	for _, out := range outs {
+		if out.Type != "m.room.member" || out.StateKey == nil || (out.Membership != "leave" && out.Membership != "ban") {
+			continue
+		}
+		n, err := s.db.MarkUnsharedRemoteDeviceListsStale(ctx, out.RoomID, s.serverName)
+		if err != nil {
+			return fmt.Errorf("e2ee: %s: %w", out.EventID, err)
+		}
+		if n > 0 {
+			s.logger.Debug("cached device lists no longer kept up to date", "room", out.RoomID, "count", n)
+		}
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package sender
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -281,19 +280,21 @@ func (s *Sender) handle(ctx context.Context, msgs []*bus.Message) error {
 	// one query for the batch.
 	var ours []roomserver.OutputEvent
 	for _, msg := range msgs {
-		var out roomserver.OutputEvent
-		if err := json.Unmarshal(msg.Data, &out); err != nil {
+		outs, err := roomserver.DecodeOutput(msg.Data)
+		if err != nil {
 			s.log.Error("federation sender: malformed output message; skipped", "seq", msg.Sequence, "err", err)
 			continue
 		}
-		if out.Type == "m.room.member" && out.Membership == "join" && out.StateKey != nil {
-			// Users who now share a room hear of each other's presence.
-			if err := s.presence.joined(ctx, &out); err != nil {
-				return fmt.Errorf("federation sender: presence for the join %s: %w", out.EventID, err)
+		for _, out := range outs {
+			if out.Type == "m.room.member" && out.Membership == "join" && out.StateKey != nil {
+				// Users who now share a room hear of each other's presence.
+				if err := s.presence.joined(ctx, &out); err != nil {
+					return fmt.Errorf("federation sender: presence for the join %s: %w", out.EventID, err)
+				}
 			}
-		}
-		if roomserver.UserServer(out.Sender) == s.cfg.ServerName {
-			ours = append(ours, out)
+			if roomserver.UserServer(out.Sender) == s.cfg.ServerName {
+				ours = append(ours, out)
+			}
 		}
 	}
 	if len(ours) == 0 {
