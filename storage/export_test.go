@@ -6,7 +6,11 @@ package storage
 import (
 	"context"
 	"io/fs"
+	"strings"
 )
+
+// VisibilityEventsQuery is SyncVisibilityEvents's statement.
+const VisibilityEventsQuery = `SELECT ` + eventColumns + eventFrom + visibilityEventsWhere
 
 var (
 	LoadMigrations = loadMigrations
@@ -53,3 +57,23 @@ func (db *DB) QueryValue(ctx context.Context, reader bool, dst any, query string
 
 // MigrationFiles is the embedded schema.
 var MigrationFiles = migrationFiles
+
+// QueryPlan returns SQLite's plan for query (EXPLAIN QUERY PLAN), a line
+// per step.
+func (db *DB) QueryPlan(ctx context.Context, query string, args ...any) (string, error) {
+	rows, err := db.read.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var plan strings.Builder
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			return "", err
+		}
+		plan.WriteString(detail + "\n")
+	}
+	return plan.String(), rows.Err()
+}

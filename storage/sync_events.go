@@ -7,9 +7,11 @@ package storage
 // pieces of state history visibility depends on.
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 )
 
 // SyncMembership is a user's current membership of a room.
@@ -255,6 +257,12 @@ func (db *DB) SyncHeroes(ctx context.Context, roomNID int64, userID string, n in
 	return out, nil
 }
 
+const visibilityEventsWhere = `
+	WHERE e.room_nid = $1 AND e.stream_pos <= $3 AND e.state_key_nid IN (
+		SELECT state_key_nid FROM state_keys
+		WHERE (event_type = 'm.room.history_visibility' AND state_key = '')
+		   OR (event_type = 'm.room.member' AND state_key = $2))`
+
 // SyncVisibilityEvents returns the room's timeline events at or before
 // stream position upto that history visibility depends on: its
 // m.room.history_visibility events and userID's m.room.member events, in
@@ -262,12 +270,12 @@ func (db *DB) SyncHeroes(ctx context.Context, roomNID int64, userID string, n in
 // visibility setting and the user's membership just before it, for a whole
 // page of events at the cost of one query.
 func (db *DB) SyncVisibilityEvents(ctx context.Context, roomNID int64, userID string, upto int64) ([]*EventRecord, error) {
-	return queryEvents(ctx, db.read, `
-		WHERE e.room_nid = $1 AND e.stream_pos <= $3 AND e.state_key_nid IN (
-			SELECT state_key_nid FROM state_keys
-			WHERE (event_type = 'm.room.history_visibility' AND state_key = '')
-			   OR (event_type = 'm.room.member' AND state_key = $2))
-		ORDER BY e.stream_pos`, roomNID, userID, upto)
+	// Sorted here: asked to sort, SQLite walks the room's events in stream
+	// order (events_room_stream) rather than sort the few it finds by key
+	// (events_room_state_key).
+	evs, err := queryEvents(ctx, db.read, visibilityEventsWhere, roomNID, userID, upto)
+	slices.SortFunc(evs, func(a, b *EventRecord) int { return cmp.Compare(a.StreamPos, b.StreamPos) })
+	return evs, err
 }
 
 // SyncPositions is where each stream a sync reads stands, read at once so
