@@ -12,6 +12,12 @@ import (
 // VisibilityEventsQuery is SyncVisibilityEvents's statement.
 const VisibilityEventsQuery = `SELECT ` + eventColumns + eventFrom + visibilityEventsWhere
 
+// VisibilityEventsOfRoomsQuery is VisibilityEventsOfRooms's statement for
+// n rooms.
+func VisibilityEventsOfRoomsQuery(n int) string {
+	return `SELECT ` + eventColumns + eventFrom + visibilityEventsOfRoomsWhere(n)
+}
+
 var (
 	LoadMigrations = loadMigrations
 	Redact         = redact

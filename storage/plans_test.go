@@ -1,0 +1,51 @@
+package storage_test
+
+// Plans of the reads whose cost must not grow with the size of a room's
+// history or of a whole table: each is checked to use the index that
+// bounds it by what it returns. SQLite only: PostgreSQL picks plans from
+// statistics, and Myelin's SQLite databases have none (no ANALYZE), so the
+// plan on an empty database is the plan on a full one.
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/myelin-chat/myelin/storage"
+	"github.com/myelin-chat/myelin/storage/storagetest"
+)
+
+// checkPlan fails unless query's plan names every one of want and none of
+// notWant (index names, or "SCAN <table>").
+func checkPlan(t *testing.T, db *storage.DB, query string, args []any, want, notWant []string) {
+	t.Helper()
+	plan, err := db.QueryPlan(context.Background(), query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range want {
+		if !strings.Contains(plan, w) {
+			t.Errorf("plan does not use %s:\n%s", w, plan)
+		}
+	}
+	for _, n := range notWant {
+		if strings.Contains(plan, n) {
+			t.Errorf("plan uses %s:\n%s", n, plan)
+		}
+	}
+}
+
+// Search reads the history visibility and membership changes of all the
+// user's rooms at once; each room's are looked up by state key, whatever
+// the number of rooms, rather than found by walking the room's events.
+func TestVisibilityEventsOfRoomsPlan(t *testing.T) {
+	db := storagetest.Open(t, storage.SQLite)
+	for _, n := range []int{1, 3, 50, 500} {
+		args := []any{"@a:x", 100}
+		for i := range n {
+			args = append(args, i+1)
+		}
+		checkPlan(t, db, storage.VisibilityEventsOfRoomsQuery(n), args,
+			[]string{"events_room_state_key"}, []string{"events_room_stream", "TEMP B-TREE"})
+	}
+}
