@@ -18,6 +18,17 @@ func VisibilityEventsOfRoomsQuery(n int) string {
 	return `SELECT ` + eventColumns + eventFrom + visibilityEventsOfRoomsWhere(n)
 }
 
+// CurrentStateEventsQuery is CurrentStateEvents's statement for n keys.
+func CurrentStateEventsQuery(n int) string {
+	return `SELECT ` + eventColumns + eventFrom + currentStateEventsWhere(n)
+}
+
+// SyncMembersQuery is SyncCurrentState's statement for the member events
+// of n users.
+func SyncMembersQuery(n int) string {
+	return `SELECT ` + eventColumns + eventFrom + syncMembersWhere(n)
+}
+
 var (
 	LoadMigrations = loadMigrations
 	Redact         = redact

@@ -8,6 +8,7 @@ package storage_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -47,5 +48,28 @@ func TestVisibilityEventsOfRoomsPlan(t *testing.T) {
 		}
 		checkPlan(t, db, storage.VisibilityEventsOfRoomsQuery(n), args,
 			[]string{"events_room_state_key"}, []string{"events_room_stream", "TEMP B-TREE"})
+	}
+}
+
+// A room's current state at given keys (the roomserver's auth events, a
+// user's membership checked by every room request, lazy-loaded members)
+// is found by primary key, not by reading the room's whole state.
+func TestCurrentStateByKeyPlan(t *testing.T) {
+	db := storagetest.Open(t, storage.SQLite)
+	for _, n := range []int{1, 4, 250} {
+		args := []any{1}
+		for i := range n {
+			args = append(args, "m.room.member", "@u"+strconv.Itoa(i)+":x")
+		}
+		checkPlan(t, db, storage.CurrentStateEventsQuery(n), args,
+			[]string{"sqlite_autoindex_room_state_1 (room_nid=? AND state_key_nid=?)"}, nil)
+	}
+	for _, n := range []int{1, 2, 500} {
+		args := []any{1}
+		for i := range n {
+			args = append(args, "@u"+strconv.Itoa(i)+":x")
+		}
+		checkPlan(t, db, storage.SyncMembersQuery(n), args,
+			[]string{"sqlite_autoindex_room_state_1 (room_nid=? AND state_key_nid=?)"}, nil)
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"math/bits"
 	"sort"
+	"strings"
 )
 
 // StateKey is an (event type, state key) pair. It has the fields of
@@ -141,25 +142,38 @@ func currentStateEvents(ctx context.Context, q queryer, roomNID int64, keys []St
 		return nil, nil
 	}
 	var out []*EventRecord
-	for len(keys) > 0 {
-		n := min(len(keys), inChunk/2)
+	for chunk := range chunks(keys, inChunk/2) {
 		args := []any{roomNID}
-		where := `JOIN room_state rs ON rs.event_nid = e.event_nid WHERE rs.room_nid = $1 AND (`
-		for i, k := range keys[:n] {
-			if i > 0 {
-				where += " OR "
-			}
-			where += fmt.Sprintf("(sk.event_type = $%d AND sk.state_key = $%d)", len(args)+1, len(args)+2)
+		for _, k := range chunk {
 			args = append(args, k.Type, k.StateKey)
 		}
-		evs, err := queryEvents(ctx, q, where+")", args...)
+		evs, err := queryEvents(ctx, q, currentStateEventsWhere(len(chunk)), args...)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, evs...)
-		keys = keys[n:]
 	}
 	return out, nil
+}
+
+// currentStateEventsWhere selects the room's ($1) current state events at
+// n keys ($2, $3 the first's type and state key, ...). The keys' NIDs come
+// first, and the room's state entries are then found by primary key: a
+// condition on the keys' types and state keys alone made SQLite read every
+// entry of the room's state (every member) and its event, on every call
+// (the roomserver's auth events, each room request's membership check).
+func currentStateEventsWhere(n int) string {
+	var sb strings.Builder
+	sb.WriteString(`JOIN room_state rs ON rs.event_nid = e.event_nid
+		WHERE rs.room_nid = $1 AND rs.state_key_nid IN (SELECT state_key_nid FROM state_keys WHERE `)
+	for i := range n {
+		if i > 0 {
+			sb.WriteString(" OR ")
+		}
+		fmt.Fprintf(&sb, "(event_type = $%d AND state_key = $%d)", 2*i+2, 2*i+3)
+	}
+	sb.WriteString(")")
+	return sb.String()
 }
 
 // CurrentState returns every event of the room's current state; with

@@ -146,14 +146,22 @@ func (db *DB) SyncCurrentState(ctx context.Context, roomNID int64, allMembers bo
 		for _, m := range chunk {
 			args = append(args, m)
 		}
-		evs, err := queryEvents(ctx, db.read, join+` AND e.event_type = 'm.room.member'
-			AND sk.state_key IN (`+inList(2, len(chunk))+`)`, args...)
+		evs, err := queryEvents(ctx, db.read, syncMembersWhere(len(chunk)), args...)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, evs...)
 	}
 	return out, nil
+}
+
+// syncMembersWhere selects the room's ($1) current member events of n users
+// ($2 ...), found by state key: a condition on the events' type and state
+// key made SQLite read every entry of the room's state and its event.
+func syncMembersWhere(n int) string {
+	return `JOIN room_state rs ON rs.event_nid = e.event_nid
+		WHERE rs.room_nid = $1 AND rs.state_key_nid IN (SELECT state_key_nid FROM state_keys
+			WHERE event_type = 'm.room.member' AND state_key IN (` + inList(2, n) + `))`
 }
 
 // SyncSnapshotState returns the state of snapshot nid as events, leaving
