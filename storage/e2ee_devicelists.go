@@ -89,6 +89,34 @@ type memberChange struct {
 	user, membership string
 }
 
+// syncE2EEQuery is SyncE2EE's statement ($1 user, $2 device, $3 since, $4
+// upto). The member events of the user's rooms in the window come from
+// events_room_state_stream (migrations/0022), without the window's
+// messages; "state_key_nid IS NOT NULL" is that partial index's condition,
+// which the planners must see to use it.
+const syncE2EEQuery = `
+	SELECT 'o', algorithm, '', COUNT(*) FROM e2ee_one_time_keys
+	WHERE user_id = $1 AND device_id = $2 GROUP BY algorithm
+	UNION ALL
+	SELECT 'f', algorithm, '', 0 FROM e2ee_fallback_keys
+	WHERE user_id = $1 AND device_id = $2 AND used = FALSE
+	UNION ALL
+	SELECT 't', '', '', COUNT(*) FROM to_device_messages
+	WHERE user_id = $1 AND device_id = $2 AND stream_pos <= $4
+	UNION ALL
+	SELECT 'c', c.user_id, '', 0 FROM e2ee_device_list_changes c
+	WHERE c.stream_pos > $3 AND c.stream_pos <= $4 AND (c.user_id = $1 OR EXISTS (
+		SELECT 1 FROM room_memberships mine
+		JOIN room_memberships theirs ON theirs.room_nid = mine.room_nid
+		WHERE mine.user_id = $1 AND mine.membership = 'join'
+		  AND theirs.user_id = c.user_id AND theirs.membership = 'join'))
+	UNION ALL
+	SELECT 'm', k.state_key, e.membership, e.room_nid FROM events e
+	JOIN state_keys k ON k.state_key_nid = e.state_key_nid
+	WHERE e.room_nid IN (SELECT room_nid FROM room_memberships WHERE user_id = $1)
+	  AND e.stream_pos > $3 AND e.stream_pos <= $4 AND e.state_key_nid IS NOT NULL
+	  AND e.event_type = 'm.room.member'`
+
 // SyncE2EE reads, in one statement, deviceID's key counts (none for
 // deviceID ""), whether to-device messages wait for it up to upto, and
 // the raw material of userID's device list changes in (since, upto]: the
@@ -97,28 +125,7 @@ type memberChange struct {
 func (db *DB) SyncE2EE(ctx context.Context, userID, deviceID string, since, upto int64) (*E2EESyncState, error) {
 	st := &E2EESyncState{Counts: KeyCounts{OneTimeKeys: map[string]int{}, UnusedFallback: []string{}},
 		db: db, userID: userID, upto: upto, changed: map[string]bool{}}
-	rows, err := db.read.QueryContext(ctx, `
-		SELECT 'o', algorithm, '', COUNT(*) FROM e2ee_one_time_keys
-		WHERE user_id = $1 AND device_id = $2 GROUP BY algorithm
-		UNION ALL
-		SELECT 'f', algorithm, '', 0 FROM e2ee_fallback_keys
-		WHERE user_id = $1 AND device_id = $2 AND used = FALSE
-		UNION ALL
-		SELECT 't', '', '', COUNT(*) FROM to_device_messages
-		WHERE user_id = $1 AND device_id = $2 AND stream_pos <= $4
-		UNION ALL
-		SELECT 'c', c.user_id, '', 0 FROM e2ee_device_list_changes c
-		WHERE c.stream_pos > $3 AND c.stream_pos <= $4 AND (c.user_id = $1 OR EXISTS (
-			SELECT 1 FROM room_memberships mine
-			JOIN room_memberships theirs ON theirs.room_nid = mine.room_nid
-			WHERE mine.user_id = $1 AND mine.membership = 'join'
-			  AND theirs.user_id = c.user_id AND theirs.membership = 'join'))
-		UNION ALL
-		SELECT 'm', k.state_key, e.membership, e.room_nid FROM events e
-		JOIN state_keys k ON k.state_key_nid = e.state_key_nid
-		WHERE e.room_nid IN (SELECT room_nid FROM room_memberships WHERE user_id = $1)
-		  AND e.stream_pos > $3 AND e.stream_pos <= $4 AND e.event_type = 'm.room.member'`,
-		userID, deviceID, since, upto)
+	rows, err := db.read.QueryContext(ctx, syncE2EEQuery, userID, deviceID, since, upto)
 	if err != nil {
 		return nil, fmt.Errorf("end-to-end encryption state of %q %q: %w", userID, deviceID, err)
 	}

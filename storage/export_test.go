@@ -29,6 +29,13 @@ func SyncMembersQuery(n int) string {
 	return `SELECT ` + eventColumns + eventFrom + syncMembersWhere(n)
 }
 
+// SyncStateEventsQuery and SyncE2EEQuery are the statements of
+// SyncStateEvents and SyncE2EE.
+const (
+	SyncStateEventsQuery = `SELECT ` + eventColumns + eventFrom + syncStateEventsWhere
+	SyncE2EEQuery        = syncE2EEQuery
+)
+
 var (
 	LoadMigrations = loadMigrations
 	Redact         = redact

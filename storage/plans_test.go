@@ -73,3 +73,16 @@ func TestCurrentStateByKeyPlan(t *testing.T) {
 			[]string{"sqlite_autoindex_room_state_1 (room_nid=? AND state_key_nid=?)"}, nil)
 	}
 }
+
+// The state events of a sync gap and the member events of an incremental
+// sync's window are read from events_room_state_stream, without walking
+// the window's messages (events_room_stream).
+func TestSyncWindowStatePlan(t *testing.T) {
+	db := storagetest.Open(t, storage.SQLite)
+	checkPlan(t, db, storage.SyncStateEventsQuery, []any{1, 10, 100},
+		[]string{"events_room_state_stream (room_nid=? AND stream_pos>? AND stream_pos<?)"},
+		[]string{"events_room_stream"})
+	checkPlan(t, db, storage.SyncE2EEQuery, []any{"@a:x", "D", 10, 100},
+		[]string{"events_room_state_stream (room_nid=? AND stream_pos>? AND stream_pos<?)"},
+		[]string{"events_room_stream"})
+}

@@ -123,11 +123,15 @@ func (db *DB) SyncRoomPage(ctx context.Context, roomNID int64, from, to int64, l
 // SyncStateEvents returns the room's timeline state events with from <
 // stream_pos <= to, in stream order: the state changes of a gap.
 func (db *DB) SyncStateEvents(ctx context.Context, roomNID int64, from, to int64) ([]*EventRecord, error) {
-	return queryEvents(ctx, db.read, `
-		WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
-		AND e.state_key_nid IS NOT NULL AND NOT e.outlier
-		ORDER BY e.stream_pos`, roomNID, from, to)
+	return queryEvents(ctx, db.read, syncStateEventsWhere, roomNID, from, to)
 }
+
+// syncStateEventsWhere reads the room's state events of the window from
+// events_room_state_stream (migrations/0022), without its messages.
+const syncStateEventsWhere = `
+	WHERE e.room_nid = $1 AND e.stream_pos > $2 AND e.stream_pos <= $3
+	AND e.state_key_nid IS NOT NULL AND NOT e.outlier
+	ORDER BY e.stream_pos`
 
 // SyncCurrentState returns the room's current state. With allMembers false
 // it leaves out the m.room.member events except those of members
