@@ -266,16 +266,23 @@ func (db *DB) ClearSuperseded(ctx context.Context, refreshID int64) error {
 	})
 }
 
+// clearSupersededStatements are ClearSuperseded's statements ($1 the
+// refresh token's ID, never 0). The links are found through the partial
+// indexes of migrations/0023, whose condition ("<> 0") each repeats.
+var clearSupersededStatements = []string{
+	`DELETE FROM refresh_tokens WHERE id = $1`,
+	// Access tokens issued with the old refresh token keep working
+	// until they expire; only the refresh token is revoked.
+	`UPDATE refresh_tokens SET supersedes_refresh_id = 0
+		WHERE supersedes_refresh_id = $1 AND supersedes_refresh_id <> 0`,
+	`UPDATE access_tokens SET supersedes_refresh_id = 0
+		WHERE supersedes_refresh_id = $1 AND supersedes_refresh_id <> 0`,
+	`UPDATE access_tokens SET refresh_id = 0 WHERE refresh_id = $1 AND refresh_id <> 0`,
+}
+
 // ClearSuperseded is DB.ClearSuperseded within tx.
 func (tx *Tx) ClearSuperseded(ctx context.Context, refreshID int64) error {
-	for _, q := range []string{
-		`DELETE FROM refresh_tokens WHERE id = $1`,
-		// Access tokens issued with the old refresh token keep working
-		// until they expire; only the refresh token is revoked.
-		`UPDATE refresh_tokens SET supersedes_refresh_id = 0 WHERE supersedes_refresh_id = $1`,
-		`UPDATE access_tokens SET supersedes_refresh_id = 0 WHERE supersedes_refresh_id = $1`,
-		`UPDATE access_tokens SET refresh_id = 0 WHERE refresh_id = $1`,
-	} {
+	for _, q := range clearSupersededStatements {
 		if _, err := tx.tx.ExecContext(ctx, q, refreshID); err != nil {
 			return fmt.Errorf("revoke superseded refresh token: %w", err)
 		}

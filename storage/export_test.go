@@ -36,6 +36,9 @@ const (
 	SyncE2EEQuery        = syncE2EEQuery
 )
 
+// ClearSupersededStatements are ClearSuperseded's statements.
+var ClearSupersededStatements = clearSupersededStatements
+
 var (
 	LoadMigrations = loadMigrations
 	Redact         = redact

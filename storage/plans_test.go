@@ -86,3 +86,12 @@ func TestSyncWindowStatePlan(t *testing.T) {
 		[]string{"events_room_state_stream (room_nid=? AND stream_pos>? AND stream_pos<?)"},
 		[]string{"events_room_stream"})
 }
+
+// Spending a refresh token finds the tokens that name it by index, not by
+// reading every access and refresh token of the server.
+func TestClearSupersededPlan(t *testing.T) {
+	db := storagetest.Open(t, storage.SQLite)
+	for _, q := range storage.ClearSupersededStatements {
+		checkPlan(t, db, q, []any{5}, []string{"SEARCH"}, []string{"SCAN"})
+	}
+}
