@@ -36,6 +36,9 @@ const (
 	SyncE2EEQuery        = syncE2EEQuery
 )
 
+// NotificationsQuery is Notifications's statement.
+var NotificationsQuery = notificationsQuery
+
 // ClearSupersededStatements are ClearSuperseded's statements.
 var ClearSupersededStatements = clearSupersededStatements
 

@@ -95,3 +95,13 @@ func TestClearSupersededPlan(t *testing.T) {
 		checkPlan(t, db, q, []any{5}, []string{"SEARCH"}, []string{"SCAN"})
 	}
 }
+
+// /notifications?only=highlight pages through the user's highlighted
+// notifications alone, not through all of them.
+func TestHighlightNotificationsPlan(t *testing.T) {
+	db := storagetest.Open(t, storage.SQLite)
+	checkPlan(t, db, storage.NotificationsQuery(false, true, 20), []any{"@a:x"},
+		[]string{"push_notifications_highlight (user_id=?)"}, []string{"TEMP B-TREE"})
+	checkPlan(t, db, storage.NotificationsQuery(true, true, 20), []any{"@a:x", 100},
+		[]string{"push_notifications_highlight (user_id=? AND event_pos<?)"}, []string{"TEMP B-TREE"})
+}

@@ -233,21 +233,11 @@ func (tx *Tx) insertNotifications(ctx context.Context, pe PushEvent) error {
 // position before (0: from the newest), newest first, at most limit, only
 // the highlighted ones when onlyHighlight.
 func (db *DB) Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]Notification, error) {
-	q := `SELECT n.event_pos, n.room_id, n.event_id, n.thread_id, n.actions, n.highlight, n.ts,
-			n.event_pos <= COALESCE(u.read_pos, 0)
-		FROM push_notifications n LEFT JOIN push_unread u
-			ON u.user_id = n.user_id AND u.room_id = n.room_id AND u.thread_id = n.thread_id
-		WHERE n.user_id = $1`
 	args := []any{userID}
 	if before > 0 {
-		q += ` AND n.event_pos < $2`
 		args = append(args, before)
 	}
-	if onlyHighlight {
-		q += ` AND n.highlight`
-	}
-	q += ` ORDER BY n.event_pos DESC` + limitClause(limit)
-	rows, err := db.read.QueryContext(ctx, q, args...)
+	rows, err := db.read.QueryContext(ctx, notificationsQuery(before > 0, onlyHighlight, limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("notifications of %s: %w", userID, err)
 	}
@@ -266,6 +256,26 @@ func (db *DB) Notifications(ctx context.Context, userID string, before int64, li
 		return nil, fmt.Errorf("notifications of %s: %w", userID, err)
 	}
 	return out, nil
+}
+
+// notificationsQuery is Notifications's statement ($1 the user, $2 the
+// position to page before when before is set). The highlighted ones are
+// read from push_notifications_highlight (migrations/0024): walking the
+// user's notifications to find them read all of them when there were
+// fewer than a page.
+func notificationsQuery(before, onlyHighlight bool, limit int) string {
+	q := `SELECT n.event_pos, n.room_id, n.event_id, n.thread_id, n.actions, n.highlight, n.ts,
+			n.event_pos <= COALESCE(u.read_pos, 0)
+		FROM push_notifications n LEFT JOIN push_unread u
+			ON u.user_id = n.user_id AND u.room_id = n.room_id AND u.thread_id = n.thread_id
+		WHERE n.user_id = $1`
+	if before {
+		q += ` AND n.event_pos < $2`
+	}
+	if onlyHighlight {
+		q += ` AND n.highlight`
+	}
+	return q + ` ORDER BY n.event_pos DESC` + limitClause(limit)
 }
 
 // PruneNotifications deletes, oldest first, up to limit notifications
