@@ -36,6 +36,9 @@ const (
 	SyncE2EEQuery        = syncE2EEQuery
 )
 
+// RelationsPageQuery returns RelationsPage's statement and arguments.
+var RelationsPageQuery = relationsPageQuery
+
 // NotificationsQuery is Notifications's statement.
 var NotificationsQuery = notificationsQuery
 

@@ -105,3 +105,21 @@ func TestHighlightNotificationsPlan(t *testing.T) {
 	checkPlan(t, db, storage.NotificationsQuery(true, true, 20), []any{"@a:x", 100},
 		[]string{"push_notifications_highlight (user_id=? AND event_pos<?)"}, []string{"TEMP B-TREE"})
 }
+
+// A page of an event's children (/relations, a thread's replies) walks
+// them in stream order from the page's start and stops at the limit,
+// rather than collecting and sorting all of them for every page.
+func TestRelationsPagePlan(t *testing.T) {
+	db := storagetest.Open(t, storage.SQLite)
+	visible := []storage.PosRange{{After: 0, Upto: 50}, {After: 60, Upto: 100}}
+	for _, q := range []storage.RelationsQuery{
+		{RoomNID: 1, Parent: "$p", Depth: 1, Visible: storage.AllPositions, From: 100, To: 0, Backwards: true, Limit: 21},
+		{RoomNID: 1, Parent: "$p", Depth: 1, RelType: "m.thread", Visible: visible, NotSenders: []string{"@i:x"},
+			From: 0, To: 100, Limit: 21},
+		{RoomNID: 1, Parent: "$p", Depth: 1, RelType: "m.annotation", EventType: "m.reaction", Visible: visible,
+			From: 100, To: 0, Backwards: true, Limit: 21},
+	} {
+		query, args := storage.RelationsPageQuery(q)
+		checkPlan(t, db, query, args, []string{"event_relations_parent"}, []string{"TEMP B-TREE"})
+	}
+}

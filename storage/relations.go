@@ -169,7 +169,13 @@ type RelationsQuery struct {
 // m.relates_to names it, and with q.Depth > 1 their children too, in
 // stream order.
 func (db *DB) RelationsPage(ctx context.Context, q RelationsQuery) ([]*EventRecord, error) {
-	args := []any{q.Parent, q.RoomNID, max(q.Depth, 1)}
+	query, args := relationsPageQuery(q)
+	return queryEventsText(ctx, db.read, query, args...)
+}
+
+// relationsPageQuery returns RelationsPage's statement and its arguments.
+func relationsPageQuery(q RelationsQuery) (string, []any) {
+	args := []any{q.Parent, q.RoomNID}
 	filter := func(prefix string) string {
 		var f string
 		if q.RelType != "" {
@@ -182,30 +188,49 @@ func (db *DB) RelationsPage(ctx context.Context, q RelationsQuery) ([]*EventReco
 		}
 		return f
 	}
-	direct, deeper := filter(""), filter("r.")
-	args = append(args, q.From, q.To)
-	from, to := len(args)-1, len(args)
-	cond, order := fmt.Sprintf("e.stream_pos <= $%d AND e.stream_pos > $%d", from, to), "DESC"
-	if !q.Backwards {
-		cond, order = fmt.Sprintf("e.stream_pos > $%d AND e.stream_pos <= $%d", from, to), "ASC"
+	page := func(col string) (cond, order string) {
+		args = append(args, q.From, q.To)
+		from, to := len(args)-1, len(args)
+		if q.Backwards {
+			return fmt.Sprintf("%s <= $%d AND %s > $%d", col, from, col, to), "DESC"
+		}
+		return fmt.Sprintf("%s > $%d AND %s <= $%d", col, from, col, to), "ASC"
 	}
+	if q.Depth <= 1 {
+		// Direct children: walked in stream order in
+		// event_relations_parent from the page's start, so that the
+		// limit ends the walk. (Collecting them first, as below, read
+		// every child of the parent for each page: a thread of thousands
+		// of replies paid for all of them on every page.)
+		direct := filter("x.")
+		cond, order := page("x.stream_pos")
+		vis := posCondition("x.stream_pos", q.Visible, &args)
+		notSenders := notInCondition("x.sender", q.NotSenders, &args)
+		return `SELECT ` + eventColumns + eventFrom + `JOIN event_relations x ON x.event_nid = e.event_nid
+			WHERE x.relates_to = $1 AND x.room_nid = $2` + direct + ` AND ` + cond + ` AND ` + vis + notSenders + `
+			ORDER BY x.stream_pos ` + order + limitClause(q.Limit), args
+	}
+	args = append(args, q.Depth)
+	depth := len(args)
+	direct, deeper := filter(""), filter("r.")
+	cond, order := page("e.stream_pos")
 	vis := posCondition("e.stream_pos", q.Visible, &args)
 	notSenders := notInCondition("e.sender", q.NotSenders, &args)
 	// Each event has one parent, so the children form a tree and the walk
 	// meets every event once; the depth bound ends it even on a cycle
 	// (possible in room versions whose event IDs are not hashes).
-	return queryEventsText(ctx, db.read, `
+	return `
 		WITH RECURSIVE related (event_nid, event_id, depth) AS (
 			SELECT event_nid, event_id, 1 FROM event_relations
-			WHERE relates_to = $1 AND room_nid = $2`+direct+`
+			WHERE relates_to = $1 AND room_nid = $2` + direct + `
 			UNION ALL
 			SELECT r.event_nid, r.event_id, related.depth + 1 FROM event_relations r
 			JOIN related ON r.relates_to = related.event_id
-			WHERE related.depth < $3 AND r.room_nid = $2`+deeper+`
+			WHERE related.depth < $` + strconv.Itoa(depth) + ` AND r.room_nid = $2` + deeper + `
 		)
-		SELECT `+eventColumns+eventFrom+`
-		WHERE e.event_nid IN (SELECT event_nid FROM related) AND `+cond+` AND `+vis+notSenders+`
-		ORDER BY e.stream_pos `+order+limitClause(q.Limit), args...)
+		SELECT ` + eventColumns + eventFrom + `
+		WHERE e.event_nid IN (SELECT event_nid FROM related) AND ` + cond + ` AND ` + vis + notSenders + `
+		ORDER BY e.stream_pos ` + order + limitClause(q.Limit), args
 }
 
 // queryEventsText runs a whole query whose select list is eventColumns
