@@ -36,6 +36,16 @@ func checkPlan(t *testing.T, db *storage.DB, query string, args []any, want, not
 	}
 }
 
+// The history visibility and membership changes that every /sync and
+// /messages page reads are found through events_room_state_key, not by
+// walking the room's events (which made each read cost the size of the
+// room's history).
+func TestVisibilityEventsPlan(t *testing.T) {
+	db := storagetest.Open(t, storage.SQLite)
+	checkPlan(t, db, storage.VisibilityEventsQuery, []any{1, "@a:x", 100},
+		[]string{"events_room_state_key"}, []string{"events_room_stream"})
+}
+
 // Search reads the history visibility and membership changes of all the
 // user's rooms at once; each room's are looked up by state key, whatever
 // the number of rooms, rather than found by walking the room's events.

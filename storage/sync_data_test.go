@@ -6,7 +6,6 @@ package storage_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/myelin-chat/myelin/storage"
@@ -197,19 +196,4 @@ func TestPresence(t *testing.T) {
 			t.Errorf("StalePresence(25) = %v, %v", stale, err)
 		}
 	})
-}
-
-// The history visibility and membership changes that every /sync and
-// /messages page reads are found through events_room_state_key, not by
-// walking the room's events (which made each read cost the size of the
-// room's history). SQLite only: PostgreSQL picks plans from statistics.
-func TestVisibilityEventsPlan(t *testing.T) {
-	db := storagetest.Open(t, storage.SQLite)
-	plan, err := db.QueryPlan(context.Background(), storage.VisibilityEventsQuery, 1, "@a:x", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(plan, "events_room_state_key") || strings.Contains(plan, "events_room_stream") {
-		t.Errorf("plan:\n%s", plan)
-	}
 }
