@@ -1,6 +1,7 @@
 package syncapi_test
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"slices"
@@ -467,5 +468,28 @@ func TestRelationSendChecks(t *testing.T) {
 	for i, parent := range []string{reply, edit} {
 		alice.fails(t, 400, "M_UNKNOWN", "PUT", sendPath("m.room.message", fmt.Sprint("nested", i)), map[string]any{
 			"msgtype": "m.text", "body": "nested", "m.relates_to": relatesTo("m.thread", parent)})
+	}
+}
+
+// A child received late over federation (backfilled, stored below every
+// other position) is listed by /relations in both directions: the bound
+// of an unbounded direction is below every position, not 0.
+func TestRelationsOfBackfilledHistory(t *testing.T) {
+	s := servertest.Start(t, 1)[0]
+	alice := newUser(t, s, "alice")
+	roomID := alice.createRoom(t, map[string]any{"preset": "public_chat"})
+	root := alice.send(t, roomID, "root")
+	recent := alice.reply(t, roomID, root, "a recent reply")
+	evs, state := historical(t, s, alice.id, roomID, root, map[string]any{"msgtype": "m.text", "body": "a late reply",
+		"m.relates_to": map[string]any{"rel_type": "m.thread", "event_id": root}})
+	if n, err := s.Roomserver().InputHistorical(context.Background(), roomID, evs, state); err != nil || n != 1 {
+		t.Fatalf("InputHistorical: %d, %v", n, err)
+	}
+	late := evs[0].EventID()
+	if got := alice.relations(t, roomID, root, "", url.Values{"limit": {"1"}}); !slices.Equal(got, []string{recent, late}) {
+		t.Errorf("backwards: %v, want %s then %s", got, recent, late)
+	}
+	if got := alice.relations(t, roomID, root, "/m.thread", url.Values{"dir": {"f"}, "limit": {"1"}}); !slices.Equal(got, []string{late, recent}) {
+		t.Errorf("forwards: %v, want %s then %s", got, late, recent)
 	}
 }

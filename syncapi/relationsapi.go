@@ -13,6 +13,7 @@ package syncapi
 
 import (
 	"errors"
+	"math"
 	"net/http"
 
 	"github.com/myelin-chat/myelin/clientapi/auth"
@@ -128,10 +129,12 @@ func (a *API) getRelations(w http.ResponseWriter, r *http.Request, d *auth.Devic
 	if depth != nil {
 		query.Depth = *depth
 	}
+	// Unbounded below means below every position: history received late
+	// over federation (backfill) is stored at negative ones.
 	if backwards {
-		query.From, query.To = rr.upto, 0
+		query.From, query.To = rr.upto, math.MinInt64
 	} else {
-		query.From, query.To = 0, rr.upto
+		query.From, query.To = math.MinInt64, rr.upto
 	}
 	if from != nil {
 		query.From = min(from.Pos, rr.upto)

@@ -25,27 +25,10 @@ func TestSearchBackfilledHistory(t *testing.T) {
 	// Two older messages, as another server would send them: the older
 	// one first in the room's history.
 	ctx := context.Background()
-	parent, err := s.Roomserver().Event(ctx, present)
-	if err != nil {
-		t.Fatal(err)
-	}
-	state, err := s.Roomserver().StateAfter(ctx, present)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyID, key := s.Keys().Current()
-	build := func(body, prev string, depth int64) *pdu.Event {
-		content, _ := json.Marshal(map[string]any{"msgtype": "m.text", "body": body})
-		ev, err := pdu.ProtoEvent{Type: "m.room.message", Sender: alice.id, RoomID: roomID, Content: content,
-			PrevEvents: []string{prev}, AuthEvents: parent.Event.AuthEventIDs(), Depth: depth,
-			OriginServerTS: time.Now().UnixMilli()}.Build(parent.Event.Version(), s.Name, keyID, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ev
-	}
-	older := build("older words", present, parent.Event.Depth()+1)
-	old := build("an old walrus", older.EventID(), parent.Event.Depth()+2)
+	evs, state := historical(t, s, alice.id, roomID, present,
+		map[string]any{"msgtype": "m.text", "body": "older words"},
+		map[string]any{"msgtype": "m.text", "body": "an old walrus"})
+	older, old := evs[0], evs[1]
 	if n, err := s.Roomserver().InputHistorical(ctx, roomID, []*pdu.Event{old, older}, state); err != nil || n != 2 {
 		t.Fatalf("InputHistorical: %d, %v", n, err)
 	}
@@ -85,4 +68,37 @@ func TestSearchBackfilledHistory(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// historical builds events as another server would send them for the
+// room's history (InputHistorical), each citing the one before it, the
+// first citing after, with the contents given, and returns them with the
+// state after after.
+func historical(t *testing.T, s *servertest.Server, sender, roomID, after string, contents ...map[string]any) ([]*pdu.Event, []*pdu.Event) {
+	t.Helper()
+	ctx := context.Background()
+	parent, err := s.Roomserver().Event(ctx, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := s.Roomserver().StateAfter(ctx, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyID, key := s.Keys().Current()
+	var out []*pdu.Event
+	prev, depth := after, parent.Event.Depth()
+	for _, c := range contents {
+		content, _ := json.Marshal(c)
+		depth++
+		ev, err := pdu.ProtoEvent{Type: "m.room.message", Sender: sender, RoomID: roomID, Content: content,
+			PrevEvents: []string{prev}, AuthEvents: parent.Event.AuthEventIDs(), Depth: depth,
+			OriginServerTS: time.Now().UnixMilli()}.Build(parent.Event.Version(), s.Name, keyID, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
+		prev = ev.EventID()
+	}
+	return out, state
 }
