@@ -160,18 +160,22 @@ func (tx *Tx) MarkNotificationsRead(ctx context.Context, userID, roomID, threadI
 	}
 	// Each (room, thread) row the read moves, with what is left after the
 	// event: the user's notifications after it, found by the primary key
-	// (few, for a receipt of a recent event), in one statement.
-	q := `SELECT u.thread_id, u.notifications, COUNT(n.event_pos),
-			COALESCE(SUM(CASE WHEN n.highlight THEN 1 ELSE 0 END), 0)
-		FROM push_unread u LEFT JOIN push_notifications n
-			ON n.user_id = u.user_id AND n.event_pos > $3 AND n.room_id = u.room_id AND n.thread_id = u.thread_id
-		WHERE u.user_id = $1 AND u.room_id = $2 AND u.read_pos < $3`
+	// (few, for a receipt of a recent event) and counted per thread in one
+	// walk, in one statement. (Joined to each row instead, the walk was
+	// repeated for every thread of the room.)
+	thread := ""
 	args := []any{userID, roomID, eventPos}
 	if threadID != "" {
-		q += ` AND u.thread_id = $4`
+		thread = ` AND u.thread_id = $4`
 		args = append(args, threadID)
 	}
-	rows, err := tx.q.QueryContext(ctx, q+` GROUP BY u.thread_id, u.notifications`, args...)
+	rows, err := tx.q.QueryContext(ctx, `
+		SELECT u.thread_id, u.notifications, COALESCE(n.notifications, 0), COALESCE(n.highlights, 0)
+		FROM push_unread u LEFT JOIN (
+			SELECT thread_id, COUNT(*) AS notifications, SUM(CASE WHEN highlight THEN 1 ELSE 0 END) AS highlights
+			FROM push_notifications WHERE user_id = $1 AND event_pos > $3 AND room_id = $2
+			GROUP BY thread_id) n ON n.thread_id = u.thread_id
+		WHERE u.user_id = $1 AND u.room_id = $2 AND u.read_pos < $3`+thread, args...)
 	if err != nil {
 		return false, fmt.Errorf("unread notifications of %s in %s: %w", userID, roomID, err)
 	}
