@@ -39,6 +39,9 @@ const (
 // RelationsPageQuery returns RelationsPage's statement and arguments.
 var RelationsPageQuery = relationsPageQuery
 
+// OpenRoomStateQuery is OpenRoomStateJSON's statement.
+const OpenRoomStateQuery = openRoomStateQuery
+
 // NotificationsQuery is Notifications's statement.
 var NotificationsQuery = notificationsQuery
 

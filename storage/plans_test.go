@@ -133,3 +133,12 @@ func TestRelationsPagePlan(t *testing.T) {
 		checkPlan(t, db, query, args, []string{"event_relations_parent"}, []string{"TEMP B-TREE"})
 	}
 }
+
+// The user directory finds the public and world-readable rooms from the
+// join rules and history visibility events, not by reading every room's
+// whole current state (every member of every room).
+func TestOpenRoomStatePlan(t *testing.T) {
+	db := storagetest.Open(t, storage.SQLite)
+	checkPlan(t, db, storage.OpenRoomStateQuery, nil,
+		[]string{"events_state_key_stream", "sqlite_autoindex_room_state_1"}, []string{"SCAN"})
+}

@@ -37,18 +37,25 @@ func (db *DB) JoinedRoomNIDs(ctx context.Context, userID string) ([]int64, error
 		SELECT room_nid FROM room_memberships WHERE user_id = $1 AND membership = 'join'`, userID)
 }
 
+// openRoomStateQuery finds the rooms' join rules and history visibility
+// events from their two state keys (events_state_key_stream), keeping
+// those in the current state: one row per such event of the server.
+// (Found from room_state instead, a search read every member of every
+// room, on each keystroke of a user looking for someone.)
+const openRoomStateQuery = `
+	SELECT rs.room_nid, e.json FROM state_keys sk
+	JOIN events e ON e.state_key_nid = sk.state_key_nid
+	JOIN room_state rs ON rs.room_nid = e.room_nid AND rs.state_key_nid = e.state_key_nid AND rs.event_nid = e.event_nid
+	WHERE sk.state_key = '' AND (
+		(sk.event_type = 'm.room.join_rules' AND e.json LIKE '%public%') OR
+		(sk.event_type = 'm.room.history_visibility' AND e.json LIKE '%world_readable%'))`
+
 // OpenRoomStateJSON returns, for every room whose current join rules or
 // history visibility mention "public" or "world_readable", the room's
 // numeric ID and that state event's JSON. The caller parses the JSON:
 // LIKE only narrows the rows.
 func (db *DB) OpenRoomStateJSON(ctx context.Context) (nids []int64, jsons []string, err error) {
-	rows, err := db.read.QueryContext(ctx, `
-		SELECT rs.room_nid, e.json FROM room_state rs
-		JOIN state_keys sk ON sk.state_key_nid = rs.state_key_nid
-		JOIN events e ON e.event_nid = rs.event_nid
-		WHERE sk.state_key = '' AND (
-			(sk.event_type = 'm.room.join_rules' AND e.json LIKE '%public%') OR
-			(sk.event_type = 'm.room.history_visibility' AND e.json LIKE '%world_readable%'))`)
+	rows, err := db.read.QueryContext(ctx, openRoomStateQuery)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open rooms: %w", err)
 	}
