@@ -83,6 +83,32 @@ func scopeBatches(scopes []AggregationScope) [][]AggregationScope {
 	return out
 }
 
+// ParentsWithChildren returns which of parents (event IDs) a relation
+// names, in any room, seen or not: a first look, from the parents' index
+// alone, before the aggregations' reads.
+func (db *DB) ParentsWithChildren(ctx context.Context, parents []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for chunk := range chunks(parents, inChunk) {
+		args := make([]any, len(chunk))
+		for i, p := range chunk {
+			args[i] = p
+		}
+		rows, err := db.read.QueryContext(ctx, `
+			SELECT DISTINCT relates_to FROM event_relations WHERE relates_to IN (`+inList(1, len(chunk))+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("parents with children: %w", err)
+		}
+		ids, err := scanStringRows(rows)
+		if err != nil {
+			return nil, fmt.Errorf("parents with children: %w", err)
+		}
+		for _, id := range ids {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
+
 // ThreadAggregates returns the thread summary of each parent among scopes
 // that has replies the reader may see, by parent event ID. Replies from
 // notSenders (ignored users) are left out of everything.
