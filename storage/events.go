@@ -287,7 +287,9 @@ func (tx *Tx) TxnEvent(ctx context.Context, roomNID int64, userID, deviceID, end
 // sent with a transaction ID, event ID → transaction ID: what sync puts in
 // unsigned.transaction_id for the sending device.
 func (db *DB) TxnIDs(ctx context.Context, userID, deviceID string, eventIDs []string) (map[string]string, error) {
-	return txnIDs(ctx, db.read, userID, deviceID, "e.event_id", eventIDs)
+	return txnIDs(ctx, db.read, userID, deviceID, `
+		SELECT e.event_id, t.txn_id FROM event_txns t JOIN events e ON e.event_nid = t.event_nid
+		WHERE t.user_id = $1 AND t.device_id = $2 AND e.event_id`, eventIDs)
 }
 
 // TxnIDsOf is TxnIDs for stored events, by event NID: what
@@ -299,21 +301,22 @@ func (db *DB) TxnIDsOf(ctx context.Context, userID, deviceID string, evs []*Even
 			nids = append(nids, ev.NID)
 		}
 	}
-	return txnIDs(ctx, db.read, userID, deviceID, "t.event_nid", nids)
+	return txnIDs(ctx, db.read, userID, deviceID, `
+		SELECT t.event_nid, t.txn_id FROM event_txns t
+		WHERE t.user_id = $1 AND t.device_id = $2 AND t.event_nid`, nids)
 }
 
-// txnIDs looks up the transaction IDs of the device's events whose keyCol
-// (e.event_id or t.event_nid) is among keys.
-func txnIDs[K comparable](ctx context.Context, q queryer, userID, deviceID, keyCol string, keys []K) (map[K]string, error) {
+// txnIDs looks up the transaction IDs of the device's events among keys:
+// query selects (key, transaction ID) for the user ($1) and device ($2)
+// and ends with the key's column, which " IN (...)" completes.
+func txnIDs[K comparable](ctx context.Context, q queryer, userID, deviceID, query string, keys []K) (map[K]string, error) {
 	out := make(map[K]string)
 	for chunk := range chunks(keys, inChunk) {
 		args := []any{userID, deviceID}
 		for _, k := range chunk {
 			args = append(args, k)
 		}
-		rows, err := q.QueryContext(ctx, `
-			SELECT `+keyCol+`, t.txn_id FROM event_txns t JOIN events e ON e.event_nid = t.event_nid
-			WHERE t.user_id = $1 AND t.device_id = $2 AND `+keyCol+` IN (`+inList(3, len(chunk))+`)`, args...)
+		rows, err := q.QueryContext(ctx, query+` IN (`+inList(3, len(chunk))+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("transaction IDs: %w", err)
 		}
