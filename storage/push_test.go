@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -36,7 +37,7 @@ func TestPushNotifications(t *testing.T) {
 		}
 		counts := func(user string, upto int64) map[string][2]int {
 			t.Helper()
-			cs, err := db.UnreadCounts(ctx, user, upto)
+			cs, err := unreadCounts(ctx, db, user, upto)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,11 +80,16 @@ func TestPushNotifications(t *testing.T) {
 		}
 		// Counts take their last event's position; a receipt's read takes
 		// the receipt's.
-		if changed, err := db.NotificationRoomsChanged(ctx, "@a:x", 13); err != nil || !slices.Equal(changed, []string{room}) {
+		if changed, err := roomsChanged(ctx, db, "@a:x", 13); err != nil || !slices.Equal(changed, []string{room}) {
 			t.Errorf("rooms changed at 14: %v %v", changed, err)
 		}
-		if changed, _ := db.NotificationRoomsChanged(ctx, "@a:x", 14); len(changed) != 0 {
+		if changed, _ := roomsChanged(ctx, db, "@a:x", 14); len(changed) != 0 {
 			t.Errorf("rooms changed after 14: %v", changed)
+		}
+		// Both at once, as /sync reads them.
+		if cs, changed, err := db.UnreadState(ctx, "@a:x", 13, 12); err != nil || len(cs) != 1 ||
+			cs[0] != (storage.UnreadCount{RoomID: room, ThreadID: "main", Notifications: 2}) || !slices.Equal(changed, []string{room}) {
+			t.Errorf("unread state since 13 up to 12: %+v %v %v", cs, changed, err)
 		}
 		// The stream moves on (the events' positions are made up here).
 		if err := db.WithTx(ctx, func(tx *storage.Tx) error {
@@ -106,7 +112,7 @@ func TestPushNotifications(t *testing.T) {
 		if mark("@a:x", "main", 10) {
 			t.Error("marking again changed something")
 		}
-		changed, err := db.NotificationRoomsChanged(ctx, "@a:x", before)
+		changed, err := roomsChanged(ctx, db, "@a:x", before)
 		if err != nil || !slices.Equal(changed, []string{room}) {
 			t.Errorf("rooms changed since the receipt: %v %v", changed, err)
 		}
@@ -271,7 +277,7 @@ func TestRecordPushesBatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		counts, err := db.UnreadCounts(ctx, "@b:x", 10)
+		counts, err := unreadCounts(ctx, db, "@b:x", 10)
 		if err != nil || len(counts) != 1 || counts[0].RoomID != "!s:x" {
 			t.Fatalf("counts: %+v %v", counts, err)
 		}
@@ -305,6 +311,17 @@ func TestPushRulesOf(t *testing.T) {
 			t.Errorf("PushRulesOf = %v", got)
 		}
 	})
+}
+
+// unreadCounts and roomsChanged are the two halves of UnreadState.
+func unreadCounts(ctx context.Context, db *storage.DB, user string, upto int64) ([]storage.UnreadCount, error) {
+	counts, _, err := db.UnreadState(ctx, user, math.MaxInt64, upto)
+	return counts, err
+}
+
+func roomsChanged(ctx context.Context, db *storage.DB, user string, since int64) ([]string, error) {
+	_, changed, err := db.UnreadState(ctx, user, since, math.MaxInt64)
+	return changed, err
 }
 
 // recordPush records one event's notifications in a transaction of its
@@ -358,7 +375,7 @@ func TestPushUnreadMigration(t *testing.T) {
 		if err := db.Migrate(ctx, migrationsUpTo(t, 19)); err != nil {
 			t.Fatal(err)
 		}
-		counts, err := db.UnreadCounts(ctx, "@a:x", 100)
+		counts, err := unreadCounts(ctx, db, "@a:x", 100)
 		slices.SortFunc(counts, func(a, b storage.UnreadCount) int { return strings.Compare(a.ThreadID, b.ThreadID) })
 		want := []storage.UnreadCount{
 			{RoomID: "!r:x", ThreadID: "$1", Notifications: 1},
@@ -374,7 +391,7 @@ func TestPushUnreadMigration(t *testing.T) {
 		if n, err := db.UnreadTotal(ctx, "@b:x"); err != nil || n != 1 {
 			t.Errorf("unread total of @b: %d %v", n, err)
 		}
-		if rooms, err := db.NotificationRoomsChanged(ctx, "@a:x", 19); err != nil || !slices.Equal(rooms, []string{"!r:x"}) {
+		if rooms, err := roomsChanged(ctx, db, "@a:x", 19); err != nil || !slices.Equal(rooms, []string{"!r:x"}) {
 			t.Errorf("rooms changed after 19: %v %v", rooms, err)
 		}
 		// A receipt at $3 leaves $4, in its thread, unread.
@@ -416,7 +433,7 @@ func TestPruneNotifications(t *testing.T) {
 		if err != nil || len(ns) != 2 || ns[0].EventID != "$4" || ns[1].EventID != "$3" {
 			t.Errorf("notifications after pruning: %+v %v", ns, err)
 		}
-		if counts, err := db.UnreadCounts(ctx, "@a:x", 100); err != nil || len(counts) != 1 || counts[0].Notifications != 2 {
+		if counts, err := unreadCounts(ctx, db, "@a:x", 100); err != nil || len(counts) != 1 || counts[0].Notifications != 2 {
 			t.Errorf("counts after pruning: %+v %v", counts, err)
 		}
 	})
@@ -519,7 +536,7 @@ func TestWithdrawNotifications(t *testing.T) {
 		}
 		check := func(user string, wantN, wantH int, wantIDs ...string) {
 			t.Helper()
-			cs, err := db.UnreadCounts(ctx, user, 1000)
+			cs, err := unreadCounts(ctx, db, user, 1000)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -552,7 +569,7 @@ func TestWithdrawNotifications(t *testing.T) {
 		record(redaction("$r1", before+1, 11))
 		check("@a:x", 2, 2, "$3", "$1")
 		check("@b:x", 0, 0, "$3", "$1")
-		if changed, err := db.NotificationRoomsChanged(ctx, "@a:x", before); err != nil || !slices.Equal(changed, []string{room}) {
+		if changed, err := roomsChanged(ctx, db, "@a:x", before); err != nil || !slices.Equal(changed, []string{room}) {
 			t.Errorf("rooms changed for @a by the redaction: %v %v", changed, err)
 		}
 

@@ -227,48 +227,61 @@ type UnreadCount struct {
 	Highlights    int
 }
 
-// UnreadCounts returns userID's unread notifications of events at stream
-// positions up to upto, per room and thread, where there are any.
-func (db *DB) UnreadCounts(ctx context.Context, userID string, upto int64) ([]UnreadCount, error) {
+// UnreadState returns, in one statement, userID's unread notifications of
+// events at stream positions up to upto, per room and thread, where there
+// are any, and the rooms where their counts changed (a new notification,
+// or a read) after stream position since (none with math.MaxInt64): what a
+// /sync response carries.
+// Only the last change of each room and thread is kept, so a room whose
+// counts changed before and after upto is reported now rather than lost.
+func (db *DB) UnreadState(ctx context.Context, userID string, since, upto int64) (counts []UnreadCount, changed []string, err error) {
 	// The counts are as of now: each comes with the unread notifications
 	// of events after upto, which the caller's response does not have
 	// yet, to take back (one statement, so that both are of one moment).
 	rows, err := db.read.QueryContext(ctx, `
-		SELECT u.room_id, u.thread_id, u.notifications, u.highlights, l.highlight
+		SELECT u.room_id, u.thread_id, u.notifications, u.highlights, u.stream_pos > $3, l.highlight
 		FROM push_unread u LEFT JOIN push_notifications l
-			ON l.user_id = u.user_id AND l.event_pos > $2 AND l.event_pos > u.read_pos
+			ON u.notifications > 0 AND l.user_id = u.user_id AND l.event_pos > $2 AND l.event_pos > u.read_pos
 			AND l.room_id = u.room_id AND l.thread_id = u.thread_id
-		WHERE u.user_id = $1 AND u.notifications > 0`, userID, upto)
+		WHERE u.user_id = $1 AND (u.notifications > 0 OR u.stream_pos > $3)`, userID, upto, since)
 	if err != nil {
-		return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
+		return nil, nil, fmt.Errorf("unread counts of %s: %w", userID, err)
 	}
 	defer rows.Close()
-	var out []UnreadCount
 	index := map[[2]string]int{}
+	seen := map[string]bool{}
 	for rows.Next() {
 		var c UnreadCount
+		var moved bool
 		var late sql.NullBool
-		if err := rows.Scan(&c.RoomID, &c.ThreadID, &c.Notifications, &c.Highlights, &late); err != nil {
-			return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
+		if err := rows.Scan(&c.RoomID, &c.ThreadID, &c.Notifications, &c.Highlights, &moved, &late); err != nil {
+			return nil, nil, fmt.Errorf("unread counts of %s: %w", userID, err)
+		}
+		if moved && !seen[c.RoomID] {
+			seen[c.RoomID] = true
+			changed = append(changed, c.RoomID)
+		}
+		if c.Notifications <= 0 {
+			continue
 		}
 		k := [2]string{c.RoomID, c.ThreadID}
-		i, seen := index[k]
-		if !seen {
-			i = len(out)
+		i, known := index[k]
+		if !known {
+			i = len(counts)
 			index[k] = i
-			out = append(out, c)
+			counts = append(counts, c)
 		}
 		if late.Valid {
-			out[i].Notifications--
+			counts[i].Notifications--
 			if late.Bool {
-				out[i].Highlights--
+				counts[i].Highlights--
 			}
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("unread counts of %s: %w", userID, err)
+		return nil, nil, fmt.Errorf("unread counts of %s: %w", userID, err)
 	}
-	return slices.DeleteFunc(out, func(c UnreadCount) bool { return c.Notifications <= 0 }), nil
+	return slices.DeleteFunc(counts, func(c UnreadCount) bool { return c.Notifications <= 0 }), changed, nil
 }
 
 // UnreadTotal returns how many unread notifications userID has in all
@@ -281,22 +294,4 @@ func (db *DB) UnreadTotal(ctx context.Context, userID string) (int, error) {
 		return 0, fmt.Errorf("unread total of %s: %w", userID, err)
 	}
 	return n, nil
-}
-
-// NotificationRoomsChanged returns the rooms where userID's unread counts
-// changed (a new notification, or a read) after stream position since.
-// Only the last change of each room and thread is kept, so a room whose
-// counts changed before and after the caller's upper bound is reported
-// now rather than lost.
-func (db *DB) NotificationRoomsChanged(ctx context.Context, userID string, since int64) ([]string, error) {
-	rows, err := db.read.QueryContext(ctx, `
-		SELECT DISTINCT room_id FROM push_unread WHERE user_id = $1 AND stream_pos > $2`, userID, since)
-	if err != nil {
-		return nil, fmt.Errorf("notification changes of %s: %w", userID, err)
-	}
-	ids, err := scanStringRows(rows)
-	if err != nil {
-		return nil, fmt.Errorf("notification changes of %s: %w", userID, err)
-	}
-	return ids, nil
 }

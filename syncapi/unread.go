@@ -16,6 +16,7 @@ package syncapi
 
 import (
 	"encoding/json"
+	"math"
 	"slices"
 
 	"github.com/tidwall/gjson"
@@ -33,25 +34,30 @@ type unreadRoom struct {
 
 // addUnread brings into an incremental response the joined rooms whose
 // counts changed since the token, and reads the counts of every joined
-// room in the response.
+// room in the response (one statement for both).
 func (b *syncBuilder) addUnread(memberships []storage.SyncMembership) error {
-	if b.since > 0 && !b.req.fullState {
-		changed, err := b.a.db.NotificationRoomsChanged(b.ctx, b.req.userID, b.since)
-		if err != nil {
-			return err
-		}
-		for _, m := range memberships {
-			if m.Membership == "join" && slices.Contains(changed, m.RoomID) {
-				b.result(m, "join")
-			}
-		}
+	incremental := b.since > 0 && !b.req.fullState
+	hasJoined := func() bool {
+		return slices.ContainsFunc(b.rooms, func(r *roomResult) bool { return r.section == "join" })
 	}
-	if !slices.ContainsFunc(b.rooms, func(r *roomResult) bool { return r.section == "join" }) {
+	if !incremental && !hasJoined() {
 		return nil
 	}
-	counts, err := b.a.db.UnreadCounts(b.ctx, b.req.userID, b.upto)
+	since := int64(math.MaxInt64) // no changed rooms to bring in
+	if incremental {
+		since = b.since
+	}
+	counts, changed, err := b.a.db.UnreadState(b.ctx, b.req.userID, since, b.upto)
 	if err != nil {
 		return err
+	}
+	for _, m := range memberships {
+		if m.Membership == "join" && slices.Contains(changed, m.RoomID) {
+			b.result(m, "join")
+		}
+	}
+	if !hasJoined() {
+		return nil
 	}
 	b.unread = map[string]*unreadRoom{}
 	for _, c := range counts {
