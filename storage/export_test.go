@@ -23,6 +23,10 @@ func CurrentStateEventsQuery(n int) string {
 	return `SELECT ` + eventColumns + eventFrom + currentStateEventsWhere(n)
 }
 
+// SyncStateWithoutMembersQuery is SyncCurrentState's statement for the
+// state other than member events.
+const SyncStateWithoutMembersQuery = `SELECT ` + eventColumns + eventFrom + syncStateWithoutMembersWhere
+
 // SyncMembersQuery is SyncCurrentState's statement for the member events
 // of n users.
 func SyncMembersQuery(n int) string {

@@ -142,3 +142,12 @@ func TestOpenRoomStatePlan(t *testing.T) {
 	checkPlan(t, db, storage.OpenRoomStateQuery, nil,
 		[]string{"events_state_key_stream", "sqlite_autoindex_room_state_1"}, []string{"SCAN"})
 }
+
+// A lazy-loading sync's state other than member events is chosen from the
+// room's state entries and their keys' types before any event is read,
+// not by reading the event of every member of the room.
+func TestSyncStateWithoutMembersPlan(t *testing.T) {
+	db := storagetest.Open(t, storage.SQLite)
+	checkPlan(t, db, storage.SyncStateWithoutMembersQuery, []any{1},
+		[]string{"LIST SUBQUERY", "sqlite_autoindex_room_state_1 (room_nid=?)"}, []string{"SCAN"})
+}

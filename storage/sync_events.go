@@ -141,7 +141,7 @@ func (db *DB) SyncCurrentState(ctx context.Context, roomNID int64, allMembers bo
 	if allMembers {
 		return queryEvents(ctx, db.read, join, roomNID)
 	}
-	out, err := queryEvents(ctx, db.read, join+` AND e.event_type <> 'm.room.member'`, roomNID)
+	out, err := queryEvents(ctx, db.read, syncStateWithoutMembersWhere, roomNID)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +158,14 @@ func (db *DB) SyncCurrentState(ctx context.Context, roomNID int64, allMembers bo
 	}
 	return out, nil
 }
+
+// syncStateWithoutMembersWhere selects the room's ($1) current state but
+// its member events, filtered by the state key's type before any event is
+// read: by the event's type, a lazy-loading sync read the event of every
+// member of the room to return the few other state events.
+const syncStateWithoutMembersWhere = `WHERE e.event_nid IN (
+	SELECT rs.event_nid FROM room_state rs JOIN state_keys rk ON rk.state_key_nid = rs.state_key_nid
+	WHERE rs.room_nid = $1 AND rk.event_type <> 'm.room.member')`
 
 // syncMembersWhere selects the room's ($1) current member events of n users
 // ($2 ...), found by state key: a condition on the events' type and state
