@@ -153,34 +153,44 @@ func (tx *Tx) withdrawNotifications(ctx context.Context, redaction PushEvent) er
 	if err != nil {
 		return fmt.Errorf("withdraw notifications: %w", err)
 	}
-	type withdrawn struct {
-		user, thread string
-		highlight    bool
+	// The users whose notification went, by thread and highlight: a
+	// statement per group, not per user (a big room's redaction withdraws
+	// thousands).
+	type group struct {
+		thread    string
+		highlight bool
 	}
-	var ws []withdrawn
+	users := map[group][]string{}
 	for rows.Next() {
-		var w withdrawn
-		if err := rows.Scan(&w.user, &w.thread, &w.highlight); err != nil {
+		var user string
+		var g group
+		if err := rows.Scan(&user, &g.thread, &g.highlight); err != nil {
 			rows.Close()
 			return fmt.Errorf("withdraw notifications: %w", err)
 		}
-		ws = append(ws, w)
+		users[g] = append(users[g], user)
 	}
 	err = rows.Err()
 	rows.Close()
 	if err != nil {
 		return fmt.Errorf("withdraw notifications: %w", err)
 	}
-	for _, w := range ws {
+	for g, us := range users {
 		highlights := 0
-		if w.highlight {
+		if g.highlight {
 			highlights = 1
 		}
-		if _, err := tx.q.ExecContext(ctx, `
-			UPDATE push_unread SET notifications = notifications - 1, highlights = highlights - $1, stream_pos = $2
-			WHERE user_id = $3 AND room_id = $4 AND thread_id = $5 AND read_pos < $6 AND notifications > 0`,
-			highlights, redaction.EventPos, w.user, redaction.RoomID, w.thread, redaction.Withdraws); err != nil {
-			return fmt.Errorf("withdraw notifications: %w", err)
+		for chunk := range chunks(us, inChunk) {
+			args := []any{highlights, redaction.EventPos, redaction.RoomID, g.thread, redaction.Withdraws}
+			for _, u := range chunk {
+				args = append(args, u)
+			}
+			if _, err := tx.q.ExecContext(ctx, `
+				UPDATE push_unread SET notifications = notifications - 1, highlights = highlights - $1, stream_pos = $2
+				WHERE room_id = $3 AND thread_id = $4 AND read_pos < $5 AND notifications > 0
+				AND user_id IN (`+inList(6, len(chunk))+`)`, args...); err != nil {
+				return fmt.Errorf("withdraw notifications: %w", err)
+			}
 		}
 	}
 	return nil
